@@ -1,0 +1,107 @@
+"""Typed errors for the whole system.
+
+Every error a user can cause or see is one of these. The CLI maps them to exit codes and the
+HTTP layer to status codes in one place each, so a handler never invents its own mapping.
+"""
+
+from __future__ import annotations
+
+
+class AgentfnError(Exception):
+    """Base class. ``field`` names the offending input when there is one."""
+
+    code = "error"
+    status = 500
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UserError(AgentfnError):
+    """Something the caller can fix: bad input, unknown name, unsafe expression."""
+
+    code = "invalid_request"
+    status = 400
+
+
+class ValidationFailed(UserError):
+    """Input did not match its schema."""
+
+    code = "validation_error"
+    status = 422
+
+
+class BlueprintError(UserError):
+    """A workflow, agent or model file is invalid; the message carries file and line."""
+
+    code = "invalid_blueprint"
+    status = 422
+
+
+class ExpressionError(UserError):
+    """An expression is unsafe, malformed, or failed while evaluating."""
+
+    code = "invalid_expression"
+    status = 422
+
+
+class NotFound(AgentfnError):
+    code = "not_found"
+    status = 404
+
+
+class PreconditionFailed(AgentfnError):
+    """A conditional write lost: the key exists, or its etag changed."""
+
+    code = "precondition_failed"
+    status = 412
+
+
+class Conflict(AgentfnError):
+    """The request contradicts the current state (e.g. signalling a finished run)."""
+
+    code = "conflict"
+    status = 409
+
+
+class ConfigError(UserError):
+    """A setting (URL, path, extra) is missing or wrong."""
+
+    code = "config_error"
+
+
+class ToolError(AgentfnError):
+    """A tool raised or rejected its arguments."""
+
+    code = "tool_error"
+
+
+class ModelError(AgentfnError):
+    """A model call failed in a way retrying will not fix."""
+
+    code = "model_error"
+    status = 502
+
+
+class TransientModelError(ModelError):
+    """Timeouts, rate limits, 5xx: worth retrying with backoff."""
+
+    code = "model_unavailable"
+    status = 503
+
+
+class CircuitOpen(TransientModelError):
+    """The breaker is open: calls fail fast until the reset timeout passes."""
+
+    code = "circuit_open"
+
+
+class StepFailed(AgentfnError):
+    """A step may not be retried (bad output, max agent steps reached)."""
+
+    code = "step_failed"

@@ -1,0 +1,187 @@
+"""The only seams between core and the outside world.
+
+Core talks to storage, queues, secrets and models through these protocols and nothing else.
+Every adapter of a port passes the same contract suite (tests/contract/), so core can rely on
+the documented semantics below on every cloud.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, Field
+
+# --------------------------------------------------------------------------- blobs
+
+
+@dataclass(frozen=True, slots=True)
+class Blob:
+    key: str
+    data: bytes
+    etag: str
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a listing; pass ``cursor`` back to get the next page."""
+
+    keys: list[str]
+    cursor: str | None = None
+
+
+@runtime_checkable
+class BlobStore(Protocol):
+    """Key/value objects with etags.
+
+    - ``get`` raises :class:`core.errors.NotFound`.
+    - ``put_if_absent`` raises :class:`core.errors.PreconditionFailed` if the key exists.
+    - ``put_if_match`` raises ``PreconditionFailed`` if the key is missing or its etag differs;
+      exactly one of several racing writers with the same etag wins.
+    - ``list`` returns keys under ``prefix`` in lexicographic order, at most ``limit`` a page.
+    - ``delete`` is idempotent.
+    """
+
+    def get(self, key: str) -> Blob: ...
+
+    def put(self, key: str, data: bytes) -> str: ...
+
+    def put_if_absent(self, key: str, data: bytes) -> str: ...
+
+    def put_if_match(self, key: str, data: bytes, etag: str) -> str: ...
+
+    def list(self, prefix: str = "", *, cursor: str | None = None, limit: int = 1000) -> Page: ...
+
+    def delete(self, key: str) -> None: ...
+
+
+# --------------------------------------------------------------------------- queues
+
+
+@dataclass(slots=True)
+class QueueMessage:
+    """A received job. ``attempts`` counts deliveries, this one included."""
+
+    id: str
+    body: dict[str, Any]
+    attempts: int
+    receipt: str
+    priority: int = 0
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    id: str
+    body: dict[str, Any]
+    attempts: int
+    reason: str
+    failed_at: float
+
+
+@runtime_checkable
+class Queue(Protocol):
+    """At-least-once job queue.
+
+    - ``send``: ``delay`` seconds before the job becomes visible; higher ``priority`` is
+      received first among visible jobs.
+    - ``receive``: hides each returned job for ``visibility_timeout`` seconds; a job not acked
+      by then is delivered again. A job already delivered ``max_attempts`` times is moved to the
+      dead-letter queue instead of being delivered again.
+    - ``ack``: deletes the job; acking with a stale receipt is a no-op.
+    - ``retry``: makes the job visible again after ``delay`` seconds.
+    - ``dead_letter``: moves the job to the dead-letter queue with a reason.
+    """
+
+    max_attempts: int
+
+    def send(self, body: dict[str, Any], *, delay: float = 0.0, priority: int = 0) -> str: ...
+
+    def receive(
+        self, max_messages: int = 1, *, visibility_timeout: float = 30.0
+    ) -> list[QueueMessage]: ...
+
+    def ack(self, message: QueueMessage) -> None: ...
+
+    def retry(self, message: QueueMessage, *, delay: float = 0.0) -> None: ...
+
+    def dead_letter(self, message: QueueMessage, reason: str) -> None: ...
+
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]: ...
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+@runtime_checkable
+class SecretStore(Protocol):
+    """Named secrets. Raises ``NotFound``; implementations cache with a TTL and never log values."""
+
+    def get(self, name: str) -> str: ...
+
+
+# --------------------------------------------------------------------------- models
+
+
+class ToolCall(BaseModel):
+    id: str
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class Message(BaseModel):
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str | None = None
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    tool_call_id: str | None = None
+    name: str | None = None
+
+
+class ToolSpec(BaseModel):
+    """What a model sees of a tool: its name, purpose and JSON schema of arguments."""
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class ChatRequest(BaseModel):
+    messages: list[Message]
+    tools: list[ToolSpec] = Field(default_factory=list)
+    model: str | None = None
+    agent: str | None = None
+    temperature: float | None = None
+
+
+class ChatReply(BaseModel):
+    content: str | None = None
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    model: str = ""
+    finish_reason: str = "stop"
+
+
+@runtime_checkable
+class Model(Protocol):
+    """A chat model. Raises ``TransientModelError`` for what retrying may fix, else ``ModelError``."""
+
+    name: str
+
+    def chat(self, request: ChatRequest) -> ChatReply: ...
+
+
+@dataclass(slots=True)
+class Ports:
+    """The adapters one deployment runs with."""
+
+    blobs: BlobStore
+    queue: Queue
+    secrets: SecretStore
