@@ -1,0 +1,316 @@
+"""BlobStore on a local directory: one file per key, readable with ordinary tools.
+
+Writers of one key are serialised across processes with ``fcntl.flock`` so conditional writes
+(``put_if_absent``/``put_if_match``) are linearizable; readers never lock because every write
+lands with an atomic ``os.replace``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from core.errors import NotFound, PreconditionFailed, UserError
+from core.ports import Blob, Page
+
+__all__ = ["FileBlobStore"]
+
+_LOCK_DIR = ".locks"
+# Temp files live next to their target so os.replace never crosses a filesystem.
+_TMP_PREFIX = ".~tmp-"
+_MAX_SEGMENT = 255  # NAME_MAX on common filesystems
+_MKDIR_RETRIES = 100
+
+
+def _etag(data: bytes) -> str:
+    return '"' + hashlib.blake2b(data, digest_size=16).hexdigest() + '"'
+
+
+def _norm_etag(etag: str) -> str:
+    """Accept etags with or without quotes (and a weak ``W/`` marker) so callers may strip them."""
+    etag = etag.strip()
+    if etag.startswith("W/"):
+        etag = etag[2:]
+    return etag.strip('"')
+
+
+def _check_path(value: object, field: str, *, allow_empty: bool) -> str:
+    """Reject anything that could escape the root or alias another key."""
+    if not isinstance(value, str):
+        raise UserError(f"{field} must be a string, got {type(value).__name__}", field=field)
+    if not value:
+        if allow_empty:
+            return value
+        raise UserError(f"{field} must not be empty", field=field)
+    if "\x00" in value:
+        raise UserError(f"{field} {value!r} contains a NUL character", field=field)
+    if "\\" in value:
+        raise UserError(f"{field} {value!r} contains a backslash; use '/'", field=field)
+    if value.startswith("/"):
+        raise UserError(f"{field} {value!r} is absolute; keys are relative paths", field=field)
+    segments = value.split("/")
+    if field == "prefix":
+        # The last segment of a prefix may be partial or empty ("runs/" or "runs/ab").
+        segments, last = segments[:-1], segments[-1]
+        if last in (".", ".."):
+            segments.append(last)
+    for seg in segments:
+        if seg == "..":
+            raise UserError(f"{field} {value!r} contains a '..' segment", field=field)
+        if seg in ("", "."):
+            raise UserError(f"{field} {value!r} contains an empty or '.' segment", field=field)
+        if len(seg.encode("utf-8", "surrogatepass")) > _MAX_SEGMENT:
+            raise UserError(
+                f"{field} {value!r} has a segment longer than {_MAX_SEGMENT} bytes", field=field
+            )
+        if seg.startswith(_TMP_PREFIX):
+            raise UserError(
+                f"{field} {value!r} uses the reserved segment prefix {_TMP_PREFIX!r}", field=field
+            )
+    if segments and segments[0] == _LOCK_DIR:
+        raise UserError(f"{field} {value!r} is under the reserved {_LOCK_DIR!r} dir", field=field)
+    return value
+
+
+class FileBlobStore:
+    """Objects as files under ``root``; etag = quoted blake2b-128 of the content.
+
+    Because a key is a path, a key cannot coexist with keys below it ("a" and "a/b"): writing
+    one while the other exists raises ``UserError(field="key")``.
+    Etags are content hashes, so rewriting identical bytes keeps the etag (as on S3).
+    """
+
+    def __init__(self, root: str | Path, *, durable: bool = False) -> None:
+        self.root = Path(root).resolve()
+        self.durable = durable
+        self._locks = self.root / _LOCK_DIR
+        self._locks.mkdir(parents=True, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"FileBlobStore(root={str(self.root)!r}, durable={self.durable})"
+
+    # ------------------------------------------------------------------ reads
+
+    def get(self, key: str) -> Blob:
+        path = self._path(key)
+        data = self._read(path)
+        if data is None:
+            raise NotFound(f"blob {key!r} not found")
+        return Blob(key=key, data=data, etag=_etag(data))
+
+    def list(self, prefix: str = "", *, cursor: str | None = None, limit: int = 1000) -> Page:
+        _check_path(prefix, "prefix", allow_empty=True)
+        if cursor is not None and not isinstance(cursor, str):
+            raise UserError("cursor must be a string or None", field="cursor")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise UserError("limit must be a positive integer", field="limit")
+        # Only the directory holding the prefix is walked; its last segment filters names.
+        dir_part, _, name_prefix = prefix.rpartition("/")
+        base = self.root / dir_part if dir_part else self.root
+        key_base = dir_part + "/" if dir_part else ""
+        keys: list[str] = []
+        for key in self._walk(base, key_base, name_prefix, cursor):
+            keys.append(key)
+            if len(keys) > limit:
+                return Page(keys=keys[:limit], cursor=keys[limit - 1])
+        return Page(keys=keys, cursor=None)
+
+    # ------------------------------------------------------------------ writes
+
+    def put(self, key: str, data: bytes) -> str:
+        path = self._path(key)
+        data = self._bytes(data)
+        with self._lock(key):
+            self._write(key, path, data)
+        return _etag(data)
+
+    def put_if_absent(self, key: str, data: bytes) -> str:
+        path = self._path(key)
+        data = self._bytes(data)
+        with self._lock(key):
+            if path.is_file():
+                raise PreconditionFailed(f"blob {key!r} already exists")
+            self._write(key, path, data)
+        return _etag(data)
+
+    def put_if_match(self, key: str, data: bytes, etag: str) -> str:
+        path = self._path(key)
+        data = self._bytes(data)
+        if not isinstance(etag, str):
+            raise UserError("etag must be a string", field="etag")
+        with self._lock(key):
+            current = self._read(path)
+            if current is None:
+                raise PreconditionFailed(f"blob {key!r} does not exist")
+            if _norm_etag(_etag(current)) != _norm_etag(etag):
+                raise PreconditionFailed(f"blob {key!r} changed (etag mismatch)")
+            self._write(key, path, data)
+        return _etag(data)
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        with self._lock(key):
+            try:
+                path.unlink()
+            except (FileNotFoundError, NotADirectoryError):
+                return
+            except IsADirectoryError:
+                return  # "key" is only a prefix of other keys: nothing stored under it.
+        self._prune(path.parent)
+
+    # ------------------------------------------------------------------ internals
+
+    def _path(self, key: str) -> Path:
+        return self.root / _check_path(key, "key", allow_empty=False)
+
+    @staticmethod
+    def _bytes(data: bytes) -> bytes:
+        if isinstance(data, bytearray | memoryview):
+            return bytes(data)
+        if not isinstance(data, bytes):
+            raise UserError(f"data must be bytes, got {type(data).__name__}", field="data")
+        return data
+
+    @staticmethod
+    def _read(path: Path) -> bytes | None:
+        try:
+            with open(path, "rb") as f:
+                return f.read()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+
+    @contextlib.contextmanager
+    def _lock(self, key: str) -> Iterator[None]:
+        """Exclusive per-key lock shared by all processes; released when the fd closes."""
+        name = hashlib.blake2b(key.encode("utf-8"), digest_size=16).hexdigest() + ".lock"
+        try:
+            fd = os.open(self._locks / name, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:  # someone removed .locks; recreate it
+            self._locks.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self._locks / name, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing drops the flock
+
+    def _write(self, key: str, path: Path, data: bytes) -> None:
+        parent = path.parent
+        fd, tmp = self._open_tmp(key, parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                if self.durable:
+                    f.flush()
+                    os.fsync(f.fileno())
+            try:
+                os.replace(tmp, path)
+            except (IsADirectoryError, NotADirectoryError) as exc:
+                raise self._conflict(key) from exc
+            except OSError as exc:
+                if exc.errno in (errno.EISDIR, errno.ENOTEMPTY, errno.EEXIST):
+                    raise self._conflict(key) from exc
+                raise
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        if self.durable:
+            self._fsync_dir(parent)
+
+    def _open_tmp(self, key: str, parent: Path) -> tuple[int, Path]:
+        """Create the parent dirs and an exclusive temp file in them.
+
+        A concurrent ``delete`` may prune a directory between our mkdir and open (which makes
+        even ``mkdir(exist_ok=True)`` fail), so retry unless a file really blocks the path.
+        """
+        for attempt in range(_MKDIR_RETRIES):
+            tmp = parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
+            try:
+                os.makedirs(parent, exist_ok=True)
+                return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), tmp
+            except (FileNotFoundError, FileExistsError, NotADirectoryError) as exc:
+                if self._file_in_the_way(parent):
+                    raise self._conflict(key) from exc
+                if attempt == _MKDIR_RETRIES - 1:
+                    raise
+            except OSError as exc:
+                if exc.errno == errno.ENAMETOOLONG:
+                    raise UserError(
+                        f"key {key!r} is too long for the filesystem", field="key"
+                    ) from exc
+                raise
+        raise AssertionError("unreachable")
+
+    def _file_in_the_way(self, directory: Path) -> bool:
+        while directory != self.root and self.root in directory.parents:
+            if directory.exists() and not directory.is_dir():
+                return True
+            directory = directory.parent
+        return False
+
+    @staticmethod
+    def _conflict(key: str) -> UserError:
+        return UserError(
+            f"key {key!r} conflicts with an existing key: the local store cannot hold both "
+            "a key and keys below it",
+            field="key",
+        )
+
+    @staticmethod
+    def _fsync_dir(path: Path) -> None:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _prune(self, directory: Path) -> None:
+        """Best effort: remove now-empty parents so deleted prefixes leave no trace."""
+        while directory != self.root and self.root in directory.parents:
+            try:
+                directory.rmdir()
+            except OSError:
+                return
+            directory = directory.parent
+
+    def _walk(
+        self, base: Path, key_base: str, name_prefix: str, cursor: str | None
+    ) -> Iterator[str]:
+        """Yield keys under ``base`` in lexicographic order, strictly after ``cursor``.
+
+        A directory sorts as ``name + "/"`` because every key inside it starts with that, which
+        makes a sorted depth-first walk produce exactly the lexicographic order of full keys.
+        """
+        try:
+            with os.scandir(base) as it:
+                entries = []
+                for entry in it:
+                    name = entry.name
+                    if not name.startswith(name_prefix) or name.startswith(_TMP_PREFIX):
+                        continue
+                    if not key_base and name == _LOCK_DIR:
+                        continue
+                    try:
+                        is_dir = entry.is_dir(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    entries.append((name + "/" if is_dir else name, is_dir, entry.path))
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        entries.sort()
+        for sort_name, is_dir, path in entries:
+            full = key_base + sort_name
+            if is_dir:
+                # Every key below starts with `full`; skip the subtree if all of it is <= cursor.
+                if cursor is not None and full < cursor and not cursor.startswith(full):
+                    continue
+                yield from self._walk(Path(path), full, "", cursor)
+            elif cursor is None or full > cursor:
+                yield full

@@ -1,0 +1,338 @@
+"""Queue on a SQLite file: durable, multi-process safe, no server to run.
+
+``receive`` claims jobs inside ``BEGIN IMMEDIATE`` so two processes can never claim the same
+visible job; WAL mode lets readers proceed while one writer holds the lock.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from core.errors import UserError
+from core.ports import DeadLetter, QueueMessage
+
+__all__ = ["SqliteQueue"]
+
+_BUSY_TIMEOUT_MS = 30_000
+_MAX_RECEIVE = 100
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    id         TEXT    NOT NULL UNIQUE,
+    queue      TEXT    NOT NULL,
+    body       TEXT    NOT NULL,
+    priority   INTEGER NOT NULL DEFAULT 0,
+    visible_at REAL    NOT NULL,
+    attempts   INTEGER NOT NULL DEFAULT 0,
+    receipt    TEXT,
+    created_at REAL    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, visible_at, priority);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id        TEXT    NOT NULL,
+    queue     TEXT    NOT NULL,
+    body      TEXT    NOT NULL,
+    attempts  INTEGER NOT NULL,
+    reason    TEXT    NOT NULL,
+    failed_at REAL    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dead_letters_queue ON dead_letters (queue);
+"""
+
+
+def _number(value: object, field: str, *, positive: bool) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        v = float(value)
+        if math.isfinite(v) and (v > 0 or (v == 0 and not positive)):
+            return v
+    rule = "> 0" if positive else ">= 0"
+    raise UserError(f"{field} must be a finite number {rule}, got {value!r}", field=field)
+
+
+def _retry_locked(fn: Callable[[], object]) -> None:
+    """Run a setup statement, retrying "database is locked".
+
+    Switching a fresh file to WAL can fail with SQLITE_BUSY without consulting the busy
+    handler when several processes open it at once, so ``busy_timeout`` alone is not enough.
+    """
+    deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+    pause = 0.001
+    while True:
+        try:
+            fn()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
+
+
+def _create_schema(conn: sqlite3.Connection) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for stmt in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
+            conn.execute(stmt)
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+class SqliteQueue:
+    """At-least-once queue in one SQLite file; several named queues may share the file.
+
+    Connections are per thread and per process (rebuilt after ``fork``), so one instance can be
+    shared by threads and inherited by child processes.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        name: str = "jobs",
+        max_attempts: int = 5,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise UserError("queue name must be a non-empty string", field="name")
+        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+            raise UserError("max_attempts must be an integer >= 1", field="max_attempts")
+        self.path = Path(path)
+        self.name = name
+        self.max_attempts = max_attempts
+        self.clock = clock
+        self._setup()
+
+    def _setup(self) -> None:
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        self._pid = os.getpid()
+        self._schema_ready = False
+
+    def __repr__(self) -> str:
+        return (
+            f"SqliteQueue(path={str(self.path)!r}, name={self.name!r}, "
+            f"max_attempts={self.max_attempts})"
+        )
+
+    # Pickling rebuilds connections on the other side (spawned workers get a working queue).
+    def __getstate__(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "name": self.name,
+            "max_attempts": self.max_attempts,
+            "clock": self.clock,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._setup()
+
+    # ------------------------------------------------------------------ protocol
+
+    def send(self, body: dict[str, Any], *, delay: float = 0.0, priority: int = 0) -> str:
+        if not isinstance(body, dict):
+            raise UserError(f"body must be a JSON object, got {type(body).__name__}", field="body")
+        try:
+            encoded = json.dumps(body, allow_nan=False, separators=(",", ":"))
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"body is not JSON-serialisable: {exc}", field="body") from exc
+        delay_s = _number(delay, "delay", positive=False)
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise UserError("priority must be an integer", field="priority")
+        if not -(2**63) <= priority < 2**63:
+            raise UserError("priority is out of the 64-bit range", field="priority")
+        msg_id = uuid.uuid4().hex
+        now = self.clock()
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO messages (id, queue, body, priority, visible_at, attempts, created_at)"
+                " VALUES (?, ?, ?, ?, ?, 0, ?)",
+                (msg_id, self.name, encoded, priority, now + delay_s, now),
+            )
+        return msg_id
+
+    def receive(
+        self, max_messages: int = 1, *, visibility_timeout: float = 30.0
+    ) -> list[QueueMessage]:
+        if (
+            isinstance(max_messages, bool)
+            or not isinstance(max_messages, int)
+            or not 1 <= max_messages <= _MAX_RECEIVE
+        ):
+            raise UserError(
+                f"max_messages must be an integer in 1..{_MAX_RECEIVE}", field="max_messages"
+            )
+        timeout = _number(visibility_timeout, "visibility_timeout", positive=True)
+        out: list[QueueMessage] = []
+        reason = f"max attempts ({self.max_attempts}) exceeded"
+        with self._tx() as db:
+            now = self.clock()
+            while len(out) < max_messages:
+                rows = db.execute(
+                    "SELECT seq, id, body, priority, attempts FROM messages"
+                    " WHERE queue = ? AND visible_at <= ?"
+                    " ORDER BY priority DESC, seq ASC LIMIT ?",
+                    (self.name, now, max_messages - len(out)),
+                ).fetchall()
+                if not rows:
+                    break
+                for seq, msg_id, body, priority, attempts in rows:
+                    if attempts >= self.max_attempts:
+                        self._move_to_dlq(db, seq, reason, now)
+                        continue
+                    receipt = uuid.uuid4().hex
+                    db.execute(
+                        "UPDATE messages SET attempts = attempts + 1, receipt = ?, visible_at = ?"
+                        " WHERE seq = ?",
+                        (receipt, now + timeout, seq),
+                    )
+                    out.append(
+                        QueueMessage(
+                            id=msg_id,
+                            body=json.loads(body),
+                            attempts=attempts + 1,
+                            receipt=receipt,
+                            priority=priority,
+                        )
+                    )
+        return out
+
+    def ack(self, message: QueueMessage) -> None:
+        with self._tx() as db:
+            db.execute(
+                "DELETE FROM messages WHERE queue = ? AND id = ? AND receipt = ?",
+                (self.name, message.id, message.receipt),
+            )
+
+    def retry(self, message: QueueMessage, *, delay: float = 0.0) -> None:
+        """Release the job early; the receipt becomes stale (the job is no longer ours)."""
+        delay_s = _number(delay, "delay", positive=False)
+        with self._tx() as db:
+            db.execute(
+                "UPDATE messages SET visible_at = ?, receipt = NULL"
+                " WHERE queue = ? AND id = ? AND receipt = ?",
+                (self.clock() + delay_s, self.name, message.id, message.receipt),
+            )
+
+    def dead_letter(self, message: QueueMessage, reason: str) -> None:
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT seq FROM messages WHERE queue = ? AND id = ? AND receipt = ?",
+                (self.name, message.id, message.receipt),
+            ).fetchone()
+            if row is not None:
+                self._move_to_dlq(db, row[0], str(reason), self.clock())
+
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise UserError("limit must be a positive integer", field="limit")
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT id, body, attempts, reason, failed_at FROM dead_letters"
+                " WHERE queue = ? ORDER BY rowid DESC LIMIT ?",
+                (self.name, limit),
+            )
+            .fetchall()
+        )
+        return [
+            DeadLetter(id=i, body=json.loads(b), attempts=a, reason=r, failed_at=f)
+            for i, b, a, r, f in rows
+        ]
+
+    # ------------------------------------------------------------------ extras
+
+    def depth(self) -> int:
+        """Jobs in this queue, visible or not (dead letters excluded)."""
+        row = (
+            self._conn()
+            .execute("SELECT COUNT(*) FROM messages WHERE queue = ?", (self.name,))
+            .fetchone()
+        )
+        return int(row[0])
+
+    def purge(self, *, dead_letters: bool = False) -> None:
+        """Drop every job of this queue (and its dead letters if asked)."""
+        with self._tx() as db:
+            db.execute("DELETE FROM messages WHERE queue = ?", (self.name,))
+            if dead_letters:
+                db.execute("DELETE FROM dead_letters WHERE queue = ?", (self.name,))
+
+    def close(self) -> None:
+        """Close this process's connections; the queue reconnects if used again."""
+        with self._conns_lock:
+            conns, self._conns = self._conns, []
+        if self._pid == os.getpid():
+            for conn in conns:
+                conn.close()
+        self._local = threading.local()
+
+    # ------------------------------------------------------------------ internals
+
+    def _move_to_dlq(self, db: sqlite3.Connection, seq: int, reason: str, now: float) -> None:
+        db.execute(
+            "INSERT INTO dead_letters (id, queue, body, attempts, reason, failed_at)"
+            " SELECT id, queue, body, attempts, ?, ? FROM messages WHERE seq = ?",
+            (reason, now, seq),
+        )
+        db.execute("DELETE FROM messages WHERE seq = ?", (seq,))
+
+    def _conn(self) -> sqlite3.Connection:
+        pid = os.getpid()
+        if pid != self._pid:
+            # Inherited across fork: never touch (or close) the parent's handles; start over.
+            # The old objects are kept alive on purpose so their finalizers never run here.
+            _ABANDONED.append((self._local, self._conns))
+            self._setup()
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                self.path,
+                timeout=_BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,  # we issue BEGIN IMMEDIATE / COMMIT ourselves
+                check_same_thread=False,  # only so close() may run on another thread
+            )
+            conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            _retry_locked(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone())
+            conn.execute("PRAGMA synchronous = NORMAL")
+            if not self._schema_ready:
+                _retry_locked(lambda: _create_schema(conn))
+                self._schema_ready = True
+            self._local.conn = conn
+            with self._conns_lock:
+                self._conns.append(conn)
+        return conn
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that takes the write lock up front, so reads inside are current."""
+        db = self._conn()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+
+_ABANDONED: list[object] = []

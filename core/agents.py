@@ -1,0 +1,111 @@
+"""Agents: instructions + a model + tools, run one checkpointed turn at a time.
+
+An agent's loop (ask the model, run the tools it asks for, ask again) is cut into turns. The
+engine runs each turn as its own step and records its messages, so a worker that dies
+mid-loop loses at most one turn, and a long conversation never has to fit in one function
+invocation.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.errors import ModelError, StepFailed, ToolError
+from core.ports import ChatReply, ChatRequest, Message, ToolCall, ToolSpec
+
+
+class AgentSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    instructions: str = Field(min_length=1)
+    model: str = "default"
+    tools: list[str] = Field(default_factory=list)
+    max_steps: int = Field(default=8, ge=1, le=100)
+    output: Literal["text", "json"] = "text"
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    capabilities: list[str] = Field(default_factory=list)
+
+
+@dataclass
+class TurnResult:
+    messages: list[Message]
+    reply: ChatReply
+    final: Any = None
+    done: bool = False
+
+
+ModelCall = Callable[[ChatRequest], ChatReply]
+ToolCaller = Callable[[int, ToolCall], str]
+
+
+def opening_messages(spec: AgentSpec, prompt: str) -> list[Message]:
+    return [Message(role="system", content=spec.instructions), Message(role="user", content=prompt)]
+
+
+def take_turn(
+    *,
+    name: str,
+    spec: AgentSpec,
+    messages: list[Message],
+    tools: list[ToolSpec],
+    turn: int,
+    call_model: ModelCall,
+    call_tool: ToolCaller,
+) -> TurnResult:
+    """Ask the model once; run the tools it requests; say whether the agent has finished."""
+    request = ChatRequest(
+        messages=messages, tools=tools, agent=name, temperature=spec.temperature
+    )
+    reply = call_model(request)
+    history = [
+        *messages,
+        Message(role="assistant", content=reply.content, tool_calls=reply.tool_calls),
+    ]
+    if not reply.tool_calls:
+        return TurnResult(history, reply, final=_final_output(name, spec, reply), done=True)
+    if turn + 1 >= spec.max_steps:
+        raise StepFailed(
+            f"agent {name!r} reached max_steps={spec.max_steps} without a final answer"
+        )
+    allowed = {t.name for t in tools}
+    for index, call in enumerate(reply.tool_calls):
+        if call.name not in allowed:
+            content = f"error: tool {call.name!r} is not available to this agent"
+        else:
+            try:
+                content = call_tool(index, call)
+            except ToolError as exc:
+                # The model proposed bad arguments: tell it, so it can correct itself.
+                content = f"error: {exc.message}"
+        history.append(
+            Message(role="tool", content=content, tool_call_id=call.id, name=call.name)
+        )
+    return TurnResult(history, reply)
+
+
+def tool_result_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _final_output(name: str, spec: AgentSpec, reply: ChatReply) -> Any:
+    text = reply.content or ""
+    if spec.output == "text":
+        return text
+    try:
+        return json.loads(_strip_fence(text))
+    except json.JSONDecodeError as exc:
+        # Retryable: a sampled model may well answer correctly on the next attempt.
+        raise ModelError(f"agent {name!r} must answer in JSON but did not: {exc.msg}") from None
+
+
+def _strip_fence(text: str) -> str:
+    stripped = text.strip()
+    if stripped.startswith("```") and stripped.endswith("```"):
+        body = stripped[3:-3]
+        return body.split("\n", 1)[1] if "\n" in body else body
+    return stripped

@@ -1,0 +1,59 @@
+"""The prompt log: every model call a run makes, with inputs, outputs, usage and latency.
+
+Each entry is keyed by the step that made the call and written with put_if_absent. That makes
+the log double as the memo of model calls: a step re-executed after a crash reuses the recorded
+reply instead of paying (and sampling) again, and a replay can serve a run's recorded replies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from pydantic import BaseModel
+
+from core.errors import NotFound, PreconditionFailed
+from core.ports import BlobStore, ChatReply, ChatRequest
+from core.runs import iter_keys, key_part
+
+
+class PromptRecord(BaseModel):
+    run_id: str
+    step: str
+    agent: str | None
+    model: str
+    request: ChatRequest
+    reply: ChatReply
+    latency_ms: float
+    cost_usd: float
+    at: float
+    replayed_from: str | None = None
+
+
+class PromptLog:
+    def __init__(self, blobs: BlobStore) -> None:
+        self.blobs = blobs
+
+    @staticmethod
+    def key(run_id: str, step: str) -> str:
+        return f"runs/{run_id}/prompts/{key_part(step)}.json"
+
+    def get(self, run_id: str, step: str) -> PromptRecord | None:
+        try:
+            return PromptRecord.model_validate_json(self.blobs.get(self.key(run_id, step)).data)
+        except NotFound:
+            return None
+
+    def record(self, entry: PromptRecord) -> PromptRecord:
+        """Store ``entry`` unless the step already logged a call; return the one that counts."""
+        try:
+            self.blobs.put_if_absent(
+                self.key(entry.run_id, entry.step), entry.model_dump_json().encode()
+            )
+            return entry
+        except PreconditionFailed:
+            existing = self.get(entry.run_id, entry.step)
+            return existing if existing is not None else entry
+
+    def entries(self, run_id: str) -> Iterator[PromptRecord]:
+        for key in iter_keys(self.blobs, f"runs/{run_id}/prompts/"):
+            yield PromptRecord.model_validate_json(self.blobs.get(key).data)

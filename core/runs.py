@@ -1,0 +1,255 @@
+"""Run and step records, stored in a BlobStore and updated only by compare-and-swap.
+
+Layout under the store (one prefix per run, so a run can be listed, copied or deleted alone)::
+
+    runs/<id>/run.json             the Run: status, frontier, join arrivals, totals (CAS)
+    runs/<id>/steps/<key>.json     one StepRecord per step: claim, then result (CAS)
+    runs/<id>/nodes/<node>.json    a finished node's output (put_if_absent: first writer wins)
+    runs/<id>/prompts/<key>.json   the prompt log entry of the model call made by a step
+    runs/<id>/calls/<key>/<i>.json the result of tool call i made inside an agent turn
+    blueprints/<sha256>.json       the blueprint snapshot a run executes
+    index/runs/<inverted-ms>_<id>  empty marker: lists runs newest first
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from enum import StrEnum
+from typing import Any, Literal, TypeVar
+from urllib.parse import quote
+
+from pydantic import BaseModel, Field
+
+from core.errors import NotFound, PreconditionFailed
+from core.ports import BlobStore, Usage
+from core.workflows import LoadedBlueprint
+
+T = TypeVar("T", bound=BaseModel)
+
+_MAX_CAS_ATTEMPTS = 200
+_INDEX = "index/runs/"
+
+
+class RunStatus(StrEnum):
+    queued = "queued"
+    running = "running"
+    waiting = "waiting"
+    completed = "completed"
+    failed = "failed"
+    cancelled = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (RunStatus.completed, RunStatus.failed, RunStatus.cancelled)
+
+
+class RunError(BaseModel):
+    step: str
+    type: str
+    message: str
+    attempts: int = 0
+
+
+class Waiting(BaseModel):
+    signal: str
+    deadline: float
+
+
+class Run(BaseModel):
+    id: str
+    workflow: str
+    status: RunStatus = RunStatus.queued
+    input: dict[str, Any] = Field(default_factory=dict)
+    blueprint_key: str
+    created_at: float
+    updated_at: float
+    finished_at: float | None = None
+    correlation_id: str = ""
+    replay_of: str | None = None
+    live_replay: bool = False
+    # The frontier: step keys enqueued and not yet finished, and every finished step key.
+    pending: set[str] = Field(default_factory=set)
+    done: set[str] = Field(default_factory=set)
+    # Graph bookkeeping: nodes started, skipped (dead paths), finished, and join arrivals.
+    started: set[str] = Field(default_factory=set)
+    skipped: set[str] = Field(default_factory=set)
+    finished: set[str] = Field(default_factory=set)
+    arrivals: dict[str, dict[str, bool]] = Field(default_factory=dict)
+    fan_out: dict[str, int] = Field(default_factory=dict)
+    waiting: dict[str, Waiting] = Field(default_factory=dict)
+    usage: Usage = Field(default_factory=Usage)
+    cost_usd: float = 0.0
+    steps_run: int = 0
+    error: RunError | None = None
+    output: Any = None
+
+
+class StepOutcome(BaseModel):
+    """What a step produced; recorded before the run advances, replayed on redelivery."""
+
+    output: Any = None
+    continue_with: list[str] = Field(default_factory=list)
+    completes: str | None = None
+    edges: dict[str, bool] = Field(default_factory=dict)
+    wait: Waiting | None = None
+    fan_out: int | None = None
+    fail_run: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+    cost_usd: float = 0.0
+
+
+class StepRecord(BaseModel):
+    key: str
+    status: Literal["running", "done", "failed"]
+    attempt: int = 1
+    worker: str = ""
+    started_at: float
+    lease_until: float = 0.0
+    finished_at: float | None = None
+    outcome: StepOutcome | None = None
+    error: str | None = None
+    duration_ms: float | None = None
+    enqueued: bool = False  # the steps its advance added were sent
+
+
+def new_run_id(now: float | None = None) -> str:
+    """Sortable by creation time, unguessable, safe in URLs and keys."""
+    ms = int((time.time() if now is None else now) * 1000)
+    return f"run_{ms:013x}{secrets.token_hex(5)}"
+
+
+def dump(model: BaseModel) -> bytes:
+    return model.model_dump_json().encode()
+
+
+def key_part(step_key: str) -> str:
+    """Step keys hold '[', ']', '@', '~': quote them so every store accepts the key."""
+    return quote(step_key, safe="")
+
+
+class RunStore:
+    def __init__(self, blobs: BlobStore, *, worker: str | None = None) -> None:
+        self.blobs = blobs
+        self.worker = worker or f"{os.uname().nodename}:{os.getpid()}"
+
+    # ------------------------------------------------------------------ blueprints
+
+    def save_blueprint(self, loaded: LoadedBlueprint) -> str:
+        data = loaded.model_dump_json(by_alias=True).encode()
+        key = f"blueprints/{hashlib.sha256(data).hexdigest()}.json"
+        try:
+            self.blobs.put_if_absent(key, data)
+        except PreconditionFailed:
+            pass  # content-addressed: the same snapshot is already there
+        return key
+
+    def load_blueprint(self, key: str) -> LoadedBlueprint:
+        return LoadedBlueprint.model_validate_json(self.blobs.get(key).data)
+
+    # ------------------------------------------------------------------ runs
+
+    def create(self, run: Run) -> None:
+        self.blobs.put_if_absent(f"runs/{run.id}/run.json", dump(run))
+        inverted = 10**13 - int(run.created_at * 1000)
+        self.blobs.put(f"{_INDEX}{inverted:013d}_{run.id}", b"")
+
+    def get(self, run_id: str) -> Run:
+        return self._get(run_id)[0]
+
+    def _get(self, run_id: str) -> tuple[Run, str]:
+        try:
+            blob = self.blobs.get(f"runs/{run_id}/run.json")
+        except NotFound:
+            raise NotFound(f"run {run_id!r} not found", field="run_id") from None
+        return Run.model_validate_json(blob.data), blob.etag
+
+    def update(self, run_id: str, change: Callable[[Run], bool]) -> Run:
+        """Apply ``change`` under compare-and-swap; it returns False to leave the run as is.
+
+        ``change`` may run several times (after lost races), so it must be a pure function of
+        the run it is given.
+        """
+        for attempt in range(_MAX_CAS_ATTEMPTS):
+            run, etag = self._get(run_id)
+            if not change(run):
+                return run
+            run.updated_at = time.time()
+            try:
+                self.blobs.put_if_match(f"runs/{run_id}/run.json", dump(run), etag)
+                return run
+            except PreconditionFailed:
+                time.sleep(random.uniform(0, 0.002 * min(attempt + 1, 20)))
+        raise PreconditionFailed(f"run {run_id!r}: too much contention, update not applied")
+
+    def list_runs(self, *, cursor: str | None = None, limit: int = 50) -> tuple[list[Run], str | None]:
+        page = self.blobs.list(_INDEX, cursor=cursor, limit=limit)
+        runs = []
+        for key in page.keys:
+            run_id = key[len(_INDEX):].split("_", 1)[1]
+            try:
+                runs.append(self.get(run_id))
+            except NotFound:
+                continue
+        return runs, page.cursor
+
+    # ------------------------------------------------------------------ steps
+
+    def step_key(self, run_id: str, step: str) -> str:
+        return f"runs/{run_id}/steps/{key_part(step)}.json"
+
+    def get_step(self, run_id: str, step: str) -> tuple[StepRecord, str] | None:
+        try:
+            blob = self.blobs.get(self.step_key(run_id, step))
+        except NotFound:
+            return None
+        return StepRecord.model_validate_json(blob.data), blob.etag
+
+    def put_step(self, run_id: str, record: StepRecord, etag: str | None) -> str:
+        key = self.step_key(run_id, record.key)
+        if etag is None:
+            return self.blobs.put_if_absent(key, dump(record))
+        return self.blobs.put_if_match(key, dump(record), etag)
+
+    def steps(self, run_id: str) -> Iterator[StepRecord]:
+        for key in iter_keys(self.blobs, f"runs/{run_id}/steps/"):
+            yield StepRecord.model_validate_json(self.blobs.get(key).data)
+
+    # ------------------------------------------------------------------ node outputs
+
+    def record_once(self, key: str, value: Any) -> Any:
+        """Write ``value`` unless a value is there; return whichever value won."""
+        try:
+            self.blobs.put_if_absent(key, json.dumps(value, ensure_ascii=False).encode())
+            return value
+        except PreconditionFailed:
+            return json.loads(self.blobs.get(key).data)
+
+    def read_json(self, key: str) -> Any:
+        return json.loads(self.blobs.get(key).data)
+
+    def node_key(self, run_id: str, node: str) -> str:
+        return f"runs/{run_id}/nodes/{key_part(node)}.json"
+
+    def node_output(self, run_id: str, node: str) -> Any:
+        try:
+            return self.read_json(self.node_key(run_id, node))
+        except NotFound:
+            raise NotFound(f"node {node!r} has no output in run {run_id!r}") from None
+
+
+
+def iter_keys(blobs: BlobStore, prefix: str) -> Iterator[str]:
+    """Every key under ``prefix``, following the listing's pages."""
+    cursor: str | None = None
+    while True:
+        page = blobs.list(prefix, cursor=cursor)
+        yield from page.keys
+        if page.cursor is None:
+            return
+        cursor = page.cursor

@@ -1,0 +1,51 @@
+"""Deployment settings: three adapter URLs switch a deployment between clouds.
+
+Read from the environment (``AGENTFN_STORAGE``, ``AGENTFN_QUEUE``, ``AGENTFN_SECRETS``) so the
+same artifact runs everywhere; the local default keeps everything under ``AGENTFN_HOME``
+(``.agentfn`` in the current folder): files, a SQLite queue, and environment/.env secrets.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    home: Path
+    storage: str
+    queue: str
+    secrets: str
+    max_attempts: int = 5
+    lease_s: float = 60.0
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, *, home: str | Path | None = None
+    ) -> Settings:
+        env = os.environ if env is None else env
+        root = Path(home or env.get("AGENTFN_HOME") or ".agentfn").absolute()
+        return cls(
+            home=root,
+            storage=env.get("AGENTFN_STORAGE") or (root / "store").as_uri(),
+            queue=env.get("AGENTFN_QUEUE") or "sqlite://" + str(root / "queue.db"),
+            secrets=env.get("AGENTFN_SECRETS") or "env://" + str(Path.cwd() / ".env"),
+            max_attempts=int(env.get("AGENTFN_MAX_ATTEMPTS", "5")),
+            lease_s=float(env.get("AGENTFN_LEASE_S", "60")),
+        )
+
+    def as_env(self) -> dict[str, str]:
+        """The same settings as environment variables, for worker processes."""
+        return {
+            "AGENTFN_HOME": str(self.home),
+            "AGENTFN_STORAGE": self.storage,
+            "AGENTFN_QUEUE": self.queue,
+            "AGENTFN_SECRETS": self.secrets,
+            "AGENTFN_MAX_ATTEMPTS": str(self.max_attempts),
+            "AGENTFN_LEASE_S": str(self.lease_s),
+        }

@@ -1,0 +1,416 @@
+"""Workflow blueprints: a graph of agent, tool, condition, parallel, join and wait nodes.
+
+Blueprints are YAML written by people, so every error names the file and line. Validation is
+complete before a run starts: node references, tools, agents, models, expressions, and the
+graph's shape (a DAG: agents loop internally, graphs do not), because a run that fails an hour
+in on a typo costs money.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from core.agents import AgentSpec
+from core.costs import Price
+from core.errors import BlueprintError, ExpressionError, UserError
+from core.expressions import compile_expression, compile_template
+from core.model_spec import ModelSpec
+from core.resilience import Backoff
+from core.tools import ToolRegistry, load_registry
+from core.yaml_source import PathKey, YamlSource, load_yaml_file, parse_yaml
+
+NODE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,62}$")
+MAX_FAN_OUT = 1000
+
+
+class RetryPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_attempts: int = Field(default=3, ge=1, le=50)
+    backoff: Backoff = Field(default_factory=lambda: Backoff(base_s=1.0, max_s=60.0))
+
+
+class _Node(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    description: str = ""
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+
+    @field_validator("id")
+    @classmethod
+    def _valid_id(cls, v: str) -> str:
+        if not NODE_ID.match(v):
+            raise ValueError("must start with a letter or '_' and hold only letters, digits, '_', '-'")
+        return v
+
+
+class AgentNode(_Node):
+    type: Literal["agent"]
+    agent: str
+    prompt: str = "{{ input }}"
+
+
+class ToolNode(_Node):
+    type: Literal["tool"]
+    tool: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class ConditionNode(_Node):
+    type: Literal["condition"]
+    expression: str
+
+
+class ParallelNode(_Node):
+    """Fan out over a list: one branch job per item, outputs gathered in order."""
+
+    type: Literal["parallel"]
+    for_each: str
+    agent: str | None = None
+    prompt: str = "{{ item }}"
+    tool: str | None = None
+    args: dict[str, Any] = Field(default_factory=dict)
+    max_items: int = Field(default=100, ge=1, le=MAX_FAN_OUT)
+
+
+class JoinNode(_Node):
+    """Waits for every incoming edge (taken or skipped); outputs ``{source: output}``."""
+
+    type: Literal["join"]
+
+
+class WaitNode(_Node):
+    """Parks the run until a named signal arrives or ``timeout_s`` passes."""
+
+    type: Literal["wait"]
+    signal: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    timeout_s: float = Field(default=86_400.0, gt=0, le=31 * 86_400)
+    on_timeout: Literal["continue", "fail"] = "continue"
+
+
+Node = Annotated[
+    AgentNode | ToolNode | ConditionNode | ParallelNode | JoinNode | WaitNode,
+    Field(discriminator="type"),
+]
+
+
+class Edge(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    source: str = Field(alias="from")
+    target: str = Field(alias="to")
+    when: str | None = None
+
+
+class InputSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["string", "number", "integer", "boolean", "object", "array", "any"] = "string"
+    required: bool = True
+    default: Any = None
+    description: str = ""
+
+    def check(self, key: str, value: Any) -> None:
+        expected = _TYPE_CHECKS.get(self.type)
+        if expected and (
+            not isinstance(value, expected)
+            or (self.type in ("number", "integer") and isinstance(value, bool))
+        ):
+            raise UserError(
+                f"input {key!r} must be of type {self.type}, got {type(value).__name__}",
+                field=f"input.{key}",
+            )
+
+
+_TYPE_CHECKS: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "number": (int, float),
+    "integer": (int,),
+    "boolean": (bool,),
+    "object": (dict,),
+    "array": (list,),
+}
+
+
+class Blueprint(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    description: str = ""
+    version: int = 1
+    tools: list[str] = Field(default_factory=list, description="Python files defining @tool")
+    models: dict[str, ModelSpec] = Field(default_factory=dict)
+    prices: dict[str, Price] = Field(default_factory=dict)
+    agents: dict[str, AgentSpec] = Field(default_factory=dict)
+    inputs: dict[str, InputSpec] = Field(default_factory=dict)
+    nodes: list[Node] = Field(min_length=1)
+    edges: list[Edge] = Field(default_factory=list)
+    output: str | None = None
+
+    @cached_property
+    def node_map(self) -> dict[str, AgentNode | ToolNode | ConditionNode | ParallelNode | JoinNode | WaitNode]:
+        return {n.id: n for n in self.nodes}
+
+    @cached_property
+    def outgoing(self) -> dict[str, list[Edge]]:
+        out: dict[str, list[Edge]] = defaultdict(list)
+        for e in self.edges:
+            out[e.source].append(e)
+        return dict(out)
+
+    @cached_property
+    def incoming(self) -> dict[str, list[str]]:
+        inc: dict[str, list[str]] = defaultdict(list)
+        for e in self.edges:
+            inc[e.target].append(e.source)
+        return dict(inc)
+
+    @property
+    def roots(self) -> list[str]:
+        return [n.id for n in self.nodes if n.id not in self.incoming]
+
+    def tool_paths(self, base_dir: Path) -> list[Path]:
+        return [(base_dir / t).resolve() for t in self.tools]
+
+    def bind_inputs(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """Check a run's input against ``inputs:``; fill defaults; refuse unknown names."""
+        values: dict[str, Any] = {}
+        if self.inputs:
+            unknown = sorted(set(given) - set(self.inputs))
+            if unknown:
+                raise UserError(
+                    f"unknown input {unknown[0]!r} (declared: {', '.join(sorted(self.inputs))})",
+                    field=f"input.{unknown[0]}",
+                )
+        else:
+            return dict(given)
+        for key, spec in self.inputs.items():
+            if key not in given:
+                if spec.required and spec.default is None:
+                    raise UserError(f"missing input {key!r}", field=f"input.{key}")
+                values[key] = spec.default
+                continue
+            value = given[key]
+            spec.check(key, value)
+            values[key] = value
+        return values
+
+
+class LoadedBlueprint(BaseModel):
+    """A validated blueprint and the folder its relative paths (tools, rules) resolve from."""
+
+    blueprint: Blueprint
+    base_dir: str
+    source: str = ""
+
+    @property
+    def base_path(self) -> Path:
+        return Path(self.base_dir)
+
+
+def load_blueprint(path: str | Path, *, check_tools: bool = True) -> LoadedBlueprint:
+    path = Path(path)
+    source = load_yaml_file(path)
+    bp = parse_blueprint(source)
+    base_dir = path.resolve().parent
+    validate_blueprint(bp, source, base_dir, check_tools=check_tools)
+    return LoadedBlueprint(blueprint=bp, base_dir=str(base_dir), source=str(path))
+
+
+def parse_blueprint_text(text: str, file: str = "<blueprint>") -> Blueprint:
+    return parse_blueprint(parse_yaml(text, file))
+
+
+def parse_blueprint(source: YamlSource) -> Blueprint:
+    if not isinstance(source.data, dict):
+        raise BlueprintError(f"{source.file}: a blueprint must be a YAML mapping")
+    try:
+        return Blueprint.model_validate(source.data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = errors[0]
+        loc = _clean_loc(first["loc"])
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise source.error(loc, _pydantic_message(first) + more) from None
+
+
+def _clean_loc(loc: Iterable[Any]) -> PathKey:
+    # Discriminated unions add the tag ("agent") as a path element: drop it.
+    tags = {"agent", "tool", "condition", "parallel", "join", "wait"}
+    out: list[str | int] = []
+    parts = list(loc)
+    for i, part in enumerate(parts):
+        if isinstance(part, str) and part in tags and i > 0 and isinstance(parts[i - 1], int):
+            continue
+        out.append(part if isinstance(part, int) else str(part))
+    return tuple(out)
+
+
+def _pydantic_message(error: Mapping[str, Any]) -> str:
+    if error["type"] == "union_tag_invalid":
+        return (
+            "unknown node type; use one of agent, tool, condition, parallel, join, wait"
+        )
+    if error["type"] == "union_tag_not_found":
+        return "missing 'type' (agent, tool, condition, parallel, join or wait)"
+    if error["type"] == "extra_forbidden":
+        return "unknown field"
+    return str(error["msg"])
+
+
+def validate_blueprint(
+    bp: Blueprint, source: YamlSource, base_dir: Path, *, check_tools: bool = True
+) -> None:
+    """Semantic checks pydantic cannot do alone; raises the first problem with its line."""
+    node_index = {n.id: i for i, n in enumerate(bp.nodes)}
+    seen: set[str] = set()
+    for i, n in enumerate(bp.nodes):
+        if n.id in seen:
+            raise source.error(("nodes", i, "id"), f"duplicate node id {n.id!r}")
+        seen.add(n.id)
+
+    for i, e in enumerate(bp.edges):
+        for end, name in (("from", e.source), ("to", e.target)):
+            if name not in node_index:
+                raise source.error(("edges", i, end), f"unknown node {name!r}")
+        if e.source == e.target:
+            raise source.error(("edges", i), "an edge cannot point to its own node")
+        if e.when is not None:
+            _check_expr(source, ("edges", i, "when"), e.when)
+    _check_acyclic(bp, source)
+
+    for name, agent in bp.agents.items():
+        if agent.model not in bp.models:
+            raise source.error(
+                ("agents", name, "model"),
+                f"unknown model {agent.model!r} (declared: {_names(bp.models)})",
+            )
+    for name, spec in bp.models.items():
+        if spec.provider == "scripted" and spec.rules and not (base_dir / spec.rules).is_file():
+            raise source.error(("models", name, "rules"), f"rule file {spec.rules!r} not found")
+
+    registry: ToolRegistry | None = None
+    if check_tools:
+        for i, rel in enumerate(bp.tools):
+            if not (base_dir / rel).is_file():
+                raise source.error(("tools", i), f"tool module {rel!r} not found")
+        try:
+            registry = load_registry(bp.tool_paths(base_dir))
+        except UserError as exc:
+            raise source.error(("tools",), exc.message) from None
+        for name, agent in bp.agents.items():
+            for j, tool_name in enumerate(agent.tools):
+                if tool_name not in registry:
+                    raise source.error(
+                        ("agents", name, "tools", j),
+                        f"unknown tool {tool_name!r} (known: {', '.join(registry.names()) or 'none'})",
+                    )
+
+    for i, n in enumerate(bp.nodes):
+        at: PathKey = ("nodes", i)
+        incoming = bp.incoming.get(n.id, [])
+        if isinstance(n, AgentNode | ParallelNode):
+            agent_name = n.agent
+            if agent_name is not None and agent_name not in bp.agents:
+                raise source.error(
+                    (*at, "agent"), f"unknown agent {agent_name!r} (declared: {_names(bp.agents)})"
+                )
+        if isinstance(n, ToolNode | ParallelNode) and n.tool is not None and registry is not None:
+            if n.tool not in registry:
+                raise source.error(
+                    (*at, "tool"),
+                    f"unknown tool {n.tool!r} (known: {', '.join(registry.names()) or 'none'})",
+                )
+        if isinstance(n, AgentNode):
+            _check_template(source, (*at, "prompt"), n.prompt)
+        elif isinstance(n, ToolNode):
+            _check_args(source, (*at, "args"), n.args)
+        elif isinstance(n, ConditionNode):
+            _check_expr(source, (*at, "expression"), n.expression)
+        elif isinstance(n, ParallelNode):
+            _check_expr(source, (*at, "for_each"), n.for_each)
+            if (n.agent is None) == (n.tool is None):
+                raise source.error(at, "a parallel node needs exactly one of 'agent' or 'tool'")
+            if n.agent is not None:
+                _check_template(source, (*at, "prompt"), n.prompt)
+            _check_args(source, (*at, "args"), n.args)
+        elif isinstance(n, JoinNode) and len(incoming) < 2:
+            raise source.error(at, "a join node needs at least two incoming edges")
+    if bp.output is not None:
+        _check_template(source, ("output",), bp.output)
+    for key, spec in bp.inputs.items():
+        if spec.default is not None:
+            try:
+                spec.check(key, spec.default)
+            except UserError as exc:
+                raise source.error(("inputs", key, "default"), exc.message) from None
+
+
+def _names(d: Mapping[str, Any]) -> str:
+    return ", ".join(sorted(d)) or "none"
+
+
+def _check_expr(source: YamlSource, at: PathKey, text: str) -> None:
+    try:
+        compile_expression(text)
+    except ExpressionError as exc:
+        raise source.error(at, exc.message) from None
+
+
+def _check_template(source: YamlSource, at: PathKey, text: str) -> None:
+    try:
+        compile_template(text)
+    except ExpressionError as exc:
+        raise source.error(at, exc.message) from None
+
+
+def _check_args(source: YamlSource, at: PathKey, value: Any) -> None:
+    if isinstance(value, str):
+        _check_template(source, at, value)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_args(source, (*at, str(k)), v)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_args(source, (*at, i), v)
+
+
+def _check_acyclic(bp: Blueprint, source: YamlSource) -> None:
+    state: dict[str, int] = {}
+    edge_at = {(e.source, e.target): i for i, e in enumerate(bp.edges)}
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        for e in bp.outgoing.get(node, []):
+            if state.get(e.target) == 1:
+                cycle = " -> ".join([*stack[stack.index(e.target):], node, e.target]) if e.target in stack else f"{node} -> {e.target}"
+                raise source.error(
+                    ("edges", edge_at[(e.source, e.target)]),
+                    f"cycle {cycle}: workflows are acyclic (agents loop internally)",
+                )
+            if state.get(e.target, 0) == 0:
+                visit(e.target, [*stack, node])
+        state[node] = 2
+
+    for n in bp.nodes:
+        if state.get(n.id, 0) == 0:
+            visit(n.id, [])
+
+
+def render_args(value: Any, names: Mapping[str, Any]) -> Any:
+    """Render templates inside tool arguments, keeping native types for ``{{ expr }}``."""
+    if isinstance(value, str):
+        return compile_template(value).render(names)
+    if isinstance(value, dict):
+        return {k: render_args(v, names) for k, v in value.items()}
+    if isinstance(value, list):
+        return [render_args(v, names) for v in value]
+    return value

@@ -1,0 +1,313 @@
+"""The ``agentfn`` command line: scaffold, validate, run and inspect workflows locally.
+
+Every error a user can cause prints one readable line and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from core.engine import Engine
+from core.errors import AgentfnError
+from core.runs import Run
+from core.settings import Settings
+from core.workflows import LoadedBlueprint, load_blueprint
+from functions.local.progress import ProgressPrinter, summary_table, watch
+from functions.local.workers import WorkerPool, serve_worker
+from functions.runtime import build_engine
+
+EXAMPLE = Path(__file__).parent / "example"
+EXAMPLE_FILES = ("workflow.yaml", "tools.py", "model_rules.yaml")
+
+app = typer.Typer(
+    name="agentfn",
+    help="Run AI agents and multi-agent workflows locally, then on any cloud.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+runs_app = typer.Typer(help="Inspect runs.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+
+out = Console()
+err = Console(stderr=True)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class State:
+    home: Path | None = None
+
+    @classmethod
+    def settings(cls) -> Settings:
+        return Settings.from_env(home=cls.home)
+
+
+def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Map typed errors to one line on stderr and exit code 2."""
+
+    @wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except AgentfnError as exc:
+            err.print(f"[red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def fail(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(2)
+
+
+@app.callback()
+def main_options(
+    home: Annotated[
+        Path | None,
+        typer.Option(help="Data folder of the local runtime (env AGENTFN_HOME, default .agentfn)."),
+    ] = None,
+) -> None:
+    State.home = home
+
+
+# ---------------------------------------------------------------- project
+
+
+@app.command()
+@user_errors
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder to create the project in.")] = Path("."),
+) -> None:
+    """Scaffold a project: a sample tool module, agents and a workflow."""
+    directory.mkdir(parents=True, exist_ok=True)
+    clashes = [name for name in EXAMPLE_FILES if (directory / name).exists()]
+    if clashes:
+        raise fail(f"{directory / clashes[0]} already exists; choose an empty folder")
+    for name in EXAMPLE_FILES:
+        shutil.copyfile(EXAMPLE / name, directory / name)
+    out.print(f"created {', '.join(EXAMPLE_FILES)} in {directory}")
+    out.print(f"next: agentfn run {directory / 'workflow.yaml'} --input subject='serverless agents'")
+
+
+@app.command()
+@user_errors
+def validate(file: Annotated[Path, typer.Argument(help="Workflow YAML file.")]) -> None:
+    """Check a workflow: schema, references, tools, expressions and graph shape."""
+    loaded = load_blueprint(file)
+    bp = loaded.blueprint
+    out.print(f"ok: {file}: workflow {bp.name!r}, {len(bp.nodes)} nodes, {len(bp.edges)} edges")
+
+
+# ---------------------------------------------------------------- running
+
+
+def parse_inputs(pairs: list[str], as_json: str | None) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    if as_json is not None:
+        try:
+            loaded = json.loads(as_json)
+        except json.JSONDecodeError as exc:
+            raise fail(f"--input-json is not valid JSON: {exc.msg}") from None
+        if not isinstance(loaded, dict):
+            raise fail("--input-json must be a JSON object")
+        values.update(loaded)
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise fail(f"--input {pair!r} must look like name=value")
+        try:
+            values[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            values[key] = raw
+    return values
+
+
+def execute(
+    start: Callable[[Engine], Run],
+    loaded: LoadedBlueprint,
+    *,
+    workers: int,
+    timeout: float,
+    quiet: bool,
+) -> None:
+    """Start a run, drive it with worker processes (or in-process), show progress, summarise."""
+    settings = State.settings()
+    engine = build_engine(settings)
+    began = time.monotonic()
+    run = start(engine)
+    if not quiet:
+        out.print(f"[bold]run {run.id}[/] ({run.workflow}) with {workers or 'in-process'} worker(s)")
+    printer = None if quiet else ProgressPrinter(out, loaded.blueprint)
+    if workers > 0:
+        with WorkerPool(settings, workers) as pool:
+            run = watch(engine.store, run.id, printer, timeout_s=timeout, alive=lambda: pool.alive() > 0)
+    else:
+        stopping = threading.Event()
+        thread = threading.Thread(target=engine.work, kwargs={"stop": stopping.is_set, "poll_s": 0.01})
+        thread.start()
+        try:
+            run = watch(engine.store, run.id, printer, timeout_s=timeout)
+        finally:
+            stopping.set()
+            thread.join()
+    out.print(summary_table(run, time.monotonic() - began))
+    if run.status.value in ("completed", "waiting"):
+        return
+    if not run.status.terminal:
+        err.print(f"[red]error:[/] run {run.id} did not finish within {timeout:g}s")
+    raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def run(
+    file: Annotated[Path, typer.Argument(help="Workflow YAML file.")],
+    input: Annotated[
+        list[str], typer.Option("--input", "-i", help="name=value (value parsed as JSON if it is)")
+    ] = [],  # noqa: B006 - typer reads the default, never mutates it
+    input_json: Annotated[str | None, typer.Option(help="All inputs as one JSON object.")] = None,
+    workers: Annotated[int, typer.Option(min=0, max=64, help="Worker processes (0 = in-process).")] = 2,
+    timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for the run.")] = 600,
+    quiet: Annotated[bool, typer.Option(help="Only print the summary.")] = False,
+) -> None:
+    """Run a workflow locally to completion, with a progress display."""
+    loaded = load_blueprint(file)
+    values = parse_inputs(input, input_json)
+    loaded.blueprint.bind_inputs(values)
+    execute(lambda e: e.start(loaded, values), loaded, workers=workers, timeout=timeout, quiet=quiet)
+
+
+@app.command()
+@user_errors
+def replay(
+    run_id: Annotated[str, typer.Argument(help="Run to replay.")],
+    live: Annotated[bool, typer.Option(help="Call the models again instead of the prompt log.")] = False,
+    workers: Annotated[int, typer.Option(min=0, max=64)] = 2,
+    timeout: Annotated[float, typer.Option(min=1)] = 600,
+    quiet: bool = False,
+) -> None:
+    """Re-run a run with the same blueprint and input, model replies served from its prompt log."""
+    engine = build_engine(State.settings())
+    original = engine.store.get(run_id)
+    loaded = engine.store.load_blueprint(original.blueprint_key)
+    execute(lambda e: e.replay(run_id, live=live), loaded, workers=workers, timeout=timeout, quiet=quiet)
+
+
+@app.command()
+@user_errors
+def signal(
+    run_id: str,
+    name: str,
+    payload: Annotated[str, typer.Option(help="JSON payload of the signal.")] = "null",
+) -> None:
+    """Send a named signal (an approval, a callback) to a run parked on a wait node."""
+    try:
+        value = json.loads(payload)
+    except json.JSONDecodeError as exc:
+        raise fail(f"--payload is not valid JSON: {exc.msg}") from None
+    run = build_engine(State.settings()).signal(run_id, name, value)
+    out.print(f"signal {name!r} delivered to {run.id}; status {run.status.value}")
+
+
+@app.command()
+@user_errors
+def worker(
+    poll: Annotated[float, typer.Option(min=0.001, help="Seconds between empty polls.")] = 0.05,
+) -> None:
+    """Process jobs from the queue until stopped (SIGTERM finishes the job in hand)."""
+    serve_worker(State.settings(), poll_s=poll)
+
+
+@app.command()
+@user_errors
+def demo(
+    workers: Annotated[int, typer.Option(min=0, max=16)] = 2,
+) -> None:
+    """Run the bundled example workflow on the local default, in a fresh data folder."""
+    home = State.home or Path(".agentfn-demo")
+    shutil.rmtree(home, ignore_errors=True)
+    State.home = home
+    loaded = load_blueprint(EXAMPLE / "workflow.yaml")
+    values = {"subject": "serverless AI agents"}
+    out.print("[bold]agentfn demo[/]: files + SQLite queue + scripted model, "
+              f"{workers} worker processes, data in {home}/")
+    execute(lambda e: e.start(loaded, values), loaded, workers=workers, timeout=300, quiet=False)
+
+
+# ---------------------------------------------------------------- inspecting
+
+
+@runs_app.command("list")
+@user_errors
+def runs_list(limit: Annotated[int, typer.Option(min=1, max=1000)] = 20) -> None:
+    """List runs, newest first."""
+    runs, _ = build_engine(State.settings()).store.list_runs(limit=limit)
+    table = Table("run", "workflow", "status", "steps", "tokens", "cost", "created")
+    for r in runs:
+        table.add_row(
+            r.id,
+            r.workflow,
+            r.status.value,
+            str(r.steps_run),
+            str(r.usage.total_tokens),
+            f"${r.cost_usd:.6f}",
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.created_at)),
+        )
+    out.print(table)
+
+
+@runs_app.command("show")
+@user_errors
+def runs_show(
+    run_id: str,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run record as JSON.")] = False,
+) -> None:
+    """Show a run: status, every step, tokens, cost and output."""
+    engine = build_engine(State.settings())
+    record = engine.store.get(run_id)
+    steps = sorted(engine.store.steps(run_id), key=lambda s: s.started_at)
+    if as_json:
+        doc = {
+            "run": record.model_dump(mode="json"),
+            "steps": [s.model_dump(mode="json", exclude={"outcome"}) for s in steps],
+            "prompts": [p.model_dump(mode="json") for p in engine.prompts.entries(run_id)],
+        }
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        return
+    out.print(summary_table(record))
+    table = Table("step", "status", "attempt", "ms", "tokens", "cost", "error")
+    for s in steps:
+        usage = s.outcome.usage.total_tokens if s.outcome else 0
+        cost = s.outcome.cost_usd if s.outcome else 0.0
+        table.add_row(
+            s.key,
+            s.status,
+            str(s.attempt),
+            f"{s.duration_ms:.1f}" if s.duration_ms is not None else "",
+            str(usage),
+            f"${cost:.6f}",
+            s.error or "",
+        )
+    out.print(table)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""Watching a run: progress lines as nodes start and finish, then a summary.
+
+Plain lines rather than a live-redrawn table, so the output reads the same in a terminal,
+in `make demo` logs and in CI.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
+from rich.console import Console
+from rich.table import Table
+
+from core.runs import Run, RunStore
+from core.workflows import Blueprint
+
+_MARK = {"started": "[cyan]>[/]", "finished": "[green]✓[/]", "skipped": "[yellow]-[/]"}
+
+
+class ProgressPrinter:
+    def __init__(self, console: Console, blueprint: Blueprint) -> None:
+        self.console = console
+        self.blueprint = blueprint
+        self.seen: dict[str, str] = {}
+        self.status = ""
+
+    def update(self, run: Run) -> None:
+        for node in self.blueprint.nodes:
+            state = (
+                "finished"
+                if node.id in run.finished
+                else "skipped"
+                if node.id in run.skipped
+                else "started"
+                if node.id in run.started
+                else ""
+            )
+            if state and self.seen.get(node.id) != state:
+                self.seen[node.id] = state
+                extra = ""
+                if node.id in run.fan_out and state == "started":
+                    extra = f" ({run.fan_out[node.id]} branches)"
+                self.console.print(f"  {_MARK[state]} {node.id} [dim]{node.type}[/] {state}{extra}")
+        if run.status.value != self.status:
+            self.status = run.status.value
+            if run.status.value == "waiting":
+                signals = ", ".join(sorted({w.signal for w in run.waiting.values()}))
+                self.console.print(f"  [yellow]…[/] waiting for signal {signals}")
+
+
+def watch(
+    store: RunStore,
+    run_id: str,
+    printer: ProgressPrinter | None,
+    *,
+    timeout_s: float,
+    poll_s: float = 0.1,
+    alive: Callable[[], bool] = lambda: True,
+) -> Run:
+    """Poll the run until it ends (or parks on a wait node), the time runs out, or workers die."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        run = store.get(run_id)
+        if printer is not None:
+            printer.update(run)
+        if run.status.terminal or run.status.value == "waiting":
+            return run
+        if time.monotonic() > deadline or not alive():
+            return run
+        time.sleep(poll_s)
+
+
+def summary_table(run: Run, wall_s: float | None = None) -> Table:
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    table.add_row("run", run.id)
+    table.add_row("workflow", run.workflow)
+    table.add_row("status", run.status.value)
+    table.add_row("steps", str(run.steps_run))
+    table.add_row(
+        "tokens",
+        f"{run.usage.total_tokens} ({run.usage.prompt_tokens} in, "
+        f"{run.usage.completion_tokens} out)",
+    )
+    table.add_row("cost", f"${run.cost_usd:.6f}")
+    elapsed = wall_s if wall_s is not None else (run.finished_at or run.updated_at) - run.created_at
+    table.add_row("wall time", f"{elapsed:.2f}s")
+    if run.error is not None:
+        table.add_row("error", f"{run.error.step}: {run.error.type}: {run.error.message}")
+    if run.output is not None:
+        text = run.output if isinstance(run.output, str) else json.dumps(run.output, indent=2)
+        table.add_row("output", text)
+    return table

@@ -1,0 +1,142 @@
+"""Build an engine on the real local adapters in a temp folder and drive runs to the end."""
+
+from __future__ import annotations
+
+import textwrap
+import time
+from pathlib import Path
+
+from adapters.local.env_secrets import EnvSecretStore
+from adapters.local.filesystem import FileBlobStore
+from adapters.local.sqlite_queue import SqliteQueue
+from adapters.models.factory import build_model
+from core.engine import Engine
+from core.model_spec import ModelSpec
+from core.ports import Model
+from core.runs import Run
+
+TOOLS = '''
+import time
+from pathlib import Path
+
+from core.tools import tool
+
+LEDGER = Path(__file__).with_name("ledger.txt")
+
+
+def note(text: str) -> None:
+    with LEDGER.open("a") as f:
+        f.write(text + "\\n")
+
+
+@tool
+def record(label: str) -> str:
+    """Append a label to the ledger and return it upper-cased."""
+    note(label)
+    return label.upper()
+
+
+@tool
+def slow(label: str, seconds: float = 0.0) -> str:
+    """Sleep, noting start and end in the ledger."""
+    note("start:" + label)
+    time.sleep(seconds)
+    note("end:" + label)
+    return label
+
+
+@tool
+def explode(message: str) -> str:
+    """Always fails."""
+    note("explode")
+    raise RuntimeError(message)
+
+
+@tool
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+'''
+
+RULES = """
+model: scripted-test
+rules:
+  - agent: looper
+    reply:
+      tool_calls:
+        - name: record
+          arguments: {label: again}
+  - agent: helper
+    after_tool: false
+    match: "label (?P<label>\\\\w+)"
+    reply:
+      tool_calls:
+        - name: record
+          arguments: {label: "{label}"}
+  - agent: helper
+    after_tool: true
+    reply:
+      content: "helper saw {tool_result}"
+default:
+  content: "echo: {last_user}"
+"""
+
+HEADER = """
+tools: [tools.py]
+models:
+  default: {provider: scripted, rules: rules.yaml}
+prices:
+  scripted-test: {input_per_mtok: 1.0, output_per_mtok: 2.0}
+agents:
+  echo: {instructions: Repeat the prompt.}
+  helper: {instructions: Use the record tool., tools: [record]}
+  looper: {instructions: Never stop., tools: [record], max_steps: 3}
+"""
+
+
+def project(tmp_path: Path, body: str, *, name: str = "wf") -> Path:
+    """Write a workflow (HEADER + body) with the test tools and rules; return its path."""
+    folder = tmp_path / "project"
+    folder.mkdir(exist_ok=True)
+    (folder / "tools.py").write_text(TOOLS)
+    (folder / "rules.yaml").write_text(RULES)
+    path = folder / f"{name}.yaml"
+    path.write_text(f"name: {name}\n" + HEADER + textwrap.dedent(body))
+    return path
+
+
+def ledger(workflow: Path) -> list[str]:
+    path = workflow.parent / "ledger.txt"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def make_engine(
+    tmp_path: Path, *, lease_s: float = 5.0, max_attempts: int = 5, worker: str | None = None
+) -> Engine:
+    blobs = FileBlobStore(tmp_path / "store")
+    queue = SqliteQueue(tmp_path / "queue.db", max_attempts=max_attempts)
+    secrets = EnvSecretStore(None)
+
+    def factory(spec: ModelSpec, base_dir: Path) -> Model:
+        return build_model(spec, secrets=secrets, base_dir=base_dir)
+
+    return Engine(blobs, queue, model_factory=factory, lease_s=lease_s, worker=worker)
+
+
+def drain(
+    engine: Engine, run_id: str, *, timeout_s: float = 20.0, stop_when_waiting: bool = True
+) -> Run:
+    """Handle jobs until the run ends or parks on a wait node with nothing else to do."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        messages = engine.queue.receive(10, visibility_timeout=engine.lease_s)
+        for message in messages:
+            engine.handle(message)
+        run = engine.store.get(run_id)
+        if run.status.terminal:
+            return run
+        if not messages:
+            if run.status.value == "waiting" and stop_when_waiting:
+                return run
+            time.sleep(0.01)
+    raise AssertionError(f"run {run_id} did not finish in {timeout_s}s: {engine.store.get(run_id)}")

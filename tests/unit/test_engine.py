@@ -1,0 +1,422 @@
+"""The durable step engine on the real local adapters (files + SQLite)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from core.errors import Conflict, UserError
+from core.runs import RunStatus
+from core.workflows import load_blueprint
+from tests.support.engine_harness import drain, ledger, make_engine, project
+
+FAST_RETRY = "retry: {max_attempts: 3, backoff: {base_s: 0, max_s: 0, jitter: false}}"
+
+
+def test_tool_chain_with_templates_and_output(tmp_path: Path) -> None:
+    wf = project(
+        tmp_path,
+        """
+        inputs:
+          a: {type: integer}
+        nodes:
+          - {id: first, type: tool, tool: add, args: {a: "{{ input.a }}", b: 2}}
+          - {id: second, type: tool, tool: add, args: {a: "{{ steps.first.output }}", b: 10}}
+        edges:
+          - {from: first, to: second}
+        output: "total={{ steps.second.output }}"
+        """,
+    )
+    engine = make_engine(tmp_path)
+    run = engine.start(load_blueprint(wf), {"a": 5})
+    done = drain(engine, run.id)
+    assert done.status is RunStatus.completed
+    assert done.output == "total=17"
+    assert done.steps_run == 2
+    assert done.done == {"first", "second"} and not done.pending
+
+
+def test_agent_tool_loop_is_checkpointed_per_turn(tmp_path: Path) -> None:
+    wf = project(
+        tmp_path,
+        """
+        nodes:
+          - {id: ask, type: agent, agent: helper, prompt: "use label alpha"}
+        """,
+    )
+    engine = make_engine(tmp_path)
+    run = engine.start(load_blueprint(wf), {})
+    done = drain(engine, run.id)
+    assert done.status is RunStatus.completed
+    assert done.output == {"ask": "helper saw ALPHA"}
+    assert done.done == {"ask@0", "ask@1"}
+    assert ledger(wf) == ["alpha"]
+    turn0 = engine.store.get_step(run.id, "ask@0")
+    assert turn0 is not None and turn0[0].outcome is not None
+    roles = [m["role"] for m in turn0[0].outcome.output["messages"]]
+    assert roles == ["system", "user", "assistant", "tool"]
+    # every model call is in the prompt log, with usage and cost from the price table
+    prompts = list(engine.prompts.entries(run.id))
+    assert [p.step for p in prompts] == ["ask@0", "ask@1"]
+    assert all(p.reply.usage.total_tokens > 0 and p.latency_ms >= 0 for p in prompts)
+    assert done.usage.total_tokens == sum(p.reply.usage.total_tokens for p in prompts)
+    expected = sum(
+        (p.reply.usage.prompt_tokens * 1.0 + p.reply.usage.completion_tokens * 2.0) / 1e6
+        for p in prompts
+    )
+    assert done.cost_usd == pytest.approx(expected)
+
+
+def test_condition_routes_and_dead_paths_reach_the_join(tmp_path: Path) -> None:
+    wf = project(
+        tmp_path,
+        """
+        inputs:
+          n: {type: integer}
+        nodes:
+          - {id: check, type: condition, expression: "input.n > 10"}
+          - {id: big, type: tool, tool: record, args: {label: big}}
+          - {id: small, type: tool, tool: record, args: {label: small}}
+          - {id: after_big, type: tool, tool: record, args: {label: after_big}}
+          - {id: end, type: join}
+        edges:
+          - {from: check, to: big, when: output}
+          - {from: check, to: small, when: not output}
+          - {from: big, to: after_big}
+          - {from: after_big, to: end}
+          - {from: small, to: end}
+        output: "{{ steps.end.output }}"
+        """,
+    )
+    engine = make_engine(tmp_path)
+    loaded = load_blueprint(wf)
+    small = drain(engine, engine.start(loaded, {"n": 3}).id)
+    assert small.status is RunStatus.completed
+    assert small.skipped == {"big", "after_big"}
+    assert small.output == {"small": "SMALL"}
+    big = drain(engine, engine.start(loaded, {"n": 30}).id)
+    assert big.output == {"after_big": "AFTER_BIG"}
+    assert ledger(wf) == ["small", "big", "after_big"]
+
+
+def test_parallel_fan_out_gathers_in_order_and_join_waits(tmp_path: Path) -> None:
+    wf = project(
+        tmp_path,
+        """
+        nodes:
+          - {id: items, type: condition, expression: "['x', 'y', 'z']"}
+          - id: each
+            type: parallel
+            for_each: steps.items.output
+            tool: record
+            args: {label: "{{ item }}-{{ index }}"}
+          - id: agents
+            type: parallel
+            for_each: steps.items.output
+            agent: helper
+            prompt: "label {{ item }}"
+          - {id: side, type: tool, tool: add, args: {a: 1, b: 1}}
+          - {id: all, type: join}
+        edges:
+          - {from: items, to: each}
+          - {from: items, to: agents}
+          - {from: items, to: side}
+          - {from: each, to: all}
+          - {from: agents, to: all}
+          - {from: side, to: all}
+        output: "{{ steps.all.output }}"
+        """,
+    )
+    engine = make_engine(tmp_path)
+    done = drain(engine, engine.start(load_blueprint(wf), {}).id)
+    assert done.status is RunStatus.completed
+    assert done.output == {
+        "each": ["X-0", "Y-1", "Z-2"],
+        "agents": ["helper saw X", "helper saw Y", "helper saw Z"],
+        "side": 2,
+    }
+    assert done.fan_out == {"each": 3, "agents": 3}
+    assert {"each[0]", "each[2]", "agents[1]@1", "each~gather", "agents~gather"} <= done.done
+
+
+def test_parallel_over_nothing_gathers_an_empty_list(tmp_path: Path) -> None:
+    wf = project(
+        tmp_path,
+        """
+        nodes:
+          - {id: none, type: parallel, for_each: "[]", tool: record, args: {label: x}}
+        output: "{{ steps.none.output }}"
+        """,
+    )
+    engine = make_engine(tmp_path)
+    done = drain(engine, engine.start(load_blueprint(wf), {}).id)
+    assert done.status is RunStatus.completed and done.output == []
+
+
+def test_a_job_delivered_twice_runs_its_step_once(tmp_path: Path) -> None:
+    wf = project(
+        tmp_path,
+        """
+        nodes:
+          - {id: once, type: tool, tool: record, args: {label: once}}
+          - {id: next, type: tool, tool: record, args: {label: next}}
+        edges:
+          - {from: once, to: next}
+        """,
+    )
+    engine = make_engine(tmp_path)
+    run = engine.start(load_blueprint(wf), {})
+    [job] = engine.queue.receive(1, visibility_timeout=30)
+    engine.queue.send(dict(job.body))  # the queue delivers it a second time
+    assert engine.handle(job) == "done"
+    outcomes = {m.body["step"]: engine.handle(m) for m in engine.queue.receive(10, visibility_timeout=30)}
+    assert outcomes == {"once": "duplicate", "next": "done"}
+    done = drain(engine, run.id)
+    assert done.status is RunStatus.completed
+    assert ledger(wf) == ["once", "next"]
+    assert done.steps_run == 2
+
+
+def test_redelivery_after_crash_between_record_and_advance(tmp_path: Path) -> None:
+    """The outcome was recorded but the run never advanced: redelivery advances, no re-run."""
+    wf = project(
+        tmp_path,
+        """
+        nodes:
+          - {id: a, type: tool, tool: record, args: {label: a}}
+          - {id: b, type: tool, tool: record, args: {label: b}}
+        edges:
+          - {from: a, to: b}
+        """,
+    )
+    engine = make_engine(tmp_path)
+    run = engine.start(load_blueprint(wf), {})
+    [job] = engine.queue.receive(1, visibility_timeout=30)
+    original = engine._advance
+    engine._advance = lambda *a, **k: (_ for _ in ()).throw(SystemExit("crash"))  # type: ignore[method-assign]
+    with pytest.raises(SystemExit):
+        engine.handle(job)
+    engine._advance = original  # type: ignore[method-assign]
+    assert engine.store.get(run.id).pending == {"a"}
+    engine.queue.retry(job, delay=0)
+    done = drain(engine, run.id)
+    assert done.status is RunStatus.completed
+    assert ledger(wf) == ["a", "b"]
+
+
+def test_redelivery_after_crash_between_advance_and_send(tmp_path: Path) -> None:
+    wf = project(
+        tmp_path,
+        """
+        nodes:
+          - {id: a, type: tool, tool: record, args: {label: a}}
+          - {id: b, type: tool, tool: record, args: {label: b}}
+        edges:
+          - {from: a, to: b}
+        """,
+    )
+    engine = make_engine(tmp_path)
+    run = engine.start(load_blueprint(wf), {})
+    [job] = engine.queue.receive(1, visibility_timeout=30)
+    original = engine._send
+    engine._send = lambda *a, **k: (_ for _ in ()).throw(SystemExit("crash"))  # type: ignore[method-assign]
+    with pytest.raises(SystemExit):
+        engine.handle(job)
+    engine._send = original  # type: ignore[method-assign]
+    assert engine.store.get(run.id).pending == {"b"}  # advanced, but b was never sent
+    engine.queue.retry(job, delay=0)
+    done = drain(engine, run.id)
+    assert done.status is RunStatus.completed
+    assert ledger(wf) == ["a", "b"]
+
+
+def test_failing_step_is_retried_then_dead_lettered_and_the_run_fails(tmp_path: Path) -> None:
+    wf = project(
+        tmp_path,
+        f"""
+        nodes:
+          - {{id: boom, type: tool, tool: explode, args: {{message: kaput}}, {FAST_RETRY}}}
+        """,
+    )
+    engine = make_engine(tmp_path)
+    run = engine.start(load_blueprint(wf), {})
+    done = drain(engine, run.id)
+    assert done.status is RunStatus.failed
+    assert done.error is not None
+    assert (done.error.step, done.error.type, done.error.message, done.error.attempts) == (
+        "boom",
+        "RuntimeError",
+        "kaput",
+        3,
+    )
+    assert ledger(wf) == ["explode"] * 3
+    [dead] = engine.queue.dead_letters()
+    assert dead.body["step"] == "boom" and "kaput" in dead.reason and dead.attempts == 3
+    record = engine.store.get_step(run.id, "boom")
+    assert record is not None and record[0].status == "failed"
+    assert record[0].error == "RuntimeError: kaput"
+
+
+def test_unretryable_failure_dead_letters_at_once(tmp_path: Path) -> None:
+    wf = project(
+        tmp_path,
+        """
+        nodes:
+          - {id: loop, type: agent, agent: looper, prompt: go}
+        """,
+    )
+    engine = make_engine(tmp_path)
+    done = drain(engine, engine.start(load_blueprint(wf), {}).id)
+    assert done.status is RunStatus.failed
+    assert done.error is not None and done.error.type == "StepFailed"
+    assert "max_steps=3" in done.error.message
+    assert done.error.step == "loop@2" and done.error.attempts == 1
+    assert ledger(wf) == ["again", "again"]
+    assert len(engine.queue.dead_letters()) == 1
+
+
+def test_bad_tool_arguments_from_a_template_fail_the_run_clearly(tmp_path: Path) -> None:
+    wf = project(
+        tmp_path,
+        """
+        nodes:
+          - {id: bad, type: tool, tool: add, args: {a: "not a number", b: 1}}
+        """,
+    )
+    engine = make_engine(tmp_path)
+    done = drain(engine, engine.start(load_blueprint(wf), {}).id)
+    assert done.status is RunStatus.failed
+    assert done.error is not None and done.error.type == "ToolError"
+    assert "tool 'add' rejected its arguments: a:" in done.error.message
+
+
+def test_wait_node_parks_until_a_signal(tmp_path: Path) -> None:
+    wf = project(
+        tmp_path,
+        """
+        nodes:
+          - {id: ask, type: wait, signal: approval, timeout_s: 3600}
+          - {id: go, type: tool, tool: record, args: {label: "{{ steps.ask.output.payload.by }}"}}
+        edges:
+          - {from: ask, to: go, when: "output.payload.ok"}
+        """,
+    )
+    engine = make_engine(tmp_path)
+    run = engine.start(load_blueprint(wf), {})
+    parked = drain(engine, run.id)
+    assert parked.status is RunStatus.waiting
+    assert parked.waiting["ask"].signal == "approval"
+    with pytest.raises(Conflict):
+        engine.signal(run.id, "other", {})
+    engine.signal(run.id, "approval", {"ok": True, "by": "ada"})
+    with pytest.raises(Conflict):
+        engine.signal(run.id, "approval", {"ok": True, "by": "again"})
+    done = drain(engine, run.id)
+    assert done.status is RunStatus.completed
+    assert ledger(wf) == ["ada"]
+    # the timeout job fires later and finds the node resumed: nothing changes
+    assert "ask~wake" in done.done
+
+
+def test_wait_timeout_continues_or_fails(tmp_path: Path) -> None:
+    wf = project(
+        tmp_path,
+        """
+        nodes:
+          - {id: soft, type: wait, signal: s1, timeout_s: 0.2}
+          - {id: hard, type: wait, signal: s2, timeout_s: 0.8, on_timeout: fail}
+          - {id: after, type: tool, tool: record, args: {label: "late={{ steps.soft.output.timed_out }}"}}
+        edges:
+          - {from: soft, to: after}
+        """,
+    )
+    engine = make_engine(tmp_path)
+    run = engine.start(load_blueprint(wf), {})
+    done = drain(engine, run.id, stop_when_waiting=False)
+    assert done.status is RunStatus.failed
+    assert done.error is not None and "timed out" in done.error.message
+    assert "soft" in done.finished and "after" in done.finished
+    assert ledger(wf) == ["late=True"]
+
+
+def test_cancel_stops_further_steps(tmp_path: Path) -> None:
+    wf = project(
+        tmp_path,
+        """
+        nodes:
+          - {id: a, type: tool, tool: record, args: {label: a}}
+        """,
+    )
+    engine = make_engine(tmp_path)
+    run = engine.start(load_blueprint(wf), {})
+    engine.cancel(run.id)
+    [job] = engine.queue.receive(1, visibility_timeout=30)
+    assert engine.handle(job) == "skipped"
+    assert ledger(wf) == []
+    with pytest.raises(Conflict):
+        engine.cancel(run.id)
+
+
+def test_replay_serves_recorded_model_replies(tmp_path: Path) -> None:
+    wf = project(
+        tmp_path,
+        """
+        nodes:
+          - {id: ask, type: agent, agent: helper, prompt: "use label beta"}
+        """,
+    )
+    engine = make_engine(tmp_path)
+    first = drain(engine, engine.start(load_blueprint(wf), {}).id)
+    replayed = drain(engine, engine.replay(first.id).id)
+    assert replayed.replay_of == first.id
+    assert replayed.output == first.output
+    assert replayed.cost_usd == 0 and replayed.usage.total_tokens == 0
+    entries = list(engine.prompts.entries(replayed.id))
+    assert entries and all(e.replayed_from == first.id for e in entries)
+    live = drain(engine, engine.replay(first.id, live=True).id)
+    assert live.output == first.output and live.cost_usd == pytest.approx(first.cost_usd)
+    assert all(e.replayed_from is None for e in engine.prompts.entries(live.id))
+
+
+def test_inputs_are_checked_before_a_run_starts(tmp_path: Path) -> None:
+    wf = project(
+        tmp_path,
+        """
+        inputs:
+          n: {type: integer}
+          tag: {type: string, required: false, default: none}
+        nodes:
+          - {id: a, type: tool, tool: add, args: {a: "{{ input.n }}", b: 1}}
+        """,
+    )
+    engine = make_engine(tmp_path)
+    loaded = load_blueprint(wf)
+    with pytest.raises(UserError, match="missing input 'n'"):
+        engine.start(loaded, {})
+    with pytest.raises(UserError, match="input 'n' must be of type integer, got str"):
+        engine.start(loaded, {"n": "3"})
+    with pytest.raises(UserError, match="unknown input 'x'"):
+        engine.start(loaded, {"n": 1, "x": 2})
+    run = engine.start(loaded, {"n": 1})
+    assert run.input == {"n": 1, "tag": "none"}
+    assert list(engine.store.list_runs()[0]) == [engine.store.get(run.id)]
+
+
+def test_malformed_jobs_go_to_the_dead_letter_queue(tmp_path: Path) -> None:
+    engine = make_engine(tmp_path)
+    engine.queue.send({"nothing": "here"})
+    engine.queue.send({"run": "run_missing", "step": "a"})
+    for message in engine.queue.receive(10, visibility_timeout=30):
+        assert engine.handle(message) == "dead"
+    reasons = sorted(d.reason for d in engine.queue.dead_letters())
+    assert "malformed job" in reasons[1] and "not found" in reasons[0]
+
+
+def test_run_record_is_json_with_sets_sorted(tmp_path: Path) -> None:
+    wf = project(tmp_path, "nodes:\n  - {id: a, type: tool, tool: add, args: {a: 1, b: 1}}\n")
+    engine = make_engine(tmp_path)
+    run = drain(engine, engine.start(load_blueprint(wf), {}).id)
+    raw = json.loads(engine.blobs.get(f"runs/{run.id}/run.json").data)
+    assert raw["status"] == "completed" and raw["done"] == ["a"]
