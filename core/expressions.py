@@ -1016,5 +1016,6 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, MemoryError):
         return "out of memory"
     if isinstance(exc, OverflowError):
-        return f"number is too large ({exc})"
+        detail = exc.args[-1] if exc.args else ""
+        return f"number is too large ({detail})" if detail else "number is too large"
     return str(exc) or type(exc).__name__

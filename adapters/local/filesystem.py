@@ -48,6 +48,10 @@ def _check_path(value: object, field: str, *, allow_empty: bool) -> str:
         if allow_empty:
             return value
         raise UserError(f"{field} must not be empty", field=field)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UserError(f"{field} {value!r} is not valid UTF-8 text", field=field) from None
     if "\x00" in value:
         raise UserError(f"{field} {value!r} contains a NUL character", field=field)
     if "\\" in value:
@@ -65,7 +69,7 @@ def _check_path(value: object, field: str, *, allow_empty: bool) -> str:
             raise UserError(f"{field} {value!r} contains a '..' segment", field=field)
         if seg in ("", "."):
             raise UserError(f"{field} {value!r} contains an empty or '.' segment", field=field)
-        if len(seg.encode("utf-8", "surrogatepass")) > _MAX_SEGMENT:
+        if len(seg.encode("utf-8")) > _MAX_SEGMENT:
             raise UserError(
                 f"{field} {value!r} has a segment longer than {_MAX_SEGMENT} bytes", field=field
             )

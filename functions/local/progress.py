@@ -40,7 +40,7 @@ class ProgressPrinter:
             if state and self.seen.get(node.id) != state:
                 self.seen[node.id] = state
                 extra = ""
-                if node.id in run.fan_out and state == "started":
+                if node.id in run.fan_out:
                     extra = f" ({run.fan_out[node.id]} branches)"
                 self.console.print(f"  {_MARK[state]} {node.id} [dim]{node.type}[/] {state}{extra}")
         if run.status.value != self.status:

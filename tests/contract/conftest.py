@@ -1,10 +1,11 @@
 """Fixtures for the port contract suite: every adapter of a port must pass the same tests.
 
-To add an adapter (AWS, GCP, Azure...), append an :class:`AdapterFactory` to ``BLOBSTORES``,
-``QUEUES`` or ``SECRET_STORES``. A factory turns ``tmp_path`` into picklable kwargs (the
-"spec"), so a child process can rebuild the very same adapter with ``build_blobstore(spec)`` /
-``build_queue(spec)``; cross-process tests run the ``*_worker`` functions below in fresh
-interpreters via the ``run_workers`` fixture.
+To add an adapter (AWS, GCP, Azure...), append an :class:`AdapterFactory` to ``BLOBSTORES`` or
+``QUEUES``, or a :class:`SecretHarness` subclass to ``SECRET_STORES`` (secret tests must also
+write secrets at the source, so they need more than a factory). A factory turns ``tmp_path``
+into picklable kwargs (the "spec"), so a child process can rebuild the very same adapter with
+``build_blobstore(spec)`` / ``build_queue(spec)``; cross-process tests run the ``*_worker``
+functions below in fresh interpreters via the ``run_workers`` fixture.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import pytest
 
 from adapters.local import EnvSecretStore, FileBlobStore, SqliteQueue
 from core.errors import PreconditionFailed
-from core.ports import BlobStore, Queue
+from core.ports import BlobStore, Queue, SecretStore
 
 Spec = tuple[str, dict[str, Any]]  # (factory name, picklable kwargs)
 
@@ -87,7 +88,7 @@ class SecretHarness:
     def set_secret(self, name: str, value: str) -> None:
         raise NotImplementedError
 
-    def make(self, *, ttl_s: float = 60.0, clock: Callable[[], float] | None = None) -> Any:
+    def make(self, *, ttl_s: float = 60.0, clock: Callable[[], float] | None = None) -> SecretStore:
         raise NotImplementedError
 
 
@@ -107,7 +108,7 @@ class LocalSecretHarness(SecretHarness):
         lines = [f"{k}={json.dumps(v)}" for k, v in self.values.items()]
         self.path.write_text("\n".join(lines) + "\n")
 
-    def make(self, *, ttl_s: float = 60.0, clock: Callable[[], float] | None = None) -> Any:
+    def make(self, *, ttl_s: float = 60.0, clock: Callable[[], float] | None = None) -> SecretStore:
         return EnvSecretStore(
             self.path, ttl_s=ttl_s, environ={}, clock=clock if clock else time.monotonic
         )

@@ -17,14 +17,6 @@ from core.ports import SecretStore
 SECRET = "s3cr3t-VALUE-do-not-leak"
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 # --------------------------------------------------------------------------- contract
 
 
@@ -38,13 +30,13 @@ def test_get_and_not_found(secret_store_factory: Any) -> None:
     assert "MISSING_KEY" in str(info.value)
 
 
-def test_ttl_cache_hides_rotation_until_expiry(secret_store_factory: Any) -> None:
-    clock = _Clock() if secret_store_factory.fake_clock else None
-    ttl = 60.0 if clock else 0.3
+def test_ttl_cache_hides_rotation_until_expiry(secret_store_factory: Any, fake_clock: Any) -> None:
+    clock = fake_clock if secret_store_factory.fake_clock else None
+    ttl = 60.0 if clock else 0.3  # real sleeping for backends without an injectable clock
 
     def advance(seconds: float) -> None:
         if clock:
-            clock.now += seconds
+            clock.advance(seconds)
         else:
             time.sleep(seconds)
 
@@ -100,8 +92,8 @@ def test_local_reads_process_environment_by_default(
         store.get("AGENTFN_TEST_SECRET_MISSING")
 
 
-def test_local_misses_are_not_cached(tmp_path: Path) -> None:
-    clock = _Clock()
+def test_local_misses_are_not_cached(tmp_path: Path, fake_clock: Any) -> None:
+    clock = fake_clock
     path = _env_file(tmp_path, "")
     store = EnvSecretStore(path, environ={}, clock=clock)
     with pytest.raises(NotFound):

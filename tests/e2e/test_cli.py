@@ -1,0 +1,144 @@
+"""The agentfn CLI as a user runs it: real processes, real exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.engine_harness import project
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def agentfn(*args: str, home: Path, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTFN_")}
+    env["COLUMNS"] = "200"
+    return subprocess.run(
+        [sys.executable, "-m", "functions.local.cli", "--home", str(home), *args],
+        cwd=cwd or ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+def test_init_run_list_show_replay(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    proj = tmp_path / "proj"
+    assert agentfn("init", str(proj), home=home).returncode == 0
+    assert sorted(p.name for p in proj.iterdir()) == ["model_rules.yaml", "tools.py", "workflow.yaml"]
+    again = agentfn("init", str(proj), home=home)
+    assert "already exists" in one_error_line(again)
+
+    ok = agentfn("validate", str(proj / "workflow.yaml"), home=home)
+    assert ok.returncode == 0 and "research-brief" in ok.stdout
+
+    done = agentfn(
+        "run", str(proj / "workflow.yaml"), "-i", "subject=edge AI", "--workers", "2", home=home
+    )
+    assert done.returncode == 0, done.stderr
+    assert "completed" in done.stdout and "A full brief" in done.stdout
+    for label in ("steps", "tokens", "cost", "wall time"):
+        assert label in done.stdout
+
+    listing = agentfn("runs", "list", home=home)
+    assert listing.returncode == 0 and "research-brief" in listing.stdout
+    shown = agentfn("runs", "list", home=home).stdout
+    run_id = next(word for word in shown.split() if word.startswith("run_"))
+    doc = json.loads(agentfn("runs", "show", run_id, "--json", home=home).stdout)
+    assert doc["run"]["status"] == "completed"
+    assert {s["key"] for s in doc["steps"]} >= {"plan@0", "research", "risk", "done"}
+    assert len(doc["prompts"]) == 8  # planner, 3 researchers x 2 turns, writer
+    assert all(p["reply"]["usage"] for p in doc["prompts"])
+    assert agentfn("runs", "show", run_id, home=home).returncode == 0
+
+    replayed = agentfn("replay", run_id, "--workers", "0", home=home)
+    assert replayed.returncode == 0 and "completed" in replayed.stdout
+
+
+@pytest.mark.parametrize(
+    ("body", "args", "expected"),
+    [
+        ("nodes:\n  - {id: a, type: tool, tool: nope}\n", [], "unknown tool 'nope'"),
+        ("nodes:\n  - {id: a, type: condition, expression: 'open(1)'}\n", [], "call to unknown function 'open'"),
+        ("nodes: {\n", [], "invalid YAML"),
+        (
+            "inputs:\n  n: {type: integer}\nnodes:\n  - {id: a, type: condition, expression: '1'}\n",
+            [],
+            "missing input 'n'",
+        ),
+        (
+            "inputs:\n  n: {type: integer}\nnodes:\n  - {id: a, type: condition, expression: '1'}\n",
+            ["-i", "n=x"],
+            "input 'n' must be of type integer, got str",
+        ),
+        ("nodes:\n  - {id: a, type: condition, expression: '1'}\n", ["-i", "novalue"], "must look like name=value"),
+        ("nodes:\n  - {id: a, type: condition, expression: '1'}\n", ["--input-json", "[1"], "not valid JSON"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    tmp_path: Path, body: str, args: list[str], expected: str
+) -> None:
+    wf = project(tmp_path, body)
+    result = agentfn("run", str(wf), "--workers", "0", *args, home=tmp_path / "home")
+    assert expected in one_error_line(result)
+
+
+def test_unknown_run_and_missing_file(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    assert "run 'run_nope' not found" in one_error_line(agentfn("runs", "show", "run_nope", home=home))
+    assert "file not found" in one_error_line(agentfn("validate", "missing.yaml", home=home))
+    assert agentfn("run", home=home).returncode == 2  # usage error from the parser
+
+
+def test_failed_run_exits_1_and_shows_the_error(tmp_path: Path) -> None:
+    wf = project(
+        tmp_path,
+        "nodes:\n  - {id: boom, type: tool, tool: explode, args: {message: bad}, "
+        "retry: {max_attempts: 1}}\n",
+    )
+    result = agentfn("run", str(wf), "--workers", "1", home=tmp_path / "home")
+    assert result.returncode == 1
+    assert "failed" in result.stdout and "boom: RuntimeError: bad" in result.stdout
+
+
+def test_signal_resumes_a_waiting_run(tmp_path: Path) -> None:
+    wf = project(
+        tmp_path,
+        "nodes:\n  - {id: gate, type: wait, signal: approve}\n"
+        "  - {id: after, type: tool, tool: record, args: {label: '{{ steps.gate.output.payload }}'}}\n"
+        "edges:\n  - {from: gate, to: after}\n",
+    )
+    home = tmp_path / "home"
+    parked = agentfn("run", str(wf), "--workers", "0", home=home)
+    assert parked.returncode == 0 and "waiting" in parked.stdout
+    run_id = next(w for w in parked.stdout.split() if w.startswith("run_"))
+    assert "not waiting for signal 'nope'" in one_error_line(
+        agentfn("signal", run_id, "nope", home=home)
+    )
+    sent = agentfn("signal", run_id, "approve", "--payload", '"yes"', home=home)
+    assert sent.returncode == 0, sent.stderr
+
+
+def test_demo_runs_the_bundled_example(tmp_path: Path) -> None:
+    result = agentfn("demo", home=tmp_path / "demo")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "2 worker processes" in out
+    assert "research parallel finished (3 branches)" in out
+    assert "write_short agent skipped" in out
+    assert "completed" in out and "A full brief" in out

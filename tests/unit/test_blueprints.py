@@ -1,0 +1,109 @@
+"""Blueprint validation: every error names the file, the line and the problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.errors import BlueprintError
+from core.workflows import load_blueprint
+from functions.local.cli import EXAMPLE
+from tests.support.engine_harness import project
+
+
+def test_the_bundled_example_is_valid() -> None:
+    loaded = load_blueprint(EXAMPLE / "workflow.yaml")
+    bp = loaded.blueprint
+    assert bp.name == "research-brief"
+    assert {n.type for n in bp.nodes} == {"agent", "parallel", "tool", "join", "condition"}
+    assert bp.roots == ["plan"]
+
+
+CASES = [
+    (
+        "nodes:\n  - {id: a, type: agent, agent: nobody}\n",
+        "nodes[0].agent: unknown agent 'nobody' (declared: echo, helper, looper)",
+    ),
+    (
+        "nodes:\n  - {id: a, type: tool, tool: missing_tool}\n",
+        "nodes[0].tool: unknown tool 'missing_tool' (known: add, explode, record, slow)",
+    ),
+    (
+        "nodes:\n  - {id: a, type: teleport}\n",
+        "nodes[0]: unknown node type; use one of agent, tool, condition, parallel, join, wait",
+    ),
+    (
+        "nodes:\n  - {id: a, type: condition, expression: \"().__class__\"}\n",
+        "nodes[0].expression: unsafe expression",
+    ),
+    (
+        "nodes:\n  - {id: a, type: condition, expression: 'true'}\nedges:\n  - {from: a, to: b}\n",
+        "edges[0].to: unknown node 'b'",
+    ),
+    (
+        "nodes:\n  - {id: a, type: condition, expression: '1'}\n"
+        "  - {id: b, type: condition, expression: '1'}\n"
+        "edges:\n  - {from: a, to: b}\n  - {from: b, to: a}\n",
+        "cycle",
+    ),
+    (
+        "nodes:\n  - {id: a, type: condition, expression: '1'}\n"
+        "  - {id: a, type: condition, expression: '2'}\n",
+        "nodes[1].id: duplicate node id 'a'",
+    ),
+    (
+        "nodes:\n  - {id: a, type: condition, expression: '1'}\n  - {id: j, type: join}\n"
+        "edges:\n  - {from: a, to: j}\n",
+        "nodes[1]: a join node needs at least two incoming edges",
+    ),
+    (
+        "nodes:\n  - {id: a, type: condition, expression: '1', colour: red}\n",
+        "nodes[0].colour: unknown field",
+    ),
+    (
+        "nodes:\n  - {id: a, type: agent, agent: echo, prompt: 'hi {{ [x for x in y] }}'}\n",
+        "nodes[0].prompt: in template: unsafe expression: list comprehension is not allowed",
+    ),
+    (
+        "nodes:\n  - {id: 'bad id', type: condition, expression: '1'}\n",
+        "nodes[0].id: Value error, must start with a letter",
+    ),
+    ("nodes: [\n", "invalid YAML"),
+]
+
+
+@pytest.mark.parametrize(("body", "message"), CASES)
+def test_blueprint_errors_name_file_line_and_problem(
+    tmp_path: Path, body: str, message: str
+) -> None:
+    wf = project(tmp_path, body)
+    with pytest.raises(BlueprintError) as caught:
+        load_blueprint(wf)
+    text = str(caught.value)
+    assert text.startswith(f"{wf}:"), text
+    assert message in text, text
+    assert "\n" not in text
+
+
+def test_error_line_points_at_the_offending_value(tmp_path: Path) -> None:
+    wf = project(
+        tmp_path,
+        "nodes:\n  - id: a\n    type: agent\n    agent: nobody\n",
+    )
+    lines = wf.read_text().splitlines()
+    expected = next(i for i, line in enumerate(lines, 1) if "agent: nobody" in line)
+    with pytest.raises(BlueprintError, match=rf"^{wf}:{expected}: nodes\[0\]\.agent"):
+        load_blueprint(wf)
+
+
+def test_unknown_model_and_missing_rule_file(tmp_path: Path) -> None:
+    wf = project(tmp_path, "nodes:\n  - {id: a, type: agent, agent: echo}\n")
+    (wf.parent / "rules.yaml").unlink()
+    with pytest.raises(BlueprintError, match="models.default.rules: rule file 'rules.yaml' not found"):
+        load_blueprint(wf)
+
+
+def test_missing_file() -> None:
+    with pytest.raises(BlueprintError, match="file not found"):
+        load_blueprint(Path("/nonexistent/wf.yaml"))
