@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import pytest
+
+from core.costs import Price, PriceTable
+from core.ports import Usage
+
+
+def test_cost_from_price_table() -> None:
+    table = PriceTable({"mine": Price(input_per_mtok=1.0, output_per_mtok=3.0)})
+    assert table.cost("mine", Usage(prompt_tokens=1_000_000, completion_tokens=500_000)) == 2.5
+    assert table.cost("gpt-4o-mini", Usage(prompt_tokens=1000, completion_tokens=1000)) == pytest.approx(0.00075)
+
+
+def test_dated_snapshots_use_the_longest_prefix() -> None:
+    table = PriceTable()
+    assert table.price("gpt-4o-mini-2024-07-18") == table.price("gpt-4o-mini")
+    assert table.price("gpt-4o-2024-08-06") == table.price("gpt-4o")
+
+
+def test_unknown_models_cost_nothing() -> None:
+    table = PriceTable()
+    assert table.price("llama3") is None
+    assert table.cost("llama3", Usage(prompt_tokens=10, completion_tokens=10)) == 0.0
+
+
+def test_prices_cannot_be_negative() -> None:
+    with pytest.raises(ValueError):
+        Price(input_per_mtok=-1, output_per_mtok=0)
