@@ -282,6 +282,8 @@ def _compile_cached(source: str) -> Expression | _Failure:
         return exc.failure()
     except (RecursionError, MemoryError):
         return _Failure(f"expression is nested too deeply (the limit is {MAX_DEPTH} levels)")
+    except Exception as exc:  # never let an odd input escape as anything but ExpressionError
+        return _Failure(f"invalid expression: {type(exc).__name__}: {exc}")
 
 
 def _compile(source: str) -> Expression:
@@ -760,6 +762,13 @@ def _fn_round(number: Any, digits: Any = None) -> Any:
     return round(number, digits)
 
 
+def _fn_int(value: Any) -> Any:
+    # Decimal parsing is quadratic; anything this long is above MAX_INT_BITS anyway.
+    if isinstance(value, str) and len(value) > 2 * MAX_INT_BITS:
+        raise _Problem(f"int() argument is too long ({len(value)} characters)")
+    return int(value)
+
+
 def _fn_sum(items: Any) -> Any:
     return sum(items)
 
@@ -819,7 +828,7 @@ _Spec = tuple[Callable[..., Any], int, int | None]
 _FUNCTIONS: dict[str, _Spec] = {
     "len": (len, 1, 1),
     "str": (str, 1, 1),
-    "int": (int, 1, 1),
+    "int": (_fn_int, 1, 1),
     "float": (float, 1, 1),
     "bool": (bool, 1, 1),
     "abs": (abs, 1, 1),

@@ -17,6 +17,8 @@ import yaml
 from core.errors import BlueprintError
 
 PathKey = tuple[str | int, ...]
+# libyaml's parser when PyYAML was built with it: blueprints are parsed on every cold start.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass
@@ -56,15 +58,18 @@ def dotted_path(path: PathKey) -> str:
 
 
 def parse_yaml(text: str, file: str) -> YamlSource:
+    loader = _Loader(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = f":{mark.line + 1}" if mark is not None else ""
         raise BlueprintError(f"{file}{line}: invalid YAML: {exc.problem}") from None
     except yaml.YAMLError as exc:
         raise BlueprintError(f"{file}: invalid YAML: {exc}") from None
+    finally:
+        loader.dispose()
     source = YamlSource(data=data, file=file)
     if node is not None:
         _index(node, (), source.lines)
