@@ -58,9 +58,7 @@ def take_turn(
     call_tool: ToolCaller,
 ) -> TurnResult:
     """Ask the model once; run the tools it requests; say whether the agent has finished."""
-    request = ChatRequest(
-        messages=messages, tools=tools, agent=name, temperature=spec.temperature
-    )
+    request = ChatRequest(messages=messages, tools=tools, agent=name, temperature=spec.temperature)
     reply = call_model(request)
     history = [
         *messages,
@@ -82,9 +80,7 @@ def take_turn(
             except ToolError as exc:
                 # The model proposed bad arguments: tell it, so it can correct itself.
                 content = f"error: {exc.message}"
-        history.append(
-            Message(role="tool", content=content, tool_call_id=call.id, name=call.name)
-        )
+        history.append(Message(role="tool", content=content, tool_call_id=call.id, name=call.name))
     return TurnResult(history, reply)
 
 

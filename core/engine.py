@@ -23,6 +23,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -42,7 +43,17 @@ from core.errors import (
 )
 from core.expressions import compile_expression, compile_template
 from core.model_spec import ModelSpec
-from core.ports import BlobStore, ChatReply, ChatRequest, Message, Model, Queue, QueueMessage, ToolCall, Usage
+from core.ports import (
+    BlobStore,
+    ChatReply,
+    ChatRequest,
+    Message,
+    Model,
+    Queue,
+    QueueMessage,
+    ToolCall,
+    Usage,
+)
 from core.prompt_log import PromptLog, PromptRecord
 from core.runs import (
     Run,
@@ -336,10 +347,8 @@ class Engine:
             # Already advanced by an earlier delivery that may have died before sending:
             # resend what is pending. Duplicates are harmless; lost steps are not.
             self._resend_pending(run)
-        try:
+        with suppress(PreconditionFailed):  # someone else finished the bookkeeping
             self.store.put_step(run_id, record.model_copy(update={"enqueued": True}), etag)
-        except PreconditionFailed:
-            pass  # someone else finished the bookkeeping
 
     # ================================================================== execution
 
@@ -369,7 +378,9 @@ class Engine:
             return self._wait(ctx, run, step, node)
         return self._parallel(ctx, run, step, node, names)
 
-    def _complete(self, ctx: RunContext, run: Run, unit: str, value: Any, **extra: Any) -> StepOutcome:
+    def _complete(
+        self, ctx: RunContext, run: Run, unit: str, value: Any, **extra: Any
+    ) -> StepOutcome:
         """Record a node's (or fan-out item's) output once and decide its outgoing edges."""
         value = self.store.record_once(self.store.node_key(run.id, unit), value)
         outcome = StepOutcome(output=value, completes=unit, **extra)
@@ -420,11 +431,13 @@ class Engine:
             items = compile_expression(node.for_each).evaluate(names)
             if not isinstance(items, list | tuple):
                 raise StepFailed(
-                    f"parallel node {node.id!r}: for_each must give a list, got {type(items).__name__}"
+                    f"parallel node {node.id!r}: for_each must give a list, "
+                    f"got {type(items).__name__}"
                 )
             if len(items) > node.max_items:
                 raise StepFailed(
-                    f"parallel node {node.id!r}: {len(items)} items exceed max_items={node.max_items}"
+                    f"parallel node {node.id!r}: {len(items)} items exceed "
+                    f"max_items={node.max_items}"
                 )
             agent = node.agent is not None
             keys = [item_key(node.id, i, agent=agent) for i in range(len(items))]
@@ -457,7 +470,9 @@ class Engine:
         turn = step.turn or 0
         if turn == 0:
             text = compile_template(prompt).render(names)
-            messages = opening_messages(spec, text if isinstance(text, str) else tool_result_text(text))
+            messages = opening_messages(
+                spec, text if isinstance(text, str) else tool_result_text(text)
+            )
         else:
             previous = self.store.get_step(run.id, str(step.previous_turn()))
             if previous is None or previous[0].outcome is None:
@@ -514,7 +529,11 @@ class Engine:
             if original is not None and original.request.messages == request.messages:
                 return self.prompts.record(
                     original.model_copy(
-                        update={"run_id": run.id, "at": self.clock(), "replayed_from": run.replay_of}
+                        update={
+                            "run_id": run.id,
+                            "at": self.clock(),
+                            "replayed_from": run.replay_of,
+                        }
                     )
                 )
         model = ctx.model(spec.model)
@@ -597,7 +616,11 @@ class Engine:
                     for target, active in outcome.edges.items():
                         _arrive(bp, run, target, unit.node, active, add)
             if outcome.fail_run is not None:
-                _fail_run(run, RunError(step=key, type="WaitTimeout", message=outcome.fail_run), self.clock())
+                _fail_run(
+                    run,
+                    RunError(step=key, type="WaitTimeout", message=outcome.fail_run),
+                    self.clock(),
+                )
             self._settle(ctx, run)
             return True
 
@@ -616,10 +639,16 @@ class Engine:
             if bp.output is not None:
                 run.output = compile_template(bp.output).render(self._names(run))
             else:
-                sinks = [n.id for n in bp.nodes if n.id in run.finished and not bp.outgoing.get(n.id)]
+                sinks = [
+                    n.id for n in bp.nodes if n.id in run.finished and not bp.outgoing.get(n.id)
+                ]
                 run.output = {n: self.store.node_output(run.id, n) for n in sinks}
         except ExpressionError as exc:
-            _fail_run(run, RunError(step="output", type="ExpressionError", message=exc.message), self.clock())
+            _fail_run(
+                run,
+                RunError(step="output", type="ExpressionError", message=exc.message),
+                self.clock(),
+            )
             return
         run.status = RunStatus.completed
         run.finished_at = self.clock()
@@ -639,19 +668,22 @@ class Engine:
         failed = claim.model_copy(
             update={"status": "failed", "error": error, "finished_at": self.clock()}
         )
-        try:
+        with suppress(PreconditionFailed):  # another worker owns the step now
             self.store.put_step(run_id, failed, etag)
-        except PreconditionFailed:
-            pass  # another worker owns the step now; the queue decides what happens next
         node = ctx.blueprint.node_map.get(step.node)
         policy = node.retry if node is not None else RetryPolicy()
         retryable = not isinstance(exc, NOT_RETRYABLE)
         if retryable and message.attempts < policy.max_attempts:
             delay = policy.backoff.delay(message.attempts)
-            log.warning("step failed, retrying", extra={"run_id": run_id, "step": str(step), "error": error, "delay_s": delay})
+            log.warning(
+                "step failed, retrying",
+                extra={"run_id": run_id, "step": str(step), "error": error, "delay_s": delay},
+            )
             self.queue.retry(message, delay=delay)
             return "retry"
-        run_error = RunError(step=str(step), type=type(exc).__name__, message=text, attempts=message.attempts)
+        run_error = RunError(
+            step=str(step), type=type(exc).__name__, message=text, attempts=message.attempts
+        )
 
         def change(run: Run) -> bool:
             if run.status.terminal:
@@ -660,7 +692,9 @@ class Engine:
             return True
 
         self.store.update(run_id, change)
-        self.queue.dead_letter(message, f"step {step} failed after {message.attempts} attempt(s): {error}")
+        self.queue.dead_letter(
+            message, f"step {step} failed after {message.attempts} attempt(s): {error}"
+        )
         log.error("step dead-lettered", extra={"run_id": run_id, "step": str(step), "error": error})
         return "dead"
 

@@ -171,7 +171,10 @@ class ChatReply(BaseModel):
 
 @runtime_checkable
 class Model(Protocol):
-    """A chat model. Raises ``TransientModelError`` for what retrying may fix, else ``ModelError``."""
+    """A chat model.
+
+    Raises ``TransientModelError`` for what retrying may fix, else ``ModelError``.
+    """
 
     name: str
 

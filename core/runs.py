@@ -20,6 +20,7 @@ import random
 import secrets
 import time
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from enum import StrEnum
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote
@@ -143,10 +144,8 @@ class RunStore:
     def save_blueprint(self, loaded: LoadedBlueprint) -> str:
         data = loaded.model_dump_json(by_alias=True).encode()
         key = f"blueprints/{hashlib.sha256(data).hexdigest()}.json"
-        try:
+        with suppress(PreconditionFailed):  # content-addressed: already stored
             self.blobs.put_if_absent(key, data)
-        except PreconditionFailed:
-            pass  # content-addressed: the same snapshot is already there
         return key
 
     def load_blueprint(self, key: str) -> LoadedBlueprint:
@@ -187,11 +186,13 @@ class RunStore:
                 time.sleep(random.uniform(0, 0.002 * min(attempt + 1, 20)))
         raise PreconditionFailed(f"run {run_id!r}: too much contention, update not applied")
 
-    def list_runs(self, *, cursor: str | None = None, limit: int = 50) -> tuple[list[Run], str | None]:
+    def list_runs(
+        self, *, cursor: str | None = None, limit: int = 50
+    ) -> tuple[list[Run], str | None]:
         page = self.blobs.list(_INDEX, cursor=cursor, limit=limit)
         runs = []
         for key in page.keys:
-            run_id = key[len(_INDEX):].split("_", 1)[1]
+            run_id = key[len(_INDEX) :].split("_", 1)[1]
             try:
                 runs.append(self.get(run_id))
             except NotFound:
@@ -241,7 +242,6 @@ class RunStore:
             return self.read_json(self.node_key(run_id, node))
         except NotFound:
             raise NotFound(f"node {node!r} has no output in run {run_id!r}") from None
-
 
 
 def iter_keys(blobs: BlobStore, prefix: str) -> Iterator[str]:

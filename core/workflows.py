@@ -48,7 +48,9 @@ class _Node(BaseModel):
     @classmethod
     def _valid_id(cls, v: str) -> str:
         if not NODE_ID.match(v):
-            raise ValueError("must start with a letter or '_' and hold only letters, digits, '_', '-'")
+            raise ValueError(
+                "must start with a letter or '_' and hold only letters, digits, '_', '-'"
+            )
         return v
 
 
@@ -156,7 +158,9 @@ class Blueprint(BaseModel):
     output: str | None = None
 
     @cached_property
-    def node_map(self) -> dict[str, AgentNode | ToolNode | ConditionNode | ParallelNode | JoinNode | WaitNode]:
+    def node_map(
+        self,
+    ) -> dict[str, AgentNode | ToolNode | ConditionNode | ParallelNode | JoinNode | WaitNode]:
         return {n.id: n for n in self.nodes}
 
     @cached_property
@@ -256,9 +260,7 @@ def _clean_loc(loc: Iterable[Any]) -> PathKey:
 
 def _pydantic_message(error: Mapping[str, Any]) -> str:
     if error["type"] == "union_tag_invalid":
-        return (
-            "unknown node type; use one of agent, tool, condition, parallel, join, wait"
-        )
+        return "unknown node type; use one of agent, tool, condition, parallel, join, wait"
     if error["type"] == "union_tag_not_found":
         return "missing 'type' (agent, tool, condition, parallel, join or wait)"
     if error["type"] == "extra_forbidden":
@@ -311,7 +313,7 @@ def validate_blueprint(
                 if tool_name not in registry:
                     raise source.error(
                         ("agents", name, "tools", j),
-                        f"unknown tool {tool_name!r} (known: {', '.join(registry.names()) or 'none'})",
+                        f"unknown tool {tool_name!r} (known: {_names(registry.names())})",
                     )
 
     for i, n in enumerate(bp.nodes):
@@ -323,12 +325,11 @@ def validate_blueprint(
                 raise source.error(
                     (*at, "agent"), f"unknown agent {agent_name!r} (declared: {_names(bp.agents)})"
                 )
-        if isinstance(n, ToolNode | ParallelNode) and n.tool is not None and registry is not None:
-            if n.tool not in registry:
-                raise source.error(
-                    (*at, "tool"),
-                    f"unknown tool {n.tool!r} (known: {', '.join(registry.names()) or 'none'})",
-                )
+        node_tool = n.tool if isinstance(n, ToolNode | ParallelNode) else None
+        if node_tool is not None and registry is not None and node_tool not in registry:
+            raise source.error(
+                (*at, "tool"), f"unknown tool {node_tool!r} (known: {_names(registry.names())})"
+            )
         if isinstance(n, AgentNode):
             _check_template(source, (*at, "prompt"), n.prompt)
         elif isinstance(n, ToolNode):
@@ -346,15 +347,15 @@ def validate_blueprint(
             raise source.error(at, "a join node needs at least two incoming edges")
     if bp.output is not None:
         _check_template(source, ("output",), bp.output)
-    for key, spec in bp.inputs.items():
-        if spec.default is not None:
+    for key, declared in bp.inputs.items():
+        if declared.default is not None:
             try:
-                spec.check(key, spec.default)
+                declared.check(key, declared.default)
             except UserError as exc:
                 raise source.error(("inputs", key, "default"), exc.message) from None
 
 
-def _names(d: Mapping[str, Any]) -> str:
+def _names(d: Iterable[str]) -> str:
     return ", ".join(sorted(d)) or "none"
 
 
@@ -391,7 +392,11 @@ def _check_acyclic(bp: Blueprint, source: YamlSource) -> None:
         state[node] = 1
         for e in bp.outgoing.get(node, []):
             if state.get(e.target) == 1:
-                cycle = " -> ".join([*stack[stack.index(e.target):], node, e.target]) if e.target in stack else f"{node} -> {e.target}"
+                cycle = (
+                    " -> ".join([*stack[stack.index(e.target) :], node, e.target])
+                    if e.target in stack
+                    else f"{node} -> {e.target}"
+                )
                 raise source.error(
                     ("edges", edge_at[(e.source, e.target)]),
                     f"cycle {cycle}: workflows are acyclic (agents loop internally)",

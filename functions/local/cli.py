@@ -100,7 +100,9 @@ def init(
     for name in EXAMPLE_FILES:
         shutil.copyfile(EXAMPLE / name, directory / name)
     out.print(f"created {', '.join(EXAMPLE_FILES)} in {directory}")
-    out.print(f"next: agentfn run {directory / 'workflow.yaml'} --input subject='serverless agents'")
+    out.print(
+        f"next: agentfn run {directory / 'workflow.yaml'} --input subject='serverless agents'"
+    )
 
 
 @app.command()
@@ -150,14 +152,20 @@ def execute(
     began = time.monotonic()
     run = start(engine)
     if not quiet:
-        out.print(f"[bold]run {run.id}[/] ({run.workflow}) with {workers or 'in-process'} worker(s)")
+        out.print(
+            f"[bold]run {run.id}[/] ({run.workflow}) with {workers or 'in-process'} worker(s)"
+        )
     printer = None if quiet else ProgressPrinter(out, loaded.blueprint)
     if workers > 0:
         with WorkerPool(settings, workers) as pool:
-            run = watch(engine.store, run.id, printer, timeout_s=timeout, alive=lambda: pool.alive() > 0)
+            run = watch(
+                engine.store, run.id, printer, timeout_s=timeout, alive=lambda: pool.alive() > 0
+            )
     else:
         stopping = threading.Event()
-        thread = threading.Thread(target=engine.work, kwargs={"stop": stopping.is_set, "poll_s": 0.01})
+        thread = threading.Thread(
+            target=engine.work, kwargs={"stop": stopping.is_set, "poll_s": 0.01}
+        )
         thread.start()
         try:
             run = watch(engine.store, run.id, printer, timeout_s=timeout)
@@ -180,7 +188,9 @@ def run(
         list[str], typer.Option("--input", "-i", help="name=value (value parsed as JSON if it is)")
     ] = [],  # noqa: B006 - typer reads the default, never mutates it
     input_json: Annotated[str | None, typer.Option(help="All inputs as one JSON object.")] = None,
-    workers: Annotated[int, typer.Option(min=0, max=64, help="Worker processes (0 = in-process).")] = 2,
+    workers: Annotated[
+        int, typer.Option(min=0, max=64, help="Worker processes (0 = in-process).")
+    ] = 2,
     timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for the run.")] = 600,
     quiet: Annotated[bool, typer.Option(help="Only print the summary.")] = False,
 ) -> None:
@@ -188,14 +198,18 @@ def run(
     loaded = load_blueprint(file)
     values = parse_inputs(input, input_json)
     loaded.blueprint.bind_inputs(values)
-    execute(lambda e: e.start(loaded, values), loaded, workers=workers, timeout=timeout, quiet=quiet)
+    execute(
+        lambda e: e.start(loaded, values), loaded, workers=workers, timeout=timeout, quiet=quiet
+    )
 
 
 @app.command()
 @user_errors
 def replay(
     run_id: Annotated[str, typer.Argument(help="Run to replay.")],
-    live: Annotated[bool, typer.Option(help="Call the models again instead of the prompt log.")] = False,
+    live: Annotated[
+        bool, typer.Option(help="Call the models again instead of the prompt log.")
+    ] = False,
     workers: Annotated[int, typer.Option(min=0, max=64)] = 2,
     timeout: Annotated[float, typer.Option(min=1)] = 600,
     quiet: bool = False,
@@ -204,7 +218,9 @@ def replay(
     engine = build_engine(State.settings())
     original = engine.store.get(run_id)
     loaded = engine.store.load_blueprint(original.blueprint_key)
-    execute(lambda e: e.replay(run_id, live=live), loaded, workers=workers, timeout=timeout, quiet=quiet)
+    execute(
+        lambda e: e.replay(run_id, live=live), loaded, workers=workers, timeout=timeout, quiet=quiet
+    )
 
 
 @app.command()
@@ -243,8 +259,10 @@ def demo(
     State.home = home
     loaded = load_blueprint(EXAMPLE / "workflow.yaml")
     values = {"subject": "serverless AI agents"}
-    out.print("[bold]agentfn demo[/]: files + SQLite queue + scripted model, "
-              f"{workers} worker processes, data in {home}/")
+    out.print(
+        "[bold]agentfn demo[/]: files + SQLite queue + scripted model, "
+        f"{workers} worker processes, data in {home}/"
+    )
     execute(lambda e: e.start(loaded, values), loaded, workers=workers, timeout=300, quiet=False)
 
 

@@ -15,7 +15,9 @@ from tests.support.engine_harness import project
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def agentfn(*args: str, home: Path, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def agentfn(
+    *args: str, home: Path, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTFN_")}
     env["COLUMNS"] = "200"
     return subprocess.run(
@@ -40,7 +42,11 @@ def test_init_run_list_show_replay(tmp_path: Path) -> None:
     home = tmp_path / "home"
     proj = tmp_path / "proj"
     assert agentfn("init", str(proj), home=home).returncode == 0
-    assert sorted(p.name for p in proj.iterdir()) == ["model_rules.yaml", "tools.py", "workflow.yaml"]
+    assert sorted(p.name for p in proj.iterdir()) == [
+        "model_rules.yaml",
+        "tools.py",
+        "workflow.yaml",
+    ]
     again = agentfn("init", str(proj), home=home)
     assert "already exists" in one_error_line(again)
 
@@ -74,7 +80,11 @@ def test_init_run_list_show_replay(tmp_path: Path) -> None:
     ("body", "args", "expected"),
     [
         ("nodes:\n  - {id: a, type: tool, tool: nope}\n", [], "unknown tool 'nope'"),
-        ("nodes:\n  - {id: a, type: condition, expression: 'open(1)'}\n", [], "call to unknown function 'open'"),
+        (
+            "nodes:\n  - {id: a, type: condition, expression: 'open(1)'}\n",
+            [],
+            "call to unknown function 'open'",
+        ),
         ("nodes: {\n", [], "invalid YAML"),
         (
             "inputs:\n  n: {type: integer}\nnodes:\n  - {id: a, type: condition, expression: '1'}\n",
@@ -86,8 +96,16 @@ def test_init_run_list_show_replay(tmp_path: Path) -> None:
             ["-i", "n=x"],
             "input 'n' must be of type integer, got str",
         ),
-        ("nodes:\n  - {id: a, type: condition, expression: '1'}\n", ["-i", "novalue"], "must look like name=value"),
-        ("nodes:\n  - {id: a, type: condition, expression: '1'}\n", ["--input-json", "[1"], "not valid JSON"),
+        (
+            "nodes:\n  - {id: a, type: condition, expression: '1'}\n",
+            ["-i", "novalue"],
+            "must look like name=value",
+        ),
+        (
+            "nodes:\n  - {id: a, type: condition, expression: '1'}\n",
+            ["--input-json", "[1"],
+            "not valid JSON",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
@@ -100,7 +118,9 @@ def test_bad_input_is_one_line_and_exit_2(
 
 def test_unknown_run_and_missing_file(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    assert "run 'run_nope' not found" in one_error_line(agentfn("runs", "show", "run_nope", home=home))
+    assert "run 'run_nope' not found" in one_error_line(
+        agentfn("runs", "show", "run_nope", home=home)
+    )
     assert "file not found" in one_error_line(agentfn("validate", "missing.yaml", home=home))
     assert agentfn("run", home=home).returncode == 2  # usage error from the parser
 

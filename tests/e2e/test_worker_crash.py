@@ -85,7 +85,17 @@ def test_sigkill_mid_step_then_a_new_worker_finishes(tmp_path: Path) -> None:
     for label in ("a", "x", "y", "z", "b"):
         assert entries.count(label) == 1, entries
     records = {r.key: r for r in engine.store.steps(run.id)}
-    assert set(records) == {"a", "slow", "fan", "fan[0]", "fan[1]", "fan[2]", "fan~gather", "j", "b"}
+    assert set(records) == {
+        "a",
+        "slow",
+        "fan",
+        "fan[0]",
+        "fan[1]",
+        "fan[2]",
+        "fan~gather",
+        "j",
+        "b",
+    }
     assert all(r.status == "done" for r in records.values())
     assert records["slow"].attempt == 2
     assert done.steps_run == len(records) == len(done.done - {"fan[0]", "fan[1]", "fan[2]"}) + 3

@@ -34,7 +34,7 @@ CASES = [
         "nodes[0]: unknown node type; use one of agent, tool, condition, parallel, join, wait",
     ),
     (
-        "nodes:\n  - {id: a, type: condition, expression: \"().__class__\"}\n",
+        'nodes:\n  - {id: a, type: condition, expression: "().__class__"}\n',
         "nodes[0].expression: unsafe expression",
     ),
     (
@@ -100,7 +100,9 @@ def test_error_line_points_at_the_offending_value(tmp_path: Path) -> None:
 def test_unknown_model_and_missing_rule_file(tmp_path: Path) -> None:
     wf = project(tmp_path, "nodes:\n  - {id: a, type: agent, agent: echo}\n")
     (wf.parent / "rules.yaml").unlink()
-    with pytest.raises(BlueprintError, match="models.default.rules: rule file 'rules.yaml' not found"):
+    with pytest.raises(
+        BlueprintError, match=r"models\.default\.rules: rule file 'rules.yaml' not found"
+    ):
         load_blueprint(wf)
 
 

@@ -9,7 +9,9 @@ from core.ports import Usage
 def test_cost_from_price_table() -> None:
     table = PriceTable({"mine": Price(input_per_mtok=1.0, output_per_mtok=3.0)})
     assert table.cost("mine", Usage(prompt_tokens=1_000_000, completion_tokens=500_000)) == 2.5
-    assert table.cost("gpt-4o-mini", Usage(prompt_tokens=1000, completion_tokens=1000)) == pytest.approx(0.00075)
+    assert table.cost(
+        "gpt-4o-mini", Usage(prompt_tokens=1000, completion_tokens=1000)
+    ) == pytest.approx(0.00075)
 
 
 def test_dated_snapshots_use_the_longest_prefix() -> None:

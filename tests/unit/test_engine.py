@@ -171,7 +171,9 @@ def test_a_job_delivered_twice_runs_its_step_once(tmp_path: Path) -> None:
     [job] = engine.queue.receive(1, visibility_timeout=30)
     engine.queue.send(dict(job.body))  # the queue delivers it a second time
     assert engine.handle(job) == "done"
-    outcomes = {m.body["step"]: engine.handle(m) for m in engine.queue.receive(10, visibility_timeout=30)}
+    outcomes = {
+        m.body["step"]: engine.handle(m) for m in engine.queue.receive(10, visibility_timeout=30)
+    }
     assert outcomes == {"once": "duplicate", "next": "done"}
     done = drain(engine, run.id)
     assert done.status is RunStatus.completed

@@ -55,7 +55,9 @@ def test_runs_list_newest_first_with_cursor(tmp_path: Path) -> None:
     ids = []
     for i in range(5):
         now = 1_700_000_000 + i
-        run = Run(id=new_run_id(now), workflow="w", blueprint_key="b", created_at=now, updated_at=now)
+        run = Run(
+            id=new_run_id(now), workflow="w", blueprint_key="b", created_at=now, updated_at=now
+        )
         store.create(run)
         ids.append(run.id)
     page, cursor = store.list_runs(limit=3)

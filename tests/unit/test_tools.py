@@ -42,7 +42,11 @@ def test_schema_comes_from_type_hints() -> None:
     params = spec.parameters
     assert params["type"] == "object"
     assert params["required"] == ["query"]
-    assert params["properties"]["query"] == {"description": "What to look for", "title": "Query", "type": "string"}
+    assert params["properties"]["query"] == {
+        "description": "What to look for",
+        "title": "Query",
+        "type": "string",
+    }
     assert params["properties"]["limit"]["default"] == 5
     assert params["properties"]["mode"]["enum"] == ["fast", "deep"]
     assert params["additionalProperties"] is False
@@ -52,7 +56,10 @@ def test_invoke_validates_and_returns_json() -> None:
     assert search.invoke({"query": "q", "limit": 2}) == ["fast:q", "fast:q"]
     assert move.invoke({"p": {"x": 1, "y": 2}, "dx": 3}) == {"x": 4, "y": 2}
     assert move.name == "move-point" and move.description == "Move a point."
-    with pytest.raises(ToolError, match=r"tool 'search' rejected its arguments: limit: Input should be a valid integer"):
+    with pytest.raises(
+        ToolError,
+        match=r"tool 'search' rejected its arguments: limit: Input should be a valid integer",
+    ):
         search.invoke({"query": "q", "limit": "many"})
     with pytest.raises(ToolError, match="mode"):
         search.invoke({"query": "q", "mode": "slow"})
@@ -96,7 +103,7 @@ def test_registry_and_module_loading(tmp_path: Path) -> None:
 def test_broken_modules_are_reported(tmp_path: Path) -> None:
     broken = tmp_path / "broken.py"
     broken.write_text("raise ValueError('nope')\n")
-    with pytest.raises(UserError, match="broken.py failed to import: ValueError: nope"):
+    with pytest.raises(UserError, match=r"broken\.py failed to import: ValueError: nope"):
         load_tool_module(broken)
     with pytest.raises(UserError, match="does not exist"):
         load_tool_module(tmp_path / "absent.py")
