@@ -40,6 +40,7 @@ from core.errors import (
     StepFailed,
     ToolError,
     UserError,
+    WorkerLost,
 )
 from core.expressions import compile_expression, compile_template
 from core.model_spec import ModelSpec
@@ -312,6 +313,16 @@ class Engine:
         except PreconditionFailed:
             self.queue.retry(message, delay=1.0)
             return "deferred"
+
+        policy = self._policy(ctx, step)
+        if message.attempts > policy.max_attempts:
+            # Earlier deliveries died mid-step without recording a failure: stop here rather
+            # than let a step that kills its worker run forever.
+            lost = WorkerLost(
+                f"step {key} was started {message.attempts - 1} time(s) and its worker never "
+                "finished (killed, crashed or timed out)"
+            )
+            return self._fail(ctx, message, run_id, step, claim, etag, lost)
 
         started = time.perf_counter()
         try:
@@ -670,8 +681,7 @@ class Engine:
         )
         with suppress(PreconditionFailed):  # another worker owns the step now
             self.store.put_step(run_id, failed, etag)
-        node = ctx.blueprint.node_map.get(step.node)
-        policy = node.retry if node is not None else RetryPolicy()
+        policy = self._policy(ctx, step)
         retryable = not isinstance(exc, NOT_RETRYABLE)
         if retryable and message.attempts < policy.max_attempts:
             delay = policy.backoff.delay(message.attempts)
@@ -699,6 +709,11 @@ class Engine:
         return "dead"
 
     # ================================================================== helpers
+
+    @staticmethod
+    def _policy(ctx: RunContext, step: StepKey) -> RetryPolicy:
+        node = ctx.blueprint.node_map.get(step.node)
+        return node.retry if node is not None else RetryPolicy()
 
     def _context(self, run: Run) -> RunContext:
         with self._lock:

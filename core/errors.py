@@ -105,3 +105,9 @@ class StepFailed(AgentfnError):
     """A step may not be retried (bad output, max agent steps reached)."""
 
     code = "step_failed"
+
+
+class WorkerLost(StepFailed):
+    """Every delivery of a step died before recording anything (crash, kill, timeout)."""
+
+    code = "worker_lost"

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 
 from core.errors import Conflict, UserError
-from core.runs import RunStatus
+from core.runs import RunStatus, StepRecord
 from core.workflows import load_blueprint
 from tests.support.engine_harness import drain, ledger, make_engine, project
 
@@ -422,3 +423,25 @@ def test_run_record_is_json_with_sets_sorted(tmp_path: Path) -> None:
     run = drain(engine, engine.start(load_blueprint(wf), {}).id)
     raw = json.loads(engine.blobs.get(f"runs/{run.id}/run.json").data)
     assert raw["status"] == "completed" and raw["done"] == ["a"]
+
+
+def test_a_step_whose_worker_keeps_dying_fails_the_run(tmp_path: Path) -> None:
+    wf = project(
+        tmp_path,
+        f"nodes:\n  - {{id: a, type: tool, tool: record, args: {{label: a}}, {FAST_RETRY}}}\n",
+    )
+    engine = make_engine(tmp_path, lease_s=0.05)
+    run = engine.start(load_blueprint(wf), {})
+    for _ in range(3):  # three deliveries whose worker "died" right after claiming
+        [job] = engine.queue.receive(1, visibility_timeout=0.05)
+        claim = engine.store.get_step(run.id, "a")
+        record = StepRecord(
+            key="a", status="running", attempt=job.attempts, started_at=0, lease_until=0
+        )
+        engine.store.put_step(run.id, record, claim[1] if claim else None)
+        time.sleep(0.06)
+    done = drain(engine, run.id)
+    assert done.status is RunStatus.failed
+    assert done.error is not None and done.error.type == "WorkerLost" and done.error.attempts == 4
+    assert ledger(wf) == []
+    assert len(engine.queue.dead_letters()) == 1
