@@ -182,8 +182,20 @@ def test_a_job_delivered_twice_runs_its_step_once(tmp_path: Path) -> None:
     assert done.steps_run == 2
 
 
-def test_redelivery_after_crash_between_record_and_advance(tmp_path: Path) -> None:
-    """The outcome was recorded but the run never advanced: redelivery advances, no re-run."""
+def crash(*args: object, **kwargs: object) -> None:
+    raise SystemExit("worker died here")
+
+
+@pytest.mark.parametrize(
+    ("dies_in", "pending_after_crash"),
+    [
+        ("_advance", {"a"}),  # outcome recorded, run never advanced
+        ("_send", {"b"}),  # run advanced, b never sent
+    ],
+)
+def test_redelivery_after_a_crash_repairs_the_run_without_rerunning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dies_in: str, pending_after_crash: set[str]
+) -> None:
     wf = project(
         tmp_path,
         """
@@ -197,39 +209,12 @@ def test_redelivery_after_crash_between_record_and_advance(tmp_path: Path) -> No
     engine = make_engine(tmp_path)
     run = engine.start(load_blueprint(wf), {})
     [job] = engine.queue.receive(1, visibility_timeout=30)
-    original = engine._advance
-    engine._advance = lambda *a, **k: (_ for _ in ()).throw(SystemExit("crash"))  # type: ignore[method-assign]
-    with pytest.raises(SystemExit):
-        engine.handle(job)
-    engine._advance = original  # type: ignore[method-assign]
-    assert engine.store.get(run.id).pending == {"a"}
-    engine.queue.retry(job, delay=0)
-    done = drain(engine, run.id)
-    assert done.status is RunStatus.completed
-    assert ledger(wf) == ["a", "b"]
-
-
-def test_redelivery_after_crash_between_advance_and_send(tmp_path: Path) -> None:
-    wf = project(
-        tmp_path,
-        """
-        nodes:
-          - {id: a, type: tool, tool: record, args: {label: a}}
-          - {id: b, type: tool, tool: record, args: {label: b}}
-        edges:
-          - {from: a, to: b}
-        """,
-    )
-    engine = make_engine(tmp_path)
-    run = engine.start(load_blueprint(wf), {})
-    [job] = engine.queue.receive(1, visibility_timeout=30)
-    original = engine._send
-    engine._send = lambda *a, **k: (_ for _ in ()).throw(SystemExit("crash"))  # type: ignore[method-assign]
-    with pytest.raises(SystemExit):
-        engine.handle(job)
-    engine._send = original  # type: ignore[method-assign]
-    assert engine.store.get(run.id).pending == {"b"}  # advanced, but b was never sent
-    engine.queue.retry(job, delay=0)
+    with monkeypatch.context() as patch:
+        patch.setattr(engine, dies_in, crash)
+        with pytest.raises(SystemExit):
+            engine.handle(job)
+    assert engine.store.get(run.id).pending == pending_after_crash
+    engine.queue.retry(job, delay=0)  # the visibility timeout passes
     done = drain(engine, run.id)
     assert done.status is RunStatus.completed
     assert ledger(wf) == ["a", "b"]
