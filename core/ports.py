@@ -8,7 +8,7 @@ the documented semantics below on every cloud.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, BinaryIO, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
@@ -30,6 +30,9 @@ class Page:
     cursor: str | None = None
 
 
+CHUNK_SIZE = 1 << 20  # streaming moves objects in 1 MiB chunks, never whole
+
+
 @runtime_checkable
 class BlobStore(Protocol):
     """Key/value objects with etags.
@@ -40,6 +43,9 @@ class BlobStore(Protocol):
       exactly one of several racing writers with the same etag wins.
     - ``list`` returns keys under ``prefix`` in lexicographic order, at most ``limit`` a page.
     - ``delete`` is idempotent.
+    - ``upload`` streams a readable binary file object into ``key`` and ``download`` streams
+      ``key`` into a writable one, both in chunks, so large objects never sit whole in memory.
+      Both return the etag of what was written/read.
     """
 
     def get(self, key: str) -> Blob: ...
@@ -53,6 +59,10 @@ class BlobStore(Protocol):
     def list(self, prefix: str = "", *, cursor: str | None = None, limit: int = 1000) -> Page: ...
 
     def delete(self, key: str) -> None: ...
+
+    def upload(self, key: str, stream: BinaryIO) -> str: ...
+
+    def download(self, key: str, sink: BinaryIO) -> str: ...
 
 
 # --------------------------------------------------------------------------- queues

@@ -13,11 +13,12 @@ import fcntl
 import hashlib
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from core.errors import NotFound, PreconditionFailed, UserError
-from core.ports import Blob, Page
+from core.ports import CHUNK_SIZE, Blob, Page
 
 __all__ = ["FileBlobStore"]
 
@@ -131,7 +132,7 @@ class FileBlobStore:
         path = self._path(key)
         data = self._bytes(data)
         with self._lock(key):
-            self._write(key, path, data)
+            self._write(key, path, lambda f: f.write(data))
         return _etag(data)
 
     def put_if_absent(self, key: str, data: bytes) -> str:
@@ -140,7 +141,7 @@ class FileBlobStore:
         with self._lock(key):
             if path.is_file():
                 raise PreconditionFailed(f"blob {key!r} already exists")
-            self._write(key, path, data)
+            self._write(key, path, lambda f: f.write(data))
         return _etag(data)
 
     def put_if_match(self, key: str, data: bytes, etag: str) -> str:
@@ -154,7 +155,7 @@ class FileBlobStore:
                 raise PreconditionFailed(f"blob {key!r} does not exist")
             if _norm_etag(_etag(current)) != _norm_etag(etag):
                 raise PreconditionFailed(f"blob {key!r} changed (etag mismatch)")
-            self._write(key, path, data)
+            self._write(key, path, lambda f: f.write(data))
         return _etag(data)
 
     def delete(self, key: str) -> None:
@@ -204,12 +205,36 @@ class FileBlobStore:
         finally:
             os.close(fd)  # closing drops the flock
 
-    def _write(self, key: str, path: Path, data: bytes) -> None:
+    def upload(self, key: str, stream: BinaryIO) -> str:
+        path = self._path(key)
+        digest = hashlib.blake2b(digest_size=16)
+
+        def fill(f: BinaryIO) -> None:
+            while chunk := stream.read(CHUNK_SIZE):
+                digest.update(chunk)
+                f.write(chunk)
+
+        with self._lock(key):
+            self._write(key, path, fill)
+        return f'"{digest.hexdigest()}"'
+
+    def download(self, key: str, sink: BinaryIO) -> str:
+        digest = hashlib.blake2b(digest_size=16)
+        try:
+            with self._path(key).open("rb") as f:  # the open inode survives a concurrent replace
+                while chunk := f.read(CHUNK_SIZE):
+                    digest.update(chunk)
+                    sink.write(chunk)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise NotFound(f"blob {key!r} not found") from None
+        return f'"{digest.hexdigest()}"'
+
+    def _write(self, key: str, path: Path, fill: Callable[[BinaryIO], object]) -> None:
         parent = path.parent
         fd, tmp = self._open_tmp(key, parent)
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(data)
+                fill(f)
                 if self.durable:
                     f.flush()
                     os.fsync(f.fileno())

@@ -26,41 +26,23 @@ import pytest
 from adapters.local import EnvSecretStore, FileBlobStore, SqliteQueue
 from core.errors import PreconditionFailed
 from core.ports import BlobStore, Queue, SecretStore
+from tests.contract.harness import AdapterFactory, FakeClock, SecretHarness
 
 Spec = tuple[str, dict[str, Any]]  # (factory name, picklable kwargs)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-class FakeClock:
-    """Deterministic time for adapters that accept a clock."""
-
-    def __init__(self, start: float = 1_000_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@dataclass(frozen=True)
-class AdapterFactory:
-    """How to provision one adapter for a test and rebuild it anywhere from its spec.
-
-    ``spec(tmp_path)`` returns picklable kwargs; ``build(**kwargs)`` returns the adapter;
-    ``cleanup(kwargs)`` (optional) removes cloud resources after the test. ``fake_clock``
-    says whether ``build`` accepts ``clock=`` so tests can skip real sleeping.
-    """
-
-    spec: Callable[[Path], dict[str, Any]]
-    build: Callable[..., Any]
-    cleanup: Callable[[dict[str, Any]], None] | None = None
-    fake_clock: bool = False
-
-
 # --------------------------------------------------------------------------- registries
+
+
+def _load_backends() -> list[Any]:
+    import importlib
+    import pkgutil
+
+    folder = Path(__file__).with_name("backends")
+    names = sorted(m.name for m in pkgutil.iter_modules([str(folder)]))
+    return [importlib.import_module(f"tests.contract.backends.{name}") for name in names]
 
 
 def _local_queue_spec(tmp_path: Path) -> dict[str, Any]:
@@ -77,19 +59,6 @@ BLOBSTORES: dict[str, AdapterFactory] = {
 QUEUES: dict[str, AdapterFactory] = {
     "local": AdapterFactory(spec=_local_queue_spec, build=SqliteQueue, fake_clock=True),
 }
-
-
-class SecretHarness:
-    """Drives one secret backend: write a secret at the source, build a store reading it."""
-
-    name: str
-    fake_clock: bool
-
-    def set_secret(self, name: str, value: str) -> None:
-        raise NotImplementedError
-
-    def make(self, *, ttl_s: float = 60.0, clock: Callable[[], float] | None = None) -> SecretStore:
-        raise NotImplementedError
 
 
 class LocalSecretHarness(SecretHarness):
@@ -117,6 +86,14 @@ class LocalSecretHarness(SecretHarness):
 SECRET_STORES: dict[str, Callable[[Path], SecretHarness]] = {
     "local": LocalSecretHarness,
 }
+
+
+# Cloud backends live in tests/contract/backends/<cloud>.py, each defining its own BLOBSTORES,
+# QUEUES and SECRET_STORES dicts; they are merged here so every contract test runs on them.
+for _backend in _load_backends():
+    BLOBSTORES.update(getattr(_backend, "BLOBSTORES", {}))
+    QUEUES.update(getattr(_backend, "QUEUES", {}))
+    SECRET_STORES.update(getattr(_backend, "SECRET_STORES", {}))
 
 
 def build_blobstore(spec: Spec) -> BlobStore:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import random
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -269,3 +272,74 @@ def test_local_reserved_and_conflicting_keys(tmp_path: Path) -> None:
     with pytest.raises(UserError) as info:
         store.list("../up")
     assert info.value.field == "prefix"
+
+
+# --------------------------------------------------------------------------- streaming
+
+BIG = 64 * 1024 * 1024
+
+
+class PatternReader(io.RawIOBase):
+    """A readable stream of ``size`` deterministic bytes that never exist all at once."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+        self.offset = 0
+        self.digest = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = min(len(buffer), self.left)
+        if n == 0:
+            return 0
+        chunk = _pattern(self.offset, n)
+        buffer[:n] = chunk
+        self.digest.update(chunk)
+        self.left -= n
+        self.offset += n
+        return n
+
+
+def _pattern(offset: int, n: int) -> bytes:
+    block = hashlib.sha256(str(offset // 65536).encode()).digest() * 2048  # 64 KiB
+    start = offset % 65536
+    return (block * (2 + n // 65536))[start : start + n]
+
+
+class HashingSink(io.RawIOBase):
+    def __init__(self) -> None:
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data)
+        self.digest.update(view)
+        self.size += len(view)
+        return len(view)
+
+
+def test_64mb_object_streams_in_and_out_without_holding_it(blobstore: BlobStore) -> None:
+    source = io.BufferedReader(PatternReader(BIG), buffer_size=1 << 20)
+    tracemalloc.start()
+    try:
+        etag_in = blobstore.upload("big/object.bin", source)
+        sink = HashingSink()
+        etag_out = blobstore.download("big/object.bin", sink)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert source.raw.left == 0  # type: ignore[attr-defined]
+    assert sink.size == BIG
+    assert sink.digest.hexdigest() == source.raw.digest.hexdigest()  # type: ignore[attr-defined]
+    assert isinstance(etag_in, str) and etag_in and isinstance(etag_out, str) and etag_out
+    assert peak < BIG // 2, f"peak Python memory {peak / 2**20:.1f} MiB while streaming 64 MiB"
+
+
+def test_download_of_a_missing_key_is_not_found(blobstore: BlobStore) -> None:
+    with pytest.raises(NotFound):
+        blobstore.download("nope/missing.bin", HashingSink())

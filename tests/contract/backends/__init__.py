@@ -1,0 +1,1 @@
+"""Cloud backends of the contract suite: one module per cloud (see ../conftest.py)."""
