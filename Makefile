@@ -4,6 +4,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
+EMU    := .emulators
+
 .PHONY: demo test lint bench clean
 
 $(VENV)/.base: pyproject.toml
@@ -18,7 +20,13 @@ $(VENV)/.dev: pyproject.toml $(VENV)/.base
 demo: $(VENV)/.base
 	$(VENV)/bin/agentfn demo
 
-test: $(VENV)/.dev
+# Azurite (Azure Blob/Queue emulator) comes from npm into a project-local folder; moto and the
+# Cloud Storage emulator come with the dev extra; the Pub/Sub emulator ships with the Cloud SDK.
+# The test harness starts each server on a free loopback port and stops it at the end.
+$(EMU)/node_modules/.bin/azurite:
+	npm install --prefix $(EMU) --no-audit --no-fund --silent azurite@3
+
+test: $(VENV)/.dev $(EMU)/node_modules/.bin/azurite
 	$(PY) -m pytest
 
 lint: $(VENV)/.dev
@@ -30,4 +38,4 @@ bench: $(VENV)/.dev
 	$(PY) -m tests.bench.run
 
 clean:
-	rm -rf $(VENV) .agentfn .agentfn-demo bench/results.json bench/results.md
+	rm -rf $(VENV) $(EMU) .agentfn .agentfn-demo bench/results.json bench/results.md
