@@ -151,6 +151,7 @@ class QueueHarness:
     fake_clock: bool
     clock: FakeClock = field(default_factory=FakeClock)
     tmp_path: Path | None = None
+    unit: float = 0.1
 
     def make(self, *, fresh: bool = False, **overrides: Any) -> Queue:
         """A queue on the test's backend; ``fresh`` gives a new, empty queue each call."""
@@ -171,8 +172,9 @@ class QueueHarness:
 
 @pytest.fixture
 def queue_factory(queue_spec: Spec, tmp_path: Path) -> QueueHarness:
+    factory = QUEUES[queue_spec[0]]
     return QueueHarness(
-        spec=queue_spec, fake_clock=QUEUES[queue_spec[0]].fake_clock, tmp_path=tmp_path
+        spec=queue_spec, fake_clock=factory.fake_clock, tmp_path=tmp_path, unit=factory.unit
     )
 
 

@@ -37,6 +37,7 @@ class AdapterFactory:
     build: Callable[..., Any]
     cleanup: Callable[[dict[str, Any]], None] | None = None
     fake_clock: bool = False
+    unit: float = 0.1  # shortest duration the backend honours (whole seconds on some clouds)
 
 
 class SecretHarness:

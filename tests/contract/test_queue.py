@@ -1,7 +1,8 @@
 """Queue contract: at-least-once delivery, priorities, visibility, retries, dead letters.
 
 ``queue_factory`` (see conftest) builds queues with a fake clock when the adapter accepts one;
-``advance`` otherwise sleeps for real, so delays here stay <= 0.3 s.
+``advance`` otherwise sleeps for real. Durations are multiples of the backend's time unit
+(``queue_factory.unit``: 0.1 s locally, 1 s on clouds whose APIs count whole seconds).
 """
 
 from __future__ import annotations
@@ -22,8 +23,6 @@ from adapters.local import SqliteQueue
 from core.errors import UserError
 from core.ports import Queue, QueueMessage
 
-VT = 0.2  # a visibility timeout short enough to wait out for real
-
 
 def _drain(queue: Queue, batch: int = 10) -> list[QueueMessage]:
     out: list[QueueMessage] = []
@@ -41,13 +40,13 @@ def test_send_receive_ack(queue_factory: Any) -> None:
     q = queue_factory.make()
     msg_id = q.send({"run": "r1", "step": 2, "nested": {"x": [1, None, "ü"]}})
     assert isinstance(msg_id, str) and msg_id
-    [msg] = q.receive(1, visibility_timeout=VT)
+    [msg] = q.receive(1, visibility_timeout=2 * queue_factory.unit)
     assert (msg.id, msg.attempts, msg.priority) == (msg_id, 1, 0)
     assert msg.body == {"run": "r1", "step": 2, "nested": {"x": [1, None, "ü"]}}
-    assert q.receive(1, visibility_timeout=VT) == []  # hidden while in flight
+    assert q.receive(1, visibility_timeout=2 * queue_factory.unit) == []  # hidden while in flight
     q.ack(msg)
-    queue_factory.advance(VT + 0.1)
-    assert q.receive(1, visibility_timeout=VT) == []  # acked: never comes back
+    queue_factory.advance(3 * queue_factory.unit)
+    assert q.receive(1, visibility_timeout=2 * queue_factory.unit) == []  # acked: never comes back
 
 
 def test_receive_respects_max_messages(queue: Queue) -> None:
@@ -77,16 +76,16 @@ def test_priority_then_fifo(queue: Queue) -> None:
 
 def test_delay_hides_job_until_due(queue_factory: Any) -> None:
     q = queue_factory.make()
-    later = q.send({"when": "later"}, delay=0.3)
+    later = q.send({"when": "later"}, delay=3 * queue_factory.unit)
     now = q.send({"when": "now"})
     assert [m.id for m in q.receive(10, visibility_timeout=30)] == [now]
-    queue_factory.advance(0.35)
+    queue_factory.advance(4 * queue_factory.unit)
     assert [m.id for m in q.receive(10, visibility_timeout=30)] == [later]
 
 
 def test_delayed_high_priority_does_not_block_visible_jobs(queue_factory: Any) -> None:
     q = queue_factory.make()
-    q.send({"n": "hi"}, delay=0.3, priority=10)
+    q.send({"n": "hi"}, delay=3 * queue_factory.unit, priority=10)
     low = q.send({"n": "lo"})
     assert [m.id for m in q.receive(1, visibility_timeout=30)] == [low]
 
@@ -94,10 +93,10 @@ def test_delayed_high_priority_does_not_block_visible_jobs(queue_factory: Any) -
 def test_visibility_timeout_redelivers_with_attempts(queue_factory: Any) -> None:
     q = queue_factory.make()
     msg_id = q.send({"x": 1})
-    [first] = q.receive(1, visibility_timeout=VT)
-    assert q.receive(1, visibility_timeout=VT) == []
-    queue_factory.advance(VT + 0.1)
-    [second] = q.receive(1, visibility_timeout=VT)
+    [first] = q.receive(1, visibility_timeout=2 * queue_factory.unit)
+    assert q.receive(1, visibility_timeout=2 * queue_factory.unit) == []
+    queue_factory.advance(3 * queue_factory.unit)
+    [second] = q.receive(1, visibility_timeout=2 * queue_factory.unit)
     assert (second.id, second.attempts) == (msg_id, 2)
     assert second.receipt != first.receipt
     assert second.body == {"x": 1}
@@ -106,11 +105,11 @@ def test_visibility_timeout_redelivers_with_attempts(queue_factory: Any) -> None
 def test_stale_receipt_ack_is_a_noop(queue_factory: Any) -> None:
     q = queue_factory.make()
     msg_id = q.send({"x": 1})
-    [first] = q.receive(1, visibility_timeout=VT)
-    queue_factory.advance(VT + 0.1)
-    [second] = q.receive(1, visibility_timeout=VT)
+    [first] = q.receive(1, visibility_timeout=2 * queue_factory.unit)
+    queue_factory.advance(3 * queue_factory.unit)
+    [second] = q.receive(1, visibility_timeout=2 * queue_factory.unit)
     q.ack(first)  # the slow first worker finally finishes: must not delete the new delivery
-    queue_factory.advance(VT + 0.1)
+    queue_factory.advance(3 * queue_factory.unit)
     [third] = q.receive(1, visibility_timeout=30)
     assert (third.id, third.attempts) == (msg_id, 3)
     q.ack(second)  # also stale now
@@ -122,9 +121,9 @@ def test_retry_with_delay(queue_factory: Any) -> None:
     q = queue_factory.make()
     msg_id = q.send({"x": 1})
     [msg] = q.receive(1, visibility_timeout=30)
-    q.retry(msg, delay=0.25)
+    q.retry(msg, delay=2 * queue_factory.unit)
     assert q.receive(1, visibility_timeout=30) == []
-    queue_factory.advance(0.3)
+    queue_factory.advance(3 * queue_factory.unit)
     [again] = q.receive(1, visibility_timeout=30)
     assert (again.id, again.attempts) == (msg_id, 2)
     q.retry(again)  # no delay: visible at once
@@ -135,8 +134,8 @@ def test_retry_with_delay(queue_factory: Any) -> None:
 def test_retry_with_stale_receipt_is_a_noop(queue_factory: Any) -> None:
     q = queue_factory.make()
     q.send({"x": 1})
-    [first] = q.receive(1, visibility_timeout=VT)
-    queue_factory.advance(VT + 0.1)
+    [first] = q.receive(1, visibility_timeout=2 * queue_factory.unit)
+    queue_factory.advance(3 * queue_factory.unit)
     [second] = q.receive(1, visibility_timeout=30)
     q.retry(first)  # must not un-hide the job another worker now holds
     assert q.receive(1, visibility_timeout=30) == []
@@ -149,9 +148,9 @@ def test_dead_letter_after_max_attempts(queue_factory: Any) -> None:
     msg_id = q.send({"poison": True})
     other = q.send({"fine": True}, priority=-1)
     for attempt in (1, 2):
-        got = q.receive(1, visibility_timeout=VT)
+        got = q.receive(1, visibility_timeout=2 * queue_factory.unit)
         assert [(m.id, m.attempts) for m in got] == [(msg_id, attempt)]
-        queue_factory.advance(VT + 0.1)
+        queue_factory.advance(3 * queue_factory.unit)
     # Third time around the poison job goes to the DLQ and the next job is returned instead.
     assert [m.id for m in q.receive(1, visibility_timeout=30)] == [other]
     [dead] = q.dead_letters()
@@ -166,10 +165,10 @@ def test_explicit_dead_letter(queue_factory: Any) -> None:
     q = queue_factory.make(fresh=True)
     a = q.send({"n": "a"})
     b = q.send({"n": "b"})
-    [ma] = q.receive(1, visibility_timeout=VT)
+    [ma] = q.receive(1, visibility_timeout=2 * queue_factory.unit)
     q.dead_letter(ma, "bad input: missing field x")
-    [mb] = q.receive(1, visibility_timeout=VT)
-    queue_factory.advance(VT + 0.1)
+    [mb] = q.receive(1, visibility_timeout=2 * queue_factory.unit)
+    queue_factory.advance(3 * queue_factory.unit)
     [mb2] = q.receive(1, visibility_timeout=30)
     q.dead_letter(mb, "stale receipt: ignored")
     q.dead_letter(mb2, "second")
