@@ -31,6 +31,7 @@ from typing import Any
 
 from core.agents import AgentSpec, opening_messages, take_turn, tool_result_text
 from core.costs import PriceTable
+from core.delivery import Acker
 from core.errors import (
     AgentfnError,
     Conflict,
@@ -43,6 +44,7 @@ from core.errors import (
     WorkerLost,
 )
 from core.expressions import compile_expression, compile_template
+from core.http_tools import HttpTool
 from core.model_spec import ModelSpec
 from core.ports import (
     BlobStore,
@@ -102,7 +104,10 @@ class RunContext:
 
     @cached_property
     def tools(self) -> ToolRegistry:
-        return load_registry(self.blueprint.tool_paths(self.loaded.base_path))
+        registry = load_registry(self.blueprint.tool_paths(self.loaded.base_path))
+        for spec in self.loaded.http_tools:
+            registry.register(HttpTool(spec))
+        return registry
 
     @cached_property
     def prices(self) -> PriceTable:
@@ -263,42 +268,48 @@ class Engine:
                 handled += 1
         return handled
 
-    def handle(self, message: QueueMessage) -> str:
-        """Handle one delivered job; acks, retries or dead-letters it. Returns what happened."""
+    def handle(self, message: QueueMessage, acker: Acker | None = None) -> str:
+        """Handle one delivered job; acks, retries or dead-letters it. Returns what happened.
+
+        ``acker`` settles the message; by default the engine's queue. Triggered functions pass
+        a :class:`core.delivery.TriggerAcker`, because their platform deletes a message when the
+        function succeeds and redelivers it when it fails.
+        """
+        acker = acker or self.queue
         body = message.body
         run_id, key = body.get("run"), body.get("step")
         if not isinstance(run_id, str) or not isinstance(key, str):
-            self.queue.dead_letter(message, "malformed job: needs string fields 'run' and 'step'")
+            acker.dead_letter(message, "malformed job: needs string fields 'run' and 'step'")
             return "dead"
         try:
             run = self.store.get(run_id)
             step = StepKey.parse(key)
         except (NotFound, UserError) as exc:
-            self.queue.dead_letter(message, f"{type(exc).__name__}: {exc}")
+            acker.dead_letter(message, f"{type(exc).__name__}: {exc}")
             return "dead"
         if run.status.terminal:
-            self.queue.ack(message)
+            acker.ack(message)
             return "skipped"
         ctx = self._context(run)
         existing = self.store.get_step(run_id, key)
         if key in run.done:
             if existing is not None and existing[0].status == "done" and not existing[0].enqueued:
                 self._finish(ctx, run_id, existing[0], existing[1])
-            self.queue.ack(message)
+            acker.ack(message)
             return "duplicate"
         now = self.clock()
         if existing is not None:
             record, etag = existing
             if record.status == "done" and record.outcome is not None:
                 self._finish(ctx, run_id, record, etag)
-                self.queue.ack(message)
+                acker.ack(message)
                 return "duplicate"
             if (
                 record.status == "running"
                 and record.lease_until > now
                 and record.worker != self.worker
             ):
-                self.queue.retry(message, delay=min(record.lease_until - now, self.lease_s))
+                acker.retry(message, delay=min(record.lease_until - now, self.lease_s))
                 return "deferred"
         claim = StepRecord(
             key=key,
@@ -311,7 +322,7 @@ class Engine:
         try:
             etag = self.store.put_step(run_id, claim, existing[1] if existing else None)
         except PreconditionFailed:
-            self.queue.retry(message, delay=1.0)
+            acker.retry(message, delay=1.0)
             return "deferred"
 
         policy = self._policy(ctx, step)
@@ -322,13 +333,13 @@ class Engine:
                 f"step {key} was started {message.attempts - 1} time(s) and its worker never "
                 "finished (killed, crashed or timed out)"
             )
-            return self._fail(ctx, message, run_id, step, claim, etag, lost)
+            return self._fail(ctx, message, acker, run_id, step, claim, etag, lost)
 
         started = time.perf_counter()
         try:
             outcome = self._execute(ctx, run, step)
         except Exception as exc:  # every failure is recorded, retried or dead-lettered
-            return self._fail(ctx, message, run_id, step, claim, etag, exc)
+            return self._fail(ctx, message, acker, run_id, step, claim, etag, exc)
         finished = claim.model_copy(
             update={
                 "status": "done",
@@ -341,10 +352,10 @@ class Engine:
             etag = self.store.put_step(run_id, finished, etag)
         except PreconditionFailed:
             # Our lease ran out and another worker took the step over: its result counts.
-            self.queue.ack(message)
+            acker.ack(message)
             return "superseded"
         self._finish(ctx, run_id, finished, etag)
-        self.queue.ack(message)
+        acker.ack(message)
         return "done"
 
     def _finish(self, ctx: RunContext, run_id: str, record: StepRecord, etag: str) -> None:
@@ -668,6 +679,7 @@ class Engine:
         self,
         ctx: RunContext,
         message: QueueMessage,
+        acker: Acker,
         run_id: str,
         step: StepKey,
         claim: StepRecord,
@@ -689,7 +701,7 @@ class Engine:
                 "step failed, retrying",
                 extra={"run_id": run_id, "step": str(step), "error": error, "delay_s": delay},
             )
-            self.queue.retry(message, delay=delay)
+            acker.retry(message, delay=delay)
             return "retry"
         run_error = RunError(
             step=str(step), type=type(exc).__name__, message=text, attempts=message.attempts

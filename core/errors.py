@@ -111,3 +111,37 @@ class WorkerLost(StepFailed):
     """Every delivery of a step died before recording anything (crash, kill, timeout)."""
 
     code = "worker_lost"
+
+
+class Unauthorized(AgentfnError):
+    """Missing or wrong API key."""
+
+    code = "unauthorized"
+    status = 401
+
+
+class Forbidden(AgentfnError):
+    """The key is valid but its role does not allow this."""
+
+    code = "forbidden"
+    status = 403
+
+
+class MethodNotAllowed(AgentfnError):
+    code = "method_not_allowed"
+    status = 405
+
+
+class PayloadTooLarge(AgentfnError):
+    code = "payload_too_large"
+    status = 413
+
+
+class UnsupportedMediaType(AgentfnError):
+    code = "unsupported_media_type"
+    status = 415
+
+
+class InternalError(AgentfnError):
+    code = "internal"
+    status = 500

@@ -23,6 +23,8 @@ class Settings(BaseModel):
     secrets: str
     max_attempts: int = 5
     lease_s: float = 60.0
+    project: Path = Path(".")
+    tool_modules: tuple[str, ...] = ()
 
     @classmethod
     def from_env(
@@ -37,6 +39,10 @@ class Settings(BaseModel):
             secrets=env.get("AGENTFN_SECRETS") or "env://" + str(Path.cwd() / ".env"),
             max_attempts=int(env.get("AGENTFN_MAX_ATTEMPTS", "5")),
             lease_s=float(env.get("AGENTFN_LEASE_S", "60")),
+            project=Path(env.get("AGENTFN_PROJECT") or ".").absolute(),
+            tool_modules=tuple(
+                m.strip() for m in env.get("AGENTFN_TOOL_MODULES", "").split(",") if m.strip()
+            ),
         )
 
     def as_env(self) -> dict[str, str]:
@@ -48,4 +54,6 @@ class Settings(BaseModel):
             "AGENTFN_SECRETS": self.secrets,
             "AGENTFN_MAX_ATTEMPTS": str(self.max_attempts),
             "AGENTFN_LEASE_S": str(self.lease_s),
+            "AGENTFN_PROJECT": str(self.project),
+            "AGENTFN_TOOL_MODULES": ",".join(self.tool_modules),
         }

@@ -14,7 +14,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, get_type_hints, overload
+from typing import Any, Protocol, get_type_hints, overload
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create_model
 
@@ -114,20 +114,30 @@ def _args_model(fn: Callable[..., Any], name: str) -> type[BaseModel]:
     return model
 
 
+class Invocable(Protocol):
+    """What the engine needs of a tool: Python (:class:`Tool`) or HTTP (``HttpTool``)."""
+
+    name: str
+
+    def spec(self) -> ToolSpec: ...
+
+    def invoke(self, arguments: dict[str, Any]) -> Any: ...
+
+
 class ToolRegistry:
     """Tools by name; a workflow sees only the tools its blueprint loads."""
 
-    def __init__(self, tools: Iterable[Tool] = ()) -> None:
-        self._tools: dict[str, Tool] = {}
+    def __init__(self, tools: Iterable[Invocable] = ()) -> None:
+        self._tools: dict[str, Invocable] = {}
         for t in tools:
             self.register(t)
 
-    def register(self, t: Tool) -> None:
+    def register(self, t: Invocable) -> None:
         if t.name in self._tools and self._tools[t.name] is not t:
             raise UserError(f"two tools are named {t.name!r}", field="tools")
         self._tools[t.name] = t
 
-    def get(self, name: str) -> Tool:
+    def get(self, name: str) -> Invocable:
         try:
             return self._tools[name]
         except KeyError:

@@ -21,6 +21,7 @@ from core.agents import AgentSpec
 from core.costs import Price
 from core.errors import BlueprintError, ExpressionError, UserError
 from core.expressions import compile_expression, compile_template
+from core.http_tools import HttpTool, HttpToolSpec
 from core.model_spec import ModelSpec
 from core.resilience import Backoff
 from core.tools import ToolRegistry, load_registry
@@ -209,11 +210,16 @@ class Blueprint(BaseModel):
 
 
 class LoadedBlueprint(BaseModel):
-    """A validated blueprint and the folder its relative paths (tools, rules) resolve from."""
+    """A validated blueprint and the folder its relative paths (tools, rules) resolve from.
+
+    ``http_tools`` snapshots the declarative HTTP tools the blueprint uses, so a run keeps
+    the definitions it started with.
+    """
 
     blueprint: Blueprint
     base_dir: str
     source: str = ""
+    http_tools: list[HttpToolSpec] = Field(default_factory=list)
 
     @property
     def base_path(self) -> Path:
@@ -269,7 +275,12 @@ def _pydantic_message(error: Mapping[str, Any]) -> str:
 
 
 def validate_blueprint(
-    bp: Blueprint, source: YamlSource, base_dir: Path, *, check_tools: bool = True
+    bp: Blueprint,
+    source: YamlSource,
+    base_dir: Path,
+    *,
+    check_tools: bool = True,
+    http_tools: Iterable[HttpToolSpec] = (),
 ) -> None:
     """Semantic checks pydantic cannot do alone; raises the first problem with its line."""
     node_index = {n.id: i for i, n in enumerate(bp.nodes)}
@@ -306,6 +317,8 @@ def validate_blueprint(
                 raise source.error(("tools", i), f"tool module {rel!r} not found")
         try:
             registry = load_registry(bp.tool_paths(base_dir))
+            for http_tool in http_tools:
+                registry.register(HttpTool(http_tool))
         except UserError as exc:
             raise source.error(("tools",), exc.message) from None
         for name, agent in bp.agents.items():

@@ -1,25 +1,90 @@
-"""Composition root: settings → adapters → engine. Every entry point builds its engine here."""
+"""Composition root: settings → adapters → engine and API. Every entry point builds here.
+
+Entry points keep one :class:`Runtime` per process (built on first use, reused while the
+function instance stays warm), so adapters and clients are created once, not per request.
+"""
 
 from __future__ import annotations
 
+import threading
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from adapters.models.factory import build_model
 from adapters.registry import open_blobstore, open_queue, open_secrets
+from core.api import Api
+from core.auth import Authenticator, SingleKeyAuthenticator
+from core.catalog import Catalog
 from core.engine import Engine
 from core.model_spec import ModelSpec
-from core.ports import Model
+from core.ports import BlobStore, Model, Queue, SecretStore
 from core.settings import Settings
 
 
-def build_engine(settings: Settings, *, worker: str | None = None) -> Engine:
-    blobs = open_blobstore(settings.storage)
-    queue = open_queue(settings.queue, max_attempts=settings.max_attempts)
-    secrets = open_secrets(settings.secrets)
+@dataclass
+class Runtime:
+    settings: Settings
 
-    def model_factory(spec: ModelSpec, base_dir: Path) -> Model:
-        return build_model(spec, secrets=secrets, base_dir=base_dir)
+    @cached_property
+    def blobs(self) -> BlobStore:
+        return open_blobstore(self.settings.storage)
 
-    return Engine(
-        blobs, queue, model_factory=model_factory, lease_s=settings.lease_s, worker=worker
-    )
+    @cached_property
+    def queue(self) -> Queue:
+        return open_queue(self.settings.queue, max_attempts=self.settings.max_attempts)
+
+    @cached_property
+    def secrets(self) -> SecretStore:
+        return open_secrets(self.settings.secrets)
+
+    @cached_property
+    def engine(self) -> Engine:
+        secrets = self.secrets
+
+        def model_factory(spec: ModelSpec, base_dir: Path) -> Model:
+            return build_model(spec, secrets=secrets, base_dir=base_dir)
+
+        return Engine(
+            self.blobs, self.queue, model_factory=model_factory, lease_s=self.settings.lease_s
+        )
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        return Catalog(self.blobs, self.settings.project)
+
+    @cached_property
+    def authenticator(self) -> Authenticator:
+        return SingleKeyAuthenticator(self.secrets)
+
+    @property
+    def tool_modules(self) -> list[str]:
+        return list(self.settings.tool_modules)
+
+    @cached_property
+    def api(self) -> Api:
+        return Api(self)
+
+
+_lock = threading.Lock()
+_current: Runtime | None = None
+
+
+def current() -> Runtime:
+    """The process-wide runtime from the environment (warm invocations reuse it)."""
+    global _current
+    with _lock:
+        if _current is None:
+            _current = Runtime(Settings.from_env())
+        return _current
+
+
+def reset() -> None:
+    """Forget the process-wide runtime (tests switch settings between cases)."""
+    global _current
+    with _lock:
+        _current = None
+
+
+def build_engine(settings: Settings) -> Engine:
+    return Runtime(settings).engine

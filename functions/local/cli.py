@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal as os_signal
 import sys
 import threading
 import time
@@ -223,9 +224,9 @@ def replay(
     )
 
 
-@app.command()
+@app.command("signal")
 @user_errors
-def signal(
+def send_signal(
     run_id: str,
     name: str,
     payload: Annotated[str, typer.Option(help="JSON payload of the signal.")] = "null",
@@ -246,6 +247,33 @@ def worker(
 ) -> None:
     """Process jobs from the queue until stopped (SIGTERM finishes the job in hand)."""
     serve_worker(State.settings(), poll_s=poll)
+
+
+@app.command()
+@user_errors
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0 = any free port).")] = 8080,
+    workers: Annotated[int, typer.Option(min=0, max=64, help="Worker processes.")] = 2,
+) -> None:
+    """Serve the HTTP API and run workers on the local default."""
+    from functions.local.server import serve as bind
+    from functions.runtime import Runtime
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    os_signal.signal(os_signal.SIGTERM, stop)  # stop the workers too, not just this process
+    settings = State.settings()
+    server = bind(Runtime(settings).api, host, port)
+    out.print(f"agentfn API on http://{host}:{server.server_address[1]} with {workers} worker(s)")
+    with WorkerPool(settings, workers):
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            out.print("stopping")
+        finally:
+            server.server_close()
 
 
 @app.command()

@@ -1,0 +1,166 @@
+"""Pydantic models at the HTTP edge: request bodies, responses, and the error envelope.
+
+The same models validate requests and generate /openapi.json, so the document cannot drift
+from what the API accepts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.ports import Usage
+from core.runs import Run, RunError, RunStatus, StepRecord
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorEnvelope(BaseModel):
+    error: ErrorBody
+
+
+class CreateRun(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    workflow: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="a stored workflow's name")
+    input: dict[str, Any] = Field(default_factory=dict)
+    priority: int = Field(default=0, ge=-10, le=10)
+
+
+class ReplayRun(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    live: bool = Field(default=False, description="call the models again instead of the log")
+
+
+class Signal(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    payload: Any = None
+
+
+class ToolTest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class StepView(BaseModel):
+    key: str
+    status: str
+    attempt: int
+    started_at: float
+    finished_at: float | None
+    duration_ms: float | None
+    error: str | None
+    tokens: int
+    cost_usd: float
+
+    @classmethod
+    def of(cls, record: StepRecord) -> StepView:
+        outcome = record.outcome
+        return cls(
+            key=record.key,
+            status=record.status,
+            attempt=record.attempt,
+            started_at=record.started_at,
+            finished_at=record.finished_at,
+            duration_ms=record.duration_ms,
+            error=record.error,
+            tokens=outcome.usage.total_tokens if outcome else 0,
+            cost_usd=outcome.cost_usd if outcome else 0.0,
+        )
+
+
+class RunSummary(BaseModel):
+    id: str
+    workflow: str
+    status: RunStatus
+    created_at: float
+    finished_at: float | None
+    steps: int
+    tokens: int
+    cost_usd: float
+    replay_of: str | None
+
+    @classmethod
+    def of(cls, run: Run) -> RunSummary:
+        return cls(
+            id=run.id,
+            workflow=run.workflow,
+            status=run.status,
+            created_at=run.created_at,
+            finished_at=run.finished_at,
+            steps=run.steps_run,
+            tokens=run.usage.total_tokens,
+            cost_usd=run.cost_usd,
+            replay_of=run.replay_of,
+        )
+
+
+class RunView(RunSummary):
+    input: dict[str, Any]
+    output: Any
+    error: RunError | None
+    usage: Usage
+    correlation_id: str
+    waiting_for: list[str]
+    nodes: dict[str, str] = Field(description="node id -> started | finished | skipped")
+    step_details: list[StepView]
+
+    @classmethod
+    def full(cls, run: Run, steps: list[StepRecord]) -> RunView:
+        nodes = {n: "started" for n in run.started}
+        nodes.update({n: "finished" for n in run.finished})
+        nodes.update({n: "skipped" for n in run.skipped})
+        return cls(
+            **RunSummary.of(run).model_dump(),
+            input=run.input,
+            output=run.output,
+            error=run.error,
+            usage=run.usage,
+            correlation_id=run.correlation_id,
+            waiting_for=sorted({w.signal for w in run.waiting.values()}),
+            nodes=dict(sorted(nodes.items())),
+            step_details=[StepView.of(s) for s in sorted(steps, key=lambda s: s.started_at)],
+        )
+
+
+class RunPage(BaseModel):
+    items: list[RunSummary]
+    next_cursor: str | None
+
+
+class WorkflowView(BaseModel):
+    name: str
+    description: str
+    nodes: int
+    edges: int
+    inputs: dict[str, Any]
+    source: str
+
+
+class ToolView(BaseModel):
+    name: str
+    kind: str
+    description: str
+    parameters: dict[str, Any]
+
+
+class ToolList(BaseModel):
+    items: list[ToolView]
+
+
+class ToolResult(BaseModel):
+    name: str
+    result: Any
+
+
+class Health(BaseModel):
+    status: str
+    version: str

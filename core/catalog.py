@@ -1,0 +1,131 @@
+"""The catalog: agents, workflows and HTTP tools registered over the API.
+
+Stored in the BlobStore next to runs, so every handler on every cloud sees the same catalog.
+Relative paths in stored workflows (tool modules, scripted-model rules) resolve from the
+deployed project folder. Agents a workflow names but does not define inline come from the
+catalog; so do the HTTP tools it names that no Python module defines.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from core.agents import AgentSpec
+from core.errors import BlueprintError, NotFound, ValidationFailed
+from core.http_tools import HttpToolSpec
+from core.ports import BlobStore
+from core.runs import iter_keys
+from core.tools import load_registry
+from core.workflows import (
+    AgentNode,
+    Blueprint,
+    LoadedBlueprint,
+    ParallelNode,
+    ToolNode,
+    parse_blueprint,
+    validate_blueprint,
+)
+from core.yaml_source import parse_yaml
+
+NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+
+
+class Catalog:
+    def __init__(self, blobs: BlobStore, project_dir: Path) -> None:
+        self.blobs = blobs
+        self.project_dir = project_dir
+
+    # ------------------------------------------------------------------ agents
+
+    def put_agent(self, name: str, spec: AgentSpec) -> AgentSpec:
+        self.blobs.put(f"catalog/agents/{name}.json", spec.model_dump_json().encode())
+        return spec
+
+    def get_agent(self, name: str) -> AgentSpec:
+        try:
+            return AgentSpec.model_validate_json(self.blobs.get(f"catalog/agents/{name}.json").data)
+        except NotFound:
+            raise NotFound(f"agent {name!r} not found", field="name") from None
+
+    # ------------------------------------------------------------------ tools
+
+    def put_tool(self, spec: HttpToolSpec) -> HttpToolSpec:
+        self.blobs.put(f"catalog/tools/{spec.name}.json", spec.model_dump_json().encode())
+        return spec
+
+    def get_tool(self, name: str) -> HttpToolSpec:
+        try:
+            return HttpToolSpec.model_validate_json(
+                self.blobs.get(f"catalog/tools/{name}.json").data
+            )
+        except NotFound:
+            raise NotFound(f"tool {name!r} not found", field="name") from None
+
+    def http_tools(self) -> list[HttpToolSpec]:
+        return [
+            HttpToolSpec.model_validate_json(self.blobs.get(key).data)
+            for key in iter_keys(self.blobs, "catalog/tools/")
+        ]
+
+    def python_tools(self, module_paths: list[str]) -> list[str]:
+        return load_registry([(self.project_dir / p).resolve() for p in module_paths]).names()
+
+    # ------------------------------------------------------------------ workflows
+
+    def put_workflow(self, name: str, text: str) -> LoadedBlueprint:
+        """Validate ``text`` fully, then store it; nothing is stored when it is invalid."""
+        loaded = self._resolve(name, text)
+        self.blobs.put(f"catalog/workflows/{name}.yaml", text.encode())
+        return loaded
+
+    def workflow_text(self, name: str) -> str:
+        try:
+            return self.blobs.get(f"catalog/workflows/{name}.yaml").data.decode()
+        except NotFound:
+            raise NotFound(f"workflow {name!r} not found", field="workflow") from None
+
+    def load_workflow(self, name: str) -> LoadedBlueprint:
+        return self._resolve(name, self.workflow_text(name))
+
+    def _resolve(self, name: str, text: str) -> LoadedBlueprint:
+        source = parse_yaml(text, f"workflows/{name}")
+        bp = parse_blueprint(source)
+        if bp.name != name:
+            raise ValidationFailed(
+                f"the blueprint is named {bp.name!r} but was sent to workflows/{name}",
+                field="name",
+            )
+        self._add_catalog_agents(bp)
+        python = set(self.python_tools(bp.tools)) if bp.tools else set()
+        wanted = _tool_names(bp) - python
+        http = []
+        for tool_name in sorted(wanted):
+            try:
+                http.append(self.get_tool(tool_name))
+            except NotFound:
+                continue  # validation below reports the unknown tool with its line
+        validate_blueprint(bp, source, self.project_dir, http_tools=http)
+        return LoadedBlueprint(
+            blueprint=bp, base_dir=str(self.project_dir), source=source.file, http_tools=http
+        )
+
+    def _add_catalog_agents(self, bp: Blueprint) -> None:
+        for node in bp.nodes:
+            agent = node.agent if isinstance(node, AgentNode | ParallelNode) else None
+            if agent is not None and agent not in bp.agents:
+                try:
+                    bp.agents[agent] = self.get_agent(agent)
+                except NotFound:
+                    continue
+                except ValidationError as exc:  # a stored agent no longer parses
+                    raise BlueprintError(f"stored agent {agent!r} is invalid: {exc}") from None
+
+
+def _tool_names(bp: Blueprint) -> set[str]:
+    names = {t for agent in bp.agents.values() for t in agent.tools}
+    for node in bp.nodes:
+        if isinstance(node, ToolNode | ParallelNode) and node.tool is not None:
+            names.add(node.tool)
+    return names

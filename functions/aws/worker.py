@@ -1,0 +1,60 @@
+"""AWS Lambda queue entry point: SQS batches via Powertools' BatchProcessor.
+
+Each record is one job. A record whose step must be retried is reported in
+``batchItemFailures``, so only it is redelivered, never the whole batch; a job that exhausted
+its attempts is moved to the dead-letter queue by the engine and reported as a success.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from core.delivery import TriggerAcker
+from core.ports import QueueMessage
+from functions import runtime
+from functions.aws.observability import annotate, logger, metrics
+
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+class StepNotSettled(Exception):
+    """The step must run again later: report the record as failed so SQS redelivers it."""
+
+
+def record_handler(record: SQSRecord) -> str:
+    try:
+        body = json.loads(record.body)
+    except ValueError:
+        body = {"raw": record.body}  # the engine dead-letters malformed jobs with the reason
+    annotate(str(body.get("cid", "")) if isinstance(body, dict) else "")
+    message = QueueMessage(
+        id=record.message_id,
+        body=body if isinstance(body, dict) else {"raw": body},
+        attempts=int(record.attributes.approximate_receive_count or 1),
+        receipt=record.receipt_handle,
+    )
+    rt = runtime.current()
+    acker = TriggerAcker(rt.queue)
+    outcome = rt.engine.handle(message, acker)
+    metrics.add_metric(name=f"step_{outcome}", unit="Count", value=1)
+    if acker.failed:
+        raise StepNotSettled(f"step {body.get('step')!r} of run {body.get('run')!r}: {outcome}")
+    return outcome
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )

@@ -1,0 +1,72 @@
+"""Google Cloud Functions entry points (functions-framework).
+
+``http``: an HTTP function serving the whole API. ``worker``: a CloudEvent function for Pub/Sub
+messages (``google.cloud.pubsub.topic.v1.messagePublished``): success acks the message, an
+exception makes Pub/Sub redeliver it with its retry policy and, after the subscription's
+max delivery attempts, move it to the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from typing import Any
+
+import flask
+import functions_framework
+from cloudevents.http.event import CloudEvent
+
+from core.api import Request
+from core.delivery import TriggerAcker
+from core.ports import QueueMessage
+from functions import runtime
+from functions.observability import correlation_id
+
+log = logging.getLogger("agentfn.gcp")
+
+
+class StepNotSettled(Exception):
+    """The step must run again later: fail the invocation so Pub/Sub redelivers."""
+
+
+@functions_framework.http
+def http(request: flask.Request) -> flask.Response:
+    api_request = Request(
+        method=request.method,
+        path=request.path,
+        headers=dict(request.headers.items()),
+        query=request.args.to_dict(),
+        body=request.get_data(cache=False),
+    )
+    response = runtime.current().api.handle(api_request)
+    return flask.Response(response.body, status=response.status, headers=response.headers)
+
+
+def decode(event_data: dict[str, Any]) -> QueueMessage:
+    message = event_data.get("message", {})
+    raw = base64.b64decode(message.get("data", "")).decode("utf-8", errors="replace")
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = {"raw": raw}
+    if not isinstance(body, dict):
+        body = {"raw": body}
+    return QueueMessage(
+        id=str(message.get("messageId") or message.get("message_id") or ""),
+        body=body,
+        attempts=int(event_data.get("deliveryAttempt") or 1),
+        receipt="",  # push delivery has no ack id: the response acks
+    )
+
+
+@functions_framework.cloud_event
+def worker(event: CloudEvent) -> None:
+    message = decode(event.data or {})
+    correlation_id.set(str(message.body.get("cid", "")))
+    rt = runtime.current()
+    acker = TriggerAcker(rt.queue)
+    outcome = rt.engine.handle(message, acker)
+    log.info("step %s", outcome, extra={"correlation_id": correlation_id.get()})
+    if acker.failed:
+        raise StepNotSettled(f"job {message.body.get('step')!r} must run again ({outcome})")

@@ -1,0 +1,20 @@
+"""One correlation id from the HTTP request through every job and step, in every log line.
+
+The id comes from the caller's ``x-correlation-id`` header (or is generated), is stored on the
+run, and travels in every job body as ``cid``; workers bind it to their logger per message.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+
+correlation_id: contextvars.ContextVar[str] = contextvars.ContextVar("correlation_id", default="")
+
+
+class CorrelationFilter(logging.Filter):
+    """Adds ``correlation_id`` to every record (for non-Powertools handlers)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.correlation_id = correlation_id.get()
+        return True
