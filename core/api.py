@@ -35,7 +35,7 @@ from core.errors import (
     ValidationFailed,
 )
 from core.http_tools import HttpTool, HttpToolSpec
-from core.tools import load_registry
+from core.tools import ToolRegistry, load_registry
 
 VERSION = "0.1.0"
 MAX_BODY_BYTES = 1 << 20
@@ -206,8 +206,8 @@ class Api:
             if route.method != request.method:
                 allowed.append(route.method)
                 continue
-            principal = None if route.public else self.services.authenticator.authenticate(
-                request.headers
+            principal = (
+                None if route.public else self.services.authenticator.authenticate(request.headers)
             )
             return route.handler(Call(request, match.groupdict(), principal, correlation_id))
         if allowed:
@@ -333,8 +333,12 @@ class Api:
         spec = call.body(HttpToolSpec)
         return json_response(201, self.services.catalog.put_tool(spec))
 
+    def _python_registry(self) -> ToolRegistry:
+        project = self.services.catalog.project_dir
+        return load_registry([project / p for p in self.services.tool_modules])
+
     def _python_tools(self) -> list[m.ToolView]:
-        registry = load_registry([self.services.catalog.project_dir / p for p in self.services.tool_modules])
+        registry = self._python_registry()
         return [
             m.ToolView(
                 name=s.name, kind="python", description=s.description, parameters=s.parameters
@@ -353,8 +357,12 @@ class Api:
     def test_tool(self, call: Call) -> Response:
         name = call.params["name"]
         body = call.body(m.ToolTest)
-        registry = load_registry([self.services.catalog.project_dir / p for p in self.services.tool_modules])
-        tool = registry.get(name) if name in registry else HttpTool(self.services.catalog.get_tool(name))
+        registry = self._python_registry()
+        tool = (
+            registry.get(name)
+            if name in registry
+            else HttpTool(self.services.catalog.get_tool(name))
+        )
         try:
             result = tool.invoke(body.arguments)
         except ToolError as exc:

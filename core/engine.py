@@ -83,6 +83,7 @@ from core.workflows import (
     WaitNode,
     render_args,
 )
+from events.cloudevents import job_of, step_ready
 
 log = logging.getLogger("agentfn.engine")
 
@@ -276,7 +277,7 @@ class Engine:
         function succeeds and redelivers it when it fails.
         """
         acker = acker or self.queue
-        body = message.body
+        body = job_of(message.body)
         run_id, key = body.get("run"), body.get("step")
         if not isinstance(run_id, str) or not isinstance(key, str):
             acker.dead_letter(message, "malformed job: needs string fields 'run' and 'step'")
@@ -747,9 +748,7 @@ class Engine:
         step = StepKey.parse(key)
         if step.phase == "wake" and step.node in run.waiting:
             delay = max(0.0, run.waiting[step.node].deadline - self.clock())
-        self.queue.send(
-            {"run": run.id, "step": key, "cid": run.correlation_id}, delay=delay, priority=priority
-        )
+        self.queue.send(step_ready(run.id, key, run.correlation_id), delay=delay, priority=priority)
 
     def _resend_pending(self, run: Run) -> None:
         if run.status.terminal:

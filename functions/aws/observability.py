@@ -14,7 +14,9 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "agentfn")
 
 logger = Logger(service=SERVICE)
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "agentfn"), service=SERVICE)
+metrics = Metrics(
+    namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "agentfn"), service=SERVICE
+)
 
 
 @cache

@@ -45,7 +45,9 @@ def http(req: func.HttpRequest) -> func.HttpResponse:
     )
 
 
-@app.queue_trigger(arg_name="msg", queue_name="%AGENTFN_QUEUE_NAME%", connection="AzureWebJobsStorage")
+@app.queue_trigger(
+    arg_name="msg", queue_name="%AGENTFN_QUEUE_NAME%", connection="AzureWebJobsStorage"
+)
 def worker(msg: func.QueueMessage) -> None:
     try:
         body = msg.get_json()

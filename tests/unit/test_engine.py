@@ -11,6 +11,7 @@ import pytest
 from core.errors import Conflict, UserError
 from core.runs import RunStatus, StepRecord
 from core.workflows import load_blueprint
+from events.cloudevents import job_of
 from tests.support.engine_harness import drain, ledger, make_engine, project
 
 FAST_RETRY = "retry: {max_attempts: 3, backoff: {base_s: 0, max_s: 0, jitter: false}}"
@@ -173,7 +174,8 @@ def test_a_job_delivered_twice_runs_its_step_once(tmp_path: Path) -> None:
     engine.queue.send(dict(job.body))  # the queue delivers it a second time
     assert engine.handle(job) == "done"
     outcomes = {
-        m.body["step"]: engine.handle(m) for m in engine.queue.receive(10, visibility_timeout=30)
+        job_of(m.body)["step"]: engine.handle(m)
+        for m in engine.queue.receive(10, visibility_timeout=30)
     }
     assert outcomes == {"once": "duplicate", "next": "done"}
     done = drain(engine, run.id)
@@ -241,7 +243,7 @@ def test_failing_step_is_retried_then_dead_lettered_and_the_run_fails(tmp_path: 
     )
     assert ledger(wf) == ["explode"] * 3
     [dead] = engine.queue.dead_letters()
-    assert dead.body["step"] == "boom" and "kaput" in dead.reason and dead.attempts == 3
+    assert job_of(dead.body)["step"] == "boom" and "kaput" in dead.reason and dead.attempts == 3
     record = engine.store.get_step(run.id, "boom")
     assert record is not None and record[0].status == "failed"
     assert record[0].error == "RuntimeError: kaput"
