@@ -194,9 +194,7 @@ class Api:
 
     def _dispatch(self, request: Request, correlation_id: str) -> Response:
         if len(request.body) > MAX_BODY_BYTES:
-            raise PayloadTooLarge(
-                f"body is {len(request.body)} bytes; the limit is {MAX_BODY_BYTES}", field="body"
-            )
+            raise PayloadTooLarge(f"body exceeds the limit of {MAX_BODY_BYTES} bytes", field="body")
         path = request.path.rstrip("/") or "/"
         allowed = []
         for route in self.routes:
