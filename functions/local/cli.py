@@ -278,6 +278,25 @@ def serve(
 
 @app.command()
 @user_errors
+def package(
+    cloud: Annotated[str, typer.Option(help="aws, gcp or azure")],
+    dest: Annotated[Path, typer.Option("--out", help="Folder for the artifact.")] = Path("dist"),
+    project: Annotated[
+        Path | None, typer.Option(help="Project folder (workflows, tools) to ship.")
+    ] = None,
+) -> None:
+    """Build the deployable artifact for one cloud and print its size."""
+    from functions.local.packaging import package as build
+
+    artifact = build(cloud, dest, project)
+    out.print(
+        f"{artifact.cloud}: {artifact.path} ({artifact.size_bytes / 2**20:.1f} MiB, "
+        f"sha256 {artifact.sha256[:12]})"
+    )
+
+
+@app.command()
+@user_errors
 def demo(
     workers: Annotated[int, typer.Option(min=0, max=16)] = 2,
 ) -> None:
