@@ -11,10 +11,12 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from core.errors import NotFound, Unauthorized
-from core.ports import SecretStore
+
+if TYPE_CHECKING:
+    from core.ports import SecretStore
 
 API_KEY_SECRET = "AGENTFN_API_KEY"
 

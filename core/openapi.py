@@ -76,7 +76,7 @@ def document(routes: list[Route], version: str) -> dict[str, Any]:
         summary, request, status, response = OPERATIONS[(route.method, route.template)]
         op: dict[str, Any] = {
             "summary": summary,
-            "operationId": route.handler.__name__,
+            "operationId": route.target,
             "responses": {
                 str(status): {
                     "description": "OK",

@@ -39,8 +39,18 @@ EXTRAS: dict[str, tuple[str, ...]] = {
 }
 # Provided by the platform's runtime, never shipped.
 SKIP = {"pip", "setuptools", "wheel", "agentfn"}
-GCP_MAIN = '"""Cloud Functions entry points: see functions/gcp/main.py."""\n\nfrom functions.gcp.main import http, worker\n\n__all__ = ["http", "worker"]\n'
-AZURE_APP = '"""Azure Functions app: see functions/azure/function_app.py."""\n\nfrom functions.azure.function_app import app\n\n__all__ = ["app"]\n'
+GCP_MAIN = """\"\"\"Cloud Functions entry points: see functions/gcp/main.py.\"\"\"
+
+from functions.gcp.main import http, worker
+
+__all__ = ["http", "worker"]
+"""
+AZURE_APP = """\"\"\"Azure Functions app: see functions/azure/function_app.py.\"\"\"
+
+from functions.azure.function_app import app
+
+__all__ = ["app"]
+"""
 
 
 @dataclass(frozen=True)

@@ -192,10 +192,13 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def main() -> None:
+    from tests.bench import handlers
+
     report = measure()
+    report["handlers"] = handlers.measure()
     OUT.mkdir(exist_ok=True)
     (OUT / "results.json").write_text(json.dumps(report, indent=2) + "\n")
-    table = markdown(report)
+    table = markdown(report) + "\n" + handlers.markdown(report["handlers"])
     (OUT / "results.md").write_text(table)
     print(table)
 
