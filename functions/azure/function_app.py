@@ -13,8 +13,6 @@ import logging
 import azure.functions as func
 
 from core.api import Request
-from core.delivery import TriggerAcker
-from core.ports import QueueMessage
 from functions import runtime
 from functions.observability import correlation_id
 
@@ -49,6 +47,9 @@ def http(req: func.HttpRequest) -> func.HttpResponse:
     arg_name="msg", queue_name="%AGENTFN_QUEUE_NAME%", connection="AzureWebJobsStorage"
 )
 def worker(msg: func.QueueMessage) -> None:
+    from core.delivery import TriggerAcker
+    from core.ports import QueueMessage
+
     try:
         body = msg.get_json()
     except ValueError:

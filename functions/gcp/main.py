@@ -11,17 +11,18 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import flask
 import functions_framework
 from cloudevents.http.event import CloudEvent
 
 from core.api import Request
-from core.delivery import TriggerAcker
-from core.ports import QueueMessage
 from functions import runtime
 from functions.observability import correlation_id
+
+if TYPE_CHECKING:
+    from core.ports import QueueMessage
 
 log = logging.getLogger("agentfn.gcp")
 
@@ -44,6 +45,8 @@ def http(request: flask.Request) -> flask.Response:
 
 
 def decode(event_data: dict[str, Any]) -> QueueMessage:
+    from core.ports import QueueMessage
+
     message = event_data.get("message", {})
     raw = base64.b64decode(message.get("data", "")).decode("utf-8", errors="replace")
     try:
@@ -62,6 +65,8 @@ def decode(event_data: dict[str, Any]) -> QueueMessage:
 
 @functions_framework.cloud_event
 def worker(event: CloudEvent) -> None:
+    from core.delivery import TriggerAcker
+
     message = decode(event.data or {})
     correlation_id.set(str(message.body.get("cid", "")))
     rt = runtime.current()
