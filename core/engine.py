@@ -312,10 +312,13 @@ class Engine:
             ):
                 acker.retry(message, delay=min(record.lease_until - now, self.lease_s))
                 return "deferred"
+        # Count attempts on the step record too: some triggers (Pub/Sub through Eventarc
+        # without a dead-letter policy) always report a first delivery.
+        attempt = max(message.attempts, existing[0].attempt + 1 if existing else 1)
         claim = StepRecord(
             key=key,
             status="running",
-            attempt=message.attempts,
+            attempt=attempt,
             worker=self.worker,
             started_at=now,
             lease_until=now + self.lease_s,
@@ -327,11 +330,11 @@ class Engine:
             return "deferred"
 
         policy = self._policy(ctx, step)
-        if message.attempts > policy.max_attempts:
+        if attempt > policy.max_attempts:
             # Earlier deliveries died mid-step without recording a failure: stop here rather
             # than let a step that kills its worker run forever.
             lost = WorkerLost(
-                f"step {key} was started {message.attempts - 1} time(s) and its worker never "
+                f"step {key} was started {attempt - 1} time(s) and its worker never "
                 "finished (killed, crashed or timed out)"
             )
             return self._fail(ctx, message, acker, run_id, step, claim, etag, lost)
@@ -696,8 +699,9 @@ class Engine:
             self.store.put_step(run_id, failed, etag)
         policy = self._policy(ctx, step)
         retryable = not isinstance(exc, NOT_RETRYABLE)
-        if retryable and message.attempts < policy.max_attempts:
-            delay = policy.backoff.delay(message.attempts)
+        attempts = claim.attempt
+        if retryable and attempts < policy.max_attempts:
+            delay = policy.backoff.delay(attempts)
             log.warning(
                 "step failed, retrying",
                 extra={"run_id": run_id, "step": str(step), "error": error, "delay_s": delay},
@@ -705,7 +709,7 @@ class Engine:
             acker.retry(message, delay=delay)
             return "retry"
         run_error = RunError(
-            step=str(step), type=type(exc).__name__, message=text, attempts=message.attempts
+            step=str(step), type=type(exc).__name__, message=text, attempts=attempts
         )
 
         def change(run: Run) -> bool:
@@ -716,7 +720,7 @@ class Engine:
 
         self.store.update(run_id, change)
         self.queue.dead_letter(
-            message, f"step {step} failed after {message.attempts} attempt(s): {error}"
+            message, f"step {step} failed after {attempts} attempt(s): {error}"
         )
         log.error("step dead-lettered", extra={"run_id": run_id, "step": str(step), "error": error})
         return "dead"

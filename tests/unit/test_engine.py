@@ -432,3 +432,22 @@ def test_a_step_whose_worker_keeps_dying_fails_the_run(tmp_path: Path) -> None:
     assert done.error is not None and done.error.type == "WorkerLost" and done.error.attempts == 4
     assert ledger(wf) == []
     assert len(engine.queue.dead_letters()) == 1
+
+
+def test_attempts_are_counted_on_the_step_record_when_the_trigger_cannot(tmp_path: Path) -> None:
+    """Pub/Sub through Eventarc without a dead-letter policy reports every delivery as the first."""
+    wf = project(
+        tmp_path,
+        f"nodes:\n  - {{id: boom, type: tool, tool: explode, args: {{message: no}}, {FAST_RETRY}}}\n",
+    )
+    engine = make_engine(tmp_path)
+    run = engine.start(load_blueprint(wf), {})
+    outcomes = []
+    for _ in range(3):
+        [job] = engine.queue.receive(1, visibility_timeout=30)
+        job.attempts = 1  # what such a trigger says every time
+        outcomes.append(engine.handle(job))
+    assert outcomes == ["retry", "retry", "dead"]
+    done = engine.store.get(run.id)
+    assert done.status is RunStatus.failed and done.error is not None
+    assert done.error.attempts == 3

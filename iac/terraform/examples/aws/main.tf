@@ -1,0 +1,66 @@
+# Deploy agentfn to AWS: `agentfn deploy --cloud aws`, or by hand:
+#   agentfn package --cloud aws --out dist --project my-project
+#   terraform init && terraform apply -var artifact=dist/agentfn-aws.zip
+
+variable "name" {
+  type    = string
+  default = "agentfn"
+}
+
+variable "region" {
+  type    = string
+  default = "us-east-1"
+}
+
+variable "memory_mb" {
+  type    = number
+  default = 512
+}
+
+variable "timeout_s" {
+  type    = number
+  default = 60
+}
+
+variable "max_attempts" {
+  type    = number
+  default = 5
+}
+
+variable "artifact" {
+  type = string
+}
+
+provider "aws" {
+  region = var.region
+}
+
+module "agentfn" {
+  source       = "../../modules/aws"
+  name         = var.name
+  region       = var.region
+  memory_mb    = var.memory_mb
+  timeout_s    = var.timeout_s
+  max_attempts = var.max_attempts
+  artifact     = var.artifact
+}
+
+output "api_url" {
+  value = module.agentfn.api_url
+}
+
+output "bucket" {
+  value = module.agentfn.bucket
+}
+
+output "queue" {
+  value = module.agentfn.queue
+}
+
+output "dead_letter_queue" {
+  value = module.agentfn.dead_letter_queue
+}
+
+output "secret" {
+  value = module.agentfn.secret
+}

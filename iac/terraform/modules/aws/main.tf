@@ -1,0 +1,270 @@
+# agentfn on AWS: HTTP API + Lambda, an SQS-triggered worker Lambda, an S3 bucket, a work
+# queue with its dead-letter queue, a secret for the API key, least-privilege roles, an alarm
+# on dead-letter depth, and log retention. The same logical stack as modules/gcp and
+# modules/azure (see iac/manifest.json).
+
+locals {
+  project_dir = "/var/task/project"
+  environment = {
+    AGENTFN_STORAGE         = "s3://${aws_s3_bucket.store.bucket}"
+    AGENTFN_QUEUE           = "sqs://${aws_sqs_queue.work.name}"
+    AGENTFN_SECRETS         = "aws-sm://${var.name}/"
+    AGENTFN_PROJECT         = local.project_dir
+    AGENTFN_TOOL_MODULES    = "tools.py"
+    AGENTFN_MAX_ATTEMPTS    = tostring(var.max_attempts)
+    AGENTFN_LEASE_S         = tostring(var.timeout_s)
+    POWERTOOLS_SERVICE_NAME = var.name
+  }
+}
+
+# ---------------------------------------------------------------- storage
+
+resource "aws_s3_bucket" "store" {
+  bucket        = "${var.name}-store"
+  force_destroy = true
+}
+
+resource "aws_s3_bucket_public_access_block" "store" {
+  bucket                  = aws_s3_bucket.store.id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+# ---------------------------------------------------------------- queues
+
+resource "aws_sqs_queue" "dead_letter" {
+  name                      = "${var.name}-dead-letter"
+  message_retention_seconds = 1209600
+}
+
+resource "aws_sqs_queue" "work" {
+  name                       = "${var.name}-work"
+  visibility_timeout_seconds = var.timeout_s * 6
+  message_retention_seconds  = 345600
+  lifecycle {
+    # Owned by aws_sqs_queue_redrive_policy.work below; the queue only reflects it.
+    ignore_changes = [redrive_policy]
+  }
+}
+
+# A separate resource, so the policy is compared as JSON rather than as the queue's string
+# attribute (some endpoints echo it back with other whitespace).
+resource "aws_sqs_queue_redrive_policy" "work" {
+  queue_url = aws_sqs_queue.work.id
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.dead_letter.arn
+    maxReceiveCount     = var.max_attempts
+  })
+}
+
+# ---------------------------------------------------------------- secret
+
+resource "aws_secretsmanager_secret" "api_key" {
+  name                    = "${var.name}/AGENTFN_API_KEY"
+  description             = "API key of the ${var.name} agentfn stack (set its value after deploy)."
+  recovery_window_in_days = 0
+}
+
+# ---------------------------------------------------------------- identities
+
+data "aws_iam_policy_document" "lambda_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "http" {
+  name               = "${var.name}-http"
+  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
+}
+
+resource "aws_iam_role" "worker" {
+  name               = "${var.name}-worker"
+  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
+}
+
+# The HTTP function: read/write the bucket, start runs (send jobs), read the API key.
+data "aws_iam_policy_document" "http" {
+  statement {
+    sid       = "Bucket"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+    resources = ["${aws_s3_bucket.store.arn}/*"]
+  }
+  statement {
+    sid       = "List"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.store.arn]
+  }
+  statement {
+    sid       = "Enqueue"
+    actions   = ["sqs:SendMessage", "sqs:GetQueueUrl", "sqs:GetQueueAttributes"]
+    resources = [aws_sqs_queue.work.arn]
+  }
+  statement {
+    sid       = "Secrets"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = ["arn:aws:secretsmanager:${var.region}:*:secret:${var.name}/*"]
+  }
+  statement {
+    sid       = "Logs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.http.arn}:*"]
+  }
+}
+
+# The worker: consume its queue (and enqueue next steps, dead-letter failures), write the
+# bucket, read model secrets. Nothing else.
+data "aws_iam_policy_document" "worker" {
+  statement {
+    sid = "Consume"
+    actions = [
+      "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
+      "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage",
+    ]
+    resources = [aws_sqs_queue.work.arn]
+  }
+  statement {
+    sid       = "DeadLetter"
+    actions   = ["sqs:SendMessage", "sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:ChangeMessageVisibility"]
+    resources = [aws_sqs_queue.dead_letter.arn]
+  }
+  statement {
+    sid       = "Bucket"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+    resources = ["${aws_s3_bucket.store.arn}/*"]
+  }
+  statement {
+    sid       = "List"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.store.arn]
+  }
+  statement {
+    sid       = "Secrets"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = ["arn:aws:secretsmanager:${var.region}:*:secret:${var.name}/*"]
+  }
+  statement {
+    sid       = "Logs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.worker.arn}:*"]
+  }
+}
+
+resource "aws_iam_role_policy" "http" {
+  name   = "${var.name}-http"
+  role   = aws_iam_role.http.id
+  policy = data.aws_iam_policy_document.http.json
+}
+
+resource "aws_iam_role_policy" "worker" {
+  name   = "${var.name}-worker"
+  role   = aws_iam_role.worker.id
+  policy = data.aws_iam_policy_document.worker.json
+}
+
+# ---------------------------------------------------------------- logs
+
+resource "aws_cloudwatch_log_group" "http" {
+  name              = "/aws/lambda/${var.name}-http"
+  retention_in_days = var.log_retention_days
+}
+
+resource "aws_cloudwatch_log_group" "worker" {
+  name              = "/aws/lambda/${var.name}-worker"
+  retention_in_days = var.log_retention_days
+}
+
+# ---------------------------------------------------------------- functions
+
+resource "aws_lambda_function" "http" {
+  function_name    = "${var.name}-http"
+  role             = aws_iam_role.http.arn
+  runtime          = "python3.11"
+  handler          = "functions.aws.http.handler"
+  filename         = var.artifact
+  source_code_hash = filebase64sha256(var.artifact)
+  memory_size      = var.memory_mb
+  timeout          = var.timeout_s
+  environment {
+    variables = local.environment
+  }
+  depends_on = [aws_cloudwatch_log_group.http]
+}
+
+resource "aws_lambda_function" "worker" {
+  function_name    = "${var.name}-worker"
+  role             = aws_iam_role.worker.arn
+  runtime          = "python3.11"
+  handler          = "functions.aws.worker.handler"
+  filename         = var.artifact
+  source_code_hash = filebase64sha256(var.artifact)
+  memory_size      = var.memory_mb
+  timeout          = var.timeout_s
+  environment {
+    variables = local.environment
+  }
+  depends_on = [aws_cloudwatch_log_group.worker]
+}
+
+resource "aws_lambda_event_source_mapping" "worker" {
+  event_source_arn        = aws_sqs_queue.work.arn
+  function_name           = aws_lambda_function.worker.arn
+  batch_size              = 10
+  function_response_types = ["ReportBatchItemFailures"]
+}
+
+# ---------------------------------------------------------------- HTTP API
+
+resource "aws_apigatewayv2_api" "http" {
+  name          = "${var.name}-api"
+  protocol_type = "HTTP"
+}
+
+resource "aws_apigatewayv2_integration" "http" {
+  api_id                 = aws_apigatewayv2_api.http.id
+  integration_type       = "AWS_PROXY"
+  integration_uri        = aws_lambda_function.http.invoke_arn
+  payload_format_version = "2.0"
+}
+
+resource "aws_apigatewayv2_route" "default" {
+  api_id    = aws_apigatewayv2_api.http.id
+  route_key = "$default"
+  target    = "integrations/${aws_apigatewayv2_integration.http.id}"
+}
+
+resource "aws_apigatewayv2_stage" "default" {
+  api_id      = aws_apigatewayv2_api.http.id
+  name        = "$default"
+  auto_deploy = true
+}
+
+resource "aws_lambda_permission" "api" {
+  statement_id  = "AllowApiGateway"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.http.function_name
+  principal     = "apigateway.amazonaws.com"
+  source_arn    = "${aws_apigatewayv2_api.http.execution_arn}/*/*"
+}
+
+# ---------------------------------------------------------------- alarm
+
+resource "aws_cloudwatch_metric_alarm" "dead_letters" {
+  alarm_name          = "${var.name}-dead-letters"
+  alarm_description   = "Jobs reached the dead-letter queue: inspect them with `agentfn` and the run errors."
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateNumberOfMessagesVisible"
+  dimensions          = { QueueName = aws_sqs_queue.dead_letter.name }
+  statistic           = "Maximum"
+  period              = 60
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+}
