@@ -438,7 +438,7 @@ def test_attempts_are_counted_on_the_step_record_when_the_trigger_cannot(tmp_pat
     """Pub/Sub through Eventarc without a dead-letter policy reports every delivery as the first."""
     wf = project(
         tmp_path,
-        f"nodes:\n  - {{id: boom, type: tool, tool: explode, args: {{message: no}}, {FAST_RETRY}}}\n",
+        f"nodes:\n  - {{id: boom, type: tool, tool: explode, args: {{message: kaput}}, {FAST_RETRY}}}\n",
     )
     engine = make_engine(tmp_path)
     run = engine.start(load_blueprint(wf), {})
