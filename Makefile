@@ -26,8 +26,22 @@ demo: $(VENV)/.base
 $(EMU)/node_modules/.bin/azurite:
 	npm install --prefix $(EMU) --no-audit --no-fund --silent azurite@3
 
-test: $(VENV)/.dev $(EMU)/node_modules/.bin/azurite
-	$(PY) -m pytest
+# Terraform reads the AWS provider from the machine image's mirror, never the network.
+TF_MIRROR := $(patsubst %/registry.terraform.io/hashicorp/aws,%,$(shell find / -maxdepth 6 -path '*registry.terraform.io/hashicorp/aws' -print -quit 2>/dev/null))
+TF_RC     := $(CURDIR)/$(EMU)/terraform.rc
+
+$(TF_RC): Makefile
+	mkdir -p $(EMU)
+	@if [ -n "$(TF_MIRROR)" ]; then \
+	  printf 'provider_installation {\n  filesystem_mirror {\n    path    = "%s"\n    include = ["registry.terraform.io/*/*"]\n  }\n  direct {\n    exclude = ["registry.terraform.io/*/*"]\n  }\n}\n' "$(TF_MIRROR)" > $@; \
+	  echo "terraform: provider mirror $(TF_MIRROR)"; \
+	else \
+	  printf '# no provider mirror found on this machine\n' > $@; \
+	  echo "terraform: no provider mirror found; the AWS stack tests will say so"; \
+	fi
+
+test: $(VENV)/.dev $(EMU)/node_modules/.bin/azurite $(TF_RC)
+	TF_CLI_CONFIG_FILE=$(TF_RC) $(PY) -m pytest
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .

@@ -1,0 +1,66 @@
+# Deploy agentfn to Azure: `agentfn deploy --cloud azure`, or by hand:
+#   agentfn package --cloud azure --out dist --project my-project
+#   terraform init && terraform apply -var artifact=dist/agentfn-azure.zip
+
+variable "name" {
+  type    = string
+  default = "agentfn"
+}
+
+variable "location" {
+  type    = string
+  default = "westeurope"
+}
+
+variable "memory_mb" {
+  type    = number
+  default = 2048
+}
+
+variable "timeout_s" {
+  type    = number
+  default = 60
+}
+
+variable "max_attempts" {
+  type    = number
+  default = 5
+}
+
+variable "artifact" {
+  type = string
+}
+
+provider "azurerm" {
+  features {}
+}
+
+module "agentfn" {
+  source       = "../../modules/azure"
+  name         = var.name
+  location     = var.location
+  memory_mb    = var.memory_mb
+  timeout_s    = var.timeout_s
+  max_attempts = var.max_attempts
+  artifact     = var.artifact
+}
+
+output "api_url" {
+  value = module.agentfn.api_url
+}
+
+output "bucket" {
+  value = module.agentfn.bucket
+}
+
+output "queue" {
+  value = module.agentfn.queue
+}
+
+output "dead_letter_queue" {
+  value = module.agentfn.dead_letter_queue
+}
+
+output "secret" {
+  value = module.agentfn.secret
+}

@@ -1,0 +1,72 @@
+# Deploy agentfn to Google Cloud: `agentfn deploy --cloud gcp`, or by hand:
+#   agentfn package --cloud gcp --out dist --project my-project
+#   terraform init && terraform apply -var project=my-gcp-project -var artifact=dist/agentfn-gcp.zip
+
+variable "name" {
+  type    = string
+  default = "agentfn"
+}
+
+variable "project" {
+  type = string
+}
+
+variable "region" {
+  type    = string
+  default = "us-central1"
+}
+
+variable "memory_mb" {
+  type    = number
+  default = 512
+}
+
+variable "timeout_s" {
+  type    = number
+  default = 60
+}
+
+variable "max_attempts" {
+  type    = number
+  default = 5
+}
+
+variable "artifact" {
+  type = string
+}
+
+provider "google" {
+  project = var.project
+  region  = var.region
+}
+
+module "agentfn" {
+  source       = "../../modules/gcp"
+  name         = var.name
+  project      = var.project
+  region       = var.region
+  memory_mb    = var.memory_mb
+  timeout_s    = var.timeout_s
+  max_attempts = var.max_attempts
+  artifact     = var.artifact
+}
+
+output "api_url" {
+  value = module.agentfn.api_url
+}
+
+output "bucket" {
+  value = module.agentfn.bucket
+}
+
+output "queue" {
+  value = module.agentfn.queue
+}
+
+output "dead_letter_queue" {
+  value = module.agentfn.dead_letter_queue
+}
+
+output "secret" {
+  value = module.agentfn.secret
+}

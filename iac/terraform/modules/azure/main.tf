@@ -1,0 +1,229 @@
+# agentfn on Azure: a Function App serving the HTTP trigger, a second Function App running the
+# Storage Queue-triggered worker (separate identities), a blob container, a work queue with
+# its poison queue, a Key Vault secret for the API key, least-privilege role assignments, an
+# alert on dead-letter depth, and log retention. The same logical stack as modules/aws and
+# modules/gcp.
+
+data "azurerm_client_config" "current" {}
+
+locals {
+  queue_name  = "${var.name}-work"
+  poison_name = "${var.name}-work-poison"
+  environment = {
+    AGENTFN_STORAGE                                            = "az://${azurerm_storage_container.store.name}"
+    AGENTFN_QUEUE                                              = "azqueue://${local.queue_name}"
+    AGENTFN_QUEUE_NAME                                         = local.queue_name
+    AGENTFN_SECRETS                                            = "keyvault://${azurerm_key_vault.main.name}"
+    AGENTFN_PROJECT                                            = "/home/site/wwwroot/project"
+    AGENTFN_TOOL_MODULES                                       = "tools.py"
+    AGENTFN_MAX_ATTEMPTS                                       = tostring(var.max_attempts)
+    AGENTFN_LEASE_S                                            = tostring(var.timeout_s)
+    AZURE_STORAGE_ACCOUNT_URL                                  = azurerm_storage_account.main.primary_blob_endpoint
+    AzureFunctionsJobHost__extensions__queues__maxDequeueCount = tostring(var.max_attempts)
+  }
+}
+
+resource "azurerm_resource_group" "main" {
+  name     = "${var.name}-rg"
+  location = var.location
+}
+
+# ---------------------------------------------------------------- storage
+
+resource "azurerm_storage_account" "main" {
+  name                            = "${var.name}store"
+  resource_group_name             = azurerm_resource_group.main.name
+  location                        = azurerm_resource_group.main.location
+  account_tier                    = "Standard"
+  account_replication_type        = "LRS"
+  min_tls_version                 = "TLS1_2"
+  allow_nested_items_to_be_public = false
+}
+
+resource "azurerm_storage_container" "store" {
+  name                  = "agentfn"
+  storage_account_id    = azurerm_storage_account.main.id
+  container_access_type = "private"
+}
+
+# ---------------------------------------------------------------- queues
+
+resource "azurerm_storage_queue" "work" {
+  name                 = local.queue_name
+  storage_account_name = azurerm_storage_account.main.name
+}
+
+resource "azurerm_storage_queue" "dead_letter" {
+  name                 = local.poison_name
+  storage_account_name = azurerm_storage_account.main.name
+}
+
+# ---------------------------------------------------------------- secret
+
+resource "azurerm_key_vault" "main" {
+  name                      = "${var.name}-kv"
+  location                  = azurerm_resource_group.main.location
+  resource_group_name       = azurerm_resource_group.main.name
+  tenant_id                 = data.azurerm_client_config.current.tenant_id
+  sku_name                  = "standard"
+  enable_rbac_authorization = true
+  purge_protection_enabled  = false
+}
+
+resource "azurerm_role_assignment" "deployer_secrets" {
+  scope                = azurerm_key_vault.main.id
+  role_definition_name = "Key Vault Secrets Officer"
+  principal_id         = data.azurerm_client_config.current.object_id
+}
+
+resource "azurerm_key_vault_secret" "api_key" {
+  name         = "AGENTFN-API-KEY"
+  value        = "set-after-deploy"
+  key_vault_id = azurerm_key_vault.main.id
+  lifecycle {
+    ignore_changes = [value] # the operator sets the real key; Terraform never overwrites it
+  }
+  depends_on = [azurerm_role_assignment.deployer_secrets]
+}
+
+# ---------------------------------------------------------------- logs
+
+resource "azurerm_log_analytics_workspace" "main" {
+  name                = "${var.name}-logs"
+  location            = azurerm_resource_group.main.location
+  resource_group_name = azurerm_resource_group.main.name
+  sku                 = "PerGB2018"
+  retention_in_days   = var.log_retention_days
+}
+
+resource "azurerm_application_insights" "main" {
+  name                = "${var.name}-insights"
+  location            = azurerm_resource_group.main.location
+  resource_group_name = azurerm_resource_group.main.name
+  workspace_id        = azurerm_log_analytics_workspace.main.id
+  application_type    = "other"
+  retention_in_days   = var.log_retention_days
+}
+
+# ---------------------------------------------------------------- functions
+
+resource "azurerm_service_plan" "main" {
+  name                = "${var.name}-plan"
+  resource_group_name = azurerm_resource_group.main.name
+  location            = azurerm_resource_group.main.location
+  os_type             = "Linux"
+  sku_name            = "Y1"
+}
+
+resource "azurerm_linux_function_app" "http" {
+  name                       = "${var.name}-http"
+  resource_group_name        = azurerm_resource_group.main.name
+  location                   = azurerm_resource_group.main.location
+  service_plan_id            = azurerm_service_plan.main.id
+  storage_account_name       = azurerm_storage_account.main.name
+  storage_account_access_key = azurerm_storage_account.main.primary_access_key
+  zip_deploy_file            = var.artifact
+  identity {
+    type = "SystemAssigned"
+  }
+  site_config {
+    application_insights_connection_string = azurerm_application_insights.main.connection_string
+    application_stack {
+      python_version = "3.11"
+    }
+  }
+  app_settings = merge(local.environment, {
+    FUNCTIONS_WORKER_RUNTIME               = "python"
+    FUNCTIONS_EXTENSION_VERSION            = "~4"
+    AzureFunctionsJobHost__functionTimeout = format("00:%02d:%02d", floor(var.timeout_s / 60), var.timeout_s % 60)
+    "AzureWebJobs.worker.Disabled"         = "true"
+  })
+}
+
+resource "azurerm_linux_function_app" "worker" {
+  name                       = "${var.name}-worker"
+  resource_group_name        = azurerm_resource_group.main.name
+  location                   = azurerm_resource_group.main.location
+  service_plan_id            = azurerm_service_plan.main.id
+  storage_account_name       = azurerm_storage_account.main.name
+  storage_account_access_key = azurerm_storage_account.main.primary_access_key
+  zip_deploy_file            = var.artifact
+  identity {
+    type = "SystemAssigned"
+  }
+  site_config {
+    application_insights_connection_string = azurerm_application_insights.main.connection_string
+    application_stack {
+      python_version = "3.11"
+    }
+  }
+  app_settings = merge(local.environment, {
+    FUNCTIONS_WORKER_RUNTIME               = "python"
+    FUNCTIONS_EXTENSION_VERSION            = "~4"
+    AzureFunctionsJobHost__functionTimeout = format("00:%02d:%02d", floor(var.timeout_s / 60), var.timeout_s % 60)
+    "AzureWebJobs.http.Disabled"           = "true"
+  })
+}
+
+# ---------------------------------------------------------------- identities
+
+resource "azurerm_role_assignment" "http_blobs" {
+  scope                = azurerm_storage_container.store.resource_manager_id
+  role_definition_name = "Storage Blob Data Contributor"
+  principal_id         = azurerm_linux_function_app.http.identity[0].principal_id
+}
+
+resource "azurerm_role_assignment" "http_enqueue" {
+  scope                = azurerm_storage_queue.work.resource_manager_id
+  role_definition_name = "Storage Queue Data Message Sender"
+  principal_id         = azurerm_linux_function_app.http.identity[0].principal_id
+}
+
+resource "azurerm_role_assignment" "http_secrets" {
+  scope                = azurerm_key_vault.main.id
+  role_definition_name = "Key Vault Secrets User"
+  principal_id         = azurerm_linux_function_app.http.identity[0].principal_id
+}
+
+resource "azurerm_role_assignment" "worker_blobs" {
+  scope                = azurerm_storage_container.store.resource_manager_id
+  role_definition_name = "Storage Blob Data Contributor"
+  principal_id         = azurerm_linux_function_app.worker.identity[0].principal_id
+}
+
+resource "azurerm_role_assignment" "worker_queue" {
+  scope                = azurerm_storage_queue.work.resource_manager_id
+  role_definition_name = "Storage Queue Data Contributor"
+  principal_id         = azurerm_linux_function_app.worker.identity[0].principal_id
+}
+
+resource "azurerm_role_assignment" "worker_dead_letter" {
+  scope                = azurerm_storage_queue.dead_letter.resource_manager_id
+  role_definition_name = "Storage Queue Data Contributor"
+  principal_id         = azurerm_linux_function_app.worker.identity[0].principal_id
+}
+
+resource "azurerm_role_assignment" "worker_secrets" {
+  scope                = azurerm_key_vault.main.id
+  role_definition_name = "Key Vault Secrets User"
+  principal_id         = azurerm_linux_function_app.worker.identity[0].principal_id
+}
+
+# ---------------------------------------------------------------- alert
+
+resource "azurerm_monitor_scheduled_query_rules_alert_v2" "dead_letters" {
+  name                 = "${var.name}-dead-letters"
+  resource_group_name  = azurerm_resource_group.main.name
+  location             = azurerm_resource_group.main.location
+  scopes               = [azurerm_application_insights.main.id]
+  description          = "Jobs reached the poison queue: inspect them and the failed runs' errors."
+  severity             = 2
+  evaluation_frequency = "PT5M"
+  window_duration      = "PT5M"
+  criteria {
+    query                   = "traces | where message has 'step dead-lettered'"
+    time_aggregation_method = "Count"
+    operator                = "GreaterThan"
+    threshold               = 0
+  }
+}

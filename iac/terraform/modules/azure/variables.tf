@@ -1,0 +1,42 @@
+variable "name" {
+  description = "Stack name; prefixes every resource."
+  type        = string
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9]{2,17}$", var.name))
+    error_message = "name must be 3-18 lowercase letters or digits (storage account and vault names allow no dashes)."
+  }
+}
+
+variable "location" {
+  description = "Azure region of the stack."
+  type        = string
+}
+
+variable "memory_mb" {
+  description = "Memory of each function instance, in MB (Flex Consumption: 2048 or 4096)."
+  type        = number
+  default     = 2048
+}
+
+variable "timeout_s" {
+  description = "Timeout of each function, in seconds."
+  type        = number
+  default     = 60
+}
+
+variable "max_attempts" {
+  description = "Deliveries of a job before it moves to the poison queue."
+  type        = number
+  default     = 5
+}
+
+variable "artifact" {
+  description = "Path to the Function App zip built by `agentfn package --cloud azure`."
+  type        = string
+}
+
+variable "log_retention_days" {
+  description = "How long function logs are kept."
+  type        = number
+  default     = 30
+}
