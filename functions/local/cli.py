@@ -295,6 +295,121 @@ def package(
     )
 
 
+# ---------------------------------------------------------------- deploying
+
+CloudOption = Annotated[str, typer.Option("--cloud", help="aws, gcp or azure")]
+NameOption = Annotated[str, typer.Option("--name", help="Stack name.")]
+RegionOption = Annotated[
+    str | None, typer.Option("--region", help="Region (AWS, GCP) or location (Azure).")
+]
+VarOption = Annotated[
+    list[str], typer.Option("--var", help="Extra Terraform variable, name=value (repeatable).")
+]
+WorkdirOption = Annotated[
+    Path | None, typer.Option("--workdir", help="Folder holding the stack's Terraform state.")
+]
+
+
+def stack_of(
+    cloud: str, name: str, region: str | None, extra: list[str], workdir: Path | None
+) -> Any:
+    from functions.local.deploy import LOCATION_VARIABLE, Stack
+
+    variables = {"name": name}
+    if region:
+        variables[LOCATION_VARIABLE.get(cloud, "region")] = region
+    for pair in extra:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise fail(f"--var {pair!r} must look like name=value")
+        variables[key] = value
+    home = Settings.from_env(home=State.home).home
+    return Stack(cloud, workdir or home / "deploy" / f"{cloud}-{name}", variables)
+
+
+@app.command()
+@user_errors
+def deploy(
+    cloud: CloudOption,
+    name: NameOption = "agentfn",
+    region: RegionOption = None,
+    var: VarOption = [],  # noqa: B006 - typer reads the default, never mutates it
+    project: Annotated[Path | None, typer.Option(help="Project folder to ship.")] = None,
+    plan: Annotated[bool, typer.Option("--plan", help="Only show the plan.")] = False,
+    workdir: WorkdirOption = None,
+) -> None:
+    """Package, then terraform init/plan/apply; record the version in the stack's bucket."""
+    from functions.local.deploy import deploy as run_deploy
+
+    deployed = run_deploy(
+        stack_of(cloud, name, region, var, workdir), project=project, plan_only=plan
+    )
+    if deployed is not None:
+        out.print(
+            f"deployed version {deployed.number} ({deployed.artifact_sha256[:12]}) "
+            f"by {deployed.deployed_by}"
+        )
+
+
+@app.command()
+@user_errors
+def deployments(
+    cloud: CloudOption,
+    name: NameOption = "agentfn",
+    region: RegionOption = None,
+    workdir: WorkdirOption = None,
+) -> None:
+    """List the recorded versions of a stack."""
+    from functions.local.deploy import bucket_store
+    from functions.local.deploy import deployments as list_versions
+
+    stack = stack_of(cloud, name, region, [], workdir)
+    versions = list_versions(bucket_store(cloud, stack.outputs()["bucket"]))
+    table = Table("version", "artifact", "deployed", "by", "rollback of")
+    for d in versions:
+        table.add_row(
+            str(d.number),
+            d.artifact_sha256[:12],
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(d.deployed_at)),
+            d.deployed_by,
+            str(d.rollback_of or ""),
+        )
+    out.print(table)
+
+
+@app.command()
+@user_errors
+def rollback(
+    cloud: CloudOption,
+    to: Annotated[int, typer.Option("--to", min=1, help="Version number to redeploy.")],
+    name: NameOption = "agentfn",
+    region: RegionOption = None,
+    var: VarOption = [],  # noqa: B006 - typer reads the default, never mutates it
+    workdir: WorkdirOption = None,
+) -> None:
+    """Redeploy the artifact of version N (recorded as a new version)."""
+    from functions.local.deploy import rollback as run_rollback
+
+    deployed = run_rollback(stack_of(cloud, name, region, var, workdir), to)
+    out.print(f"rolled back to version {to}: now version {deployed.number}")
+
+
+@app.command()
+@user_errors
+def destroy(
+    cloud: CloudOption,
+    name: NameOption = "agentfn",
+    region: RegionOption = None,
+    var: VarOption = [],  # noqa: B006 - typer reads the default, never mutates it
+    workdir: WorkdirOption = None,
+) -> None:
+    """terraform destroy the stack."""
+    from functions.local.deploy import destroy as run_destroy
+
+    run_destroy(stack_of(cloud, name, region, var, workdir))
+    out.print(f"destroyed {cloud} stack {name}")
+
+
 @app.command()
 @user_errors
 def demo(

@@ -55,8 +55,11 @@ __all__ = ["app"]
 
 @dataclass(frozen=True)
 class Artifact:
+    """``path`` is what the cloud deploys (zip or folder); ``archive`` is always a zip."""
+
     cloud: Cloud
     path: Path
+    archive: Path
     size_bytes: int
     sha256: str
 
@@ -140,14 +143,16 @@ def package(cloud: str, out_dir: Path, project: Path | None = None) -> Artifact:
         zip_path = out_dir / "agentfn-aws.zip"
         _zip(build, zip_path)
         shutil.rmtree(build)
-        return _artifact("aws", zip_path)
+        return _artifact("aws", zip_path, zip_path)
     (build / "requirements.txt").write_text(_requirements(dists))
     if cloud == "gcp":
         (build / "main.py").write_text(GCP_MAIN)
     else:
         (build / "function_app.py").write_text(AZURE_APP)
         shutil.copy2(ROOT / "functions" / "azure" / "host.json", build / "host.json")
-    return _artifact("gcp" if cloud == "gcp" else "azure", build)
+    archive = out_dir / f"agentfn-{cloud}.zip"
+    _zip(build, archive)  # what Terraform uploads (Cloud Storage object, zip deploy)
+    return _artifact("gcp" if cloud == "gcp" else "azure", build, archive)
 
 
 def _zip(folder: Path, target: Path) -> None:
@@ -163,16 +168,16 @@ def _zip(folder: Path, target: Path) -> None:
                 zf.writestr(info, path.read_bytes())
 
 
-def _artifact(cloud: Cloud, path: Path) -> Artifact:
-    digest = hashlib.sha256()
+def _artifact(cloud: Cloud, path: Path, archive: Path) -> Artifact:
+    """Size of what deploys; hash of the reproducible zip, which identifies a version."""
     if path.is_file():
         size = path.stat().st_size
-        digest.update(path.read_bytes())
     else:
-        size = 0
-        for file in sorted(path.rglob("*")):
-            if file.is_file():
-                size += file.stat().st_size
-                digest.update(str(file.relative_to(path)).encode())
-                digest.update(file.read_bytes())
-    return Artifact(cloud=cloud, path=path, size_bytes=size, sha256=digest.hexdigest())
+        size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    digest = hashlib.sha256()
+    with archive.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return Artifact(
+        cloud=cloud, path=path, archive=archive, size_bytes=size, sha256=digest.hexdigest()
+    )
