@@ -1,0 +1,314 @@
+"""BlobStore on Amazon S3 with S3's own conditional writes.
+
+``put_if_absent`` sends ``If-None-Match: *`` and ``put_if_match`` sends ``If-Match: <etag>`` on
+``PutObject``: S3 evaluates the condition and the write atomically, so exactly one of several
+racing writers wins without any lock of ours. Large objects move part by part (8 MiB) through
+the multipart API, so neither direction holds an object whole in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, BinaryIO, Self
+from urllib.parse import unquote, urlparse
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError, NoRegionError
+
+from core.errors import ConfigError, NotFound, PreconditionFailed, UserError
+from core.ports import CHUNK_SIZE, Blob, Page
+
+__all__ = ["S3BlobStore", "check_key"]
+
+PART_SIZE = 8 * 1024 * 1024  # multipart part size: bounds memory at about one part
+_MAX_KEY_BYTES = 1024  # S3's limit on a full object key, prefix included
+_MAX_PAGE = 1000  # S3 returns at most this many keys per ListObjectsV2 call
+_PRECONDITION_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412"})
+_MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _status(exc: ClientError) -> int:
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+
+
+def check_key(value: object, field: str = "key", *, max_bytes: int = _MAX_KEY_BYTES) -> str:
+    """Reject keys that would not round-trip as the same relative path on every store.
+
+    The rules match the local FileBlobStore's (no empty, ``.`` or ``..`` segments, no leading
+    ``/``, no backslash or NUL), so a deployment can move between clouds without a key that
+    works on one store and not on another. A ``prefix`` may end in a partial or empty segment.
+    """
+    if not isinstance(value, str):
+        raise UserError(f"{field} must be a string, got {type(value).__name__}", field=field)
+    if not value:
+        if field == "prefix":
+            return value
+        raise UserError(f"{field} must not be empty", field=field)
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise UserError(f"{field} {value!r} is not valid UTF-8 text", field=field) from None
+    if "\x00" in value:
+        raise UserError(f"{field} {value!r} contains a NUL character", field=field)
+    if "\\" in value:
+        raise UserError(f"{field} {value!r} contains a backslash; use '/'", field=field)
+    if value.startswith("/"):
+        raise UserError(f"{field} {value!r} is absolute; keys are relative paths", field=field)
+    segments = value.split("/")
+    if field == "prefix":
+        segments, last = segments[:-1], segments[-1]
+        if last in (".", ".."):
+            segments.append(last)
+    for seg in segments:
+        if seg == "..":
+            raise UserError(f"{field} {value!r} contains a '..' segment", field=field)
+        if seg in ("", "."):
+            raise UserError(f"{field} {value!r} contains an empty or '.' segment", field=field)
+    if size > max_bytes:
+        raise UserError(f"{field} {value!r} is longer than {max_bytes} bytes", field=field)
+    return value
+
+
+def _data(data: object) -> bytes:
+    if isinstance(data, bytearray | memoryview):
+        return bytes(data)
+    if not isinstance(data, bytes):
+        raise UserError(f"data must be bytes, got {type(data).__name__}", field="data")
+    return data
+
+
+def _quoted(etag: str) -> str:
+    """S3 compares etags with their quotes; accept callers that stripped them (or ``W/``)."""
+    etag = etag.strip()
+    if etag.startswith("W/"):
+        etag = etag[2:]
+    return '"' + etag.strip('"') + '"'
+
+
+def make_client(service: str) -> Any:
+    """A boto3 client from the standard environment (AWS_ENDPOINT_URL, AWS_REGION, keys...)."""
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 5},
+        connect_timeout=10,
+        read_timeout=60,
+        max_pool_connections=16,
+    )
+    try:
+        return boto3.client(service, config=config)
+    except NoRegionError:
+        raise ConfigError(
+            f"no AWS region for {service}: set AWS_REGION or AWS_DEFAULT_REGION", field="region"
+        ) from None
+
+
+class S3BlobStore:
+    """Objects in ``bucket`` under an optional ``prefix``; etags are S3's own ETags.
+
+    The prefix is invisible to callers: keys are given and listed without it. Etags are
+    quoted MD5s for single-part writes and ``"<md5>-<parts>"`` for multipart uploads.
+    """
+
+    def __init__(self, bucket: str, prefix: str = "", client: Any = None) -> None:
+        if not isinstance(bucket, str) or not bucket or "/" in bucket:
+            raise ConfigError(f"bad S3 bucket name {bucket!r}", field="bucket")
+        prefix = prefix.strip("/") if isinstance(prefix, str) else prefix
+        if prefix:
+            check_key(prefix, "prefix")
+            prefix += "/"
+        self.bucket = bucket
+        self.prefix = prefix
+        self._client = client if client is not None else make_client("s3")
+        self._max_key = _MAX_KEY_BYTES - len(prefix.encode("utf-8"))
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> Self:
+        """``s3://bucket`` or ``s3://bucket/some/prefix``."""
+        parsed = urlparse(url)
+        if parsed.scheme != "s3":
+            raise ConfigError(f"{url!r} is not an s3:// URL", field="url")
+        if not parsed.netloc:
+            raise ConfigError(f"{url!r} names no bucket (s3://bucket/prefix)", field="url")
+        if parsed.query or parsed.fragment or parsed.params:
+            raise ConfigError(f"{url!r}: s3:// URLs take no query or fragment", field="url")
+        prefix = unquote(parsed.path).strip("/")
+        try:
+            return cls(parsed.netloc, prefix, **options)
+        except UserError as exc:
+            raise ConfigError(f"{url!r}: {exc.message}", field="url") from None
+
+    def __repr__(self) -> str:
+        return f"S3BlobStore(bucket={self.bucket!r}, prefix={self.prefix!r})"
+
+    # ------------------------------------------------------------------ reads
+
+    def get(self, key: str) -> Blob:
+        name = self._name(key)
+        try:
+            response = self._client.get_object(Bucket=self.bucket, Key=name)
+        except ClientError as exc:
+            raise self._error(exc, key) from None
+        with response["Body"] as body:
+            data = body.read()
+        return Blob(key=key, data=data, etag=str(response["ETag"]))
+
+    def list(self, prefix: str = "", *, cursor: str | None = None, limit: int = 1000) -> Page:
+        check_key(prefix, "prefix")
+        if cursor is not None and not isinstance(cursor, str):
+            raise UserError("cursor must be a string or None", field="cursor")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise UserError("limit must be a positive integer", field="limit")
+        keys: list[str] = []
+        args: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.prefix + prefix}
+        if cursor:
+            args["StartAfter"] = self.prefix + cursor
+        cut = len(self.prefix)
+        while True:
+            # One key more than asked tells whether another page exists without an empty page.
+            args["MaxKeys"] = min(_MAX_PAGE, limit + 1 - len(keys))
+            try:
+                response = self._client.list_objects_v2(**args)
+            except ClientError as exc:
+                raise self._error(exc, prefix) from None
+            keys.extend(item["Key"][cut:] for item in response.get("Contents", []))
+            token = response.get("NextContinuationToken")
+            if len(keys) > limit:
+                return Page(keys=keys[:limit], cursor=keys[limit - 1])
+            if not response.get("IsTruncated") or not token:
+                return Page(keys=keys, cursor=None)
+            args.pop("StartAfter", None)
+            args["ContinuationToken"] = token
+
+    # ------------------------------------------------------------------ writes
+
+    def put(self, key: str, data: bytes) -> str:
+        return self._put(key, data)
+
+    def put_if_absent(self, key: str, data: bytes) -> str:
+        return self._put(key, data, IfNoneMatch="*")
+
+    def put_if_match(self, key: str, data: bytes, etag: str) -> str:
+        if not isinstance(etag, str):
+            raise UserError("etag must be a string", field="etag")
+        return self._put(key, data, IfMatch=_quoted(etag))
+
+    def delete(self, key: str) -> None:
+        name = self._name(key)
+        try:
+            self._client.delete_object(Bucket=self.bucket, Key=name)  # S3 deletes idempotently
+        except ClientError as exc:
+            if error_code(exc) in _MISSING_CODES:
+                return
+            raise self._error(exc, key) from None
+
+    # ------------------------------------------------------------------ streaming
+
+    def upload(self, key: str, stream: BinaryIO) -> str:
+        """Write ``stream`` to ``key`` (plain put semantics), one 8 MiB part at a time.
+
+        Objects smaller than one part go up in a single PutObject; larger ones as a multipart
+        upload, aborted if anything fails so no orphaned parts are left to pay for.
+        """
+        name = self._name(key)
+        first = _read_part(stream)
+        if len(first) < PART_SIZE:
+            return self._put(key, first)
+        try:
+            upload_id = self._client.create_multipart_upload(Bucket=self.bucket, Key=name)[
+                "UploadId"
+            ]
+        except ClientError as exc:
+            raise self._error(exc, key) from None
+        parts: list[dict[str, Any]] = []
+        try:
+            part: bytes | None = first
+            while part:
+                number = len(parts) + 1
+                response = self._client.upload_part(
+                    Bucket=self.bucket, Key=name, UploadId=upload_id, PartNumber=number, Body=part
+                )
+                parts.append({"ETag": response["ETag"], "PartNumber": number})
+                part = None  # drop the reference before reading the next part
+                part = _read_part(stream)
+            done = self._client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=name,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+            )
+        except BaseException:
+            try:
+                self._client.abort_multipart_upload(
+                    Bucket=self.bucket, Key=name, UploadId=upload_id
+                )
+            except ClientError:
+                pass  # a lifecycle rule for incomplete uploads cleans up what remains
+            raise
+        return str(done["ETag"])
+
+    def download(self, key: str, sink: BinaryIO) -> str:
+        """Stream ``key`` into ``sink``; the etag is the one of the bytes written.
+
+        One GET serves the whole object, so data and etag come from the same version even if
+        the key is overwritten meanwhile (ranged parallel GETs could mix versions).
+        """
+        name = self._name(key)
+        try:
+            response = self._client.get_object(Bucket=self.bucket, Key=name)
+        except ClientError as exc:
+            raise self._error(exc, key) from None
+        with response["Body"] as body:
+            for chunk in body.iter_chunks(CHUNK_SIZE):
+                sink.write(chunk)
+        return str(response["ETag"])
+
+    # ------------------------------------------------------------------ internals
+
+    def _name(self, key: str) -> str:
+        return self.prefix + check_key(key, "key", max_bytes=self._max_key)
+
+    def _put(self, key: str, data: bytes, **condition: str) -> str:
+        name = self._name(key)
+        body = _data(data)
+        try:
+            response = self._client.put_object(
+                Bucket=self.bucket, Key=name, Body=body, **condition
+            )
+        except ClientError as exc:
+            raise self._error(exc, key, conditional=bool(condition)) from None
+        return str(response["ETag"])
+
+    def _error(self, exc: ClientError, key: str, *, conditional: bool = False) -> Exception:
+        code, status = error_code(exc), _status(exc)
+        if conditional and (code in _PRECONDITION_CODES or status in (409, 412)):
+            what = "already exists" if "IfNoneMatch" in str(exc) else "changed or is missing"
+            return PreconditionFailed(f"blob {key!r} {what} (S3 {code or status})")
+        if conditional and (code in _MISSING_CODES or status == 404) and code != "NoSuchBucket":
+            return PreconditionFailed(f"blob {key!r} does not exist")
+        if code == "NoSuchBucket":
+            return ConfigError(f"S3 bucket {self.bucket!r} does not exist", field="bucket")
+        if code in _MISSING_CODES or status == 404:
+            return NotFound(f"blob {key!r} not found")
+        return exc
+
+
+def _read_part(stream: BinaryIO) -> bytes:
+    """Read up to one part; short reads from pipes or raw streams are topped up."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < PART_SIZE:
+        chunk = stream.read(min(CHUNK_SIZE, PART_SIZE - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def content_md5(data: bytes) -> str:
+    """The quoted MD5 S3 reports as the ETag of a single-part object holding ``data``."""
+    return '"' + hashlib.md5(data, usedforsecurity=False).hexdigest() + '"'

@@ -1,0 +1,164 @@
+"""The AWS stack for real: terraform init/validate/plan/apply against moto's server, boto3
+checks of every resource, an empty second plan, deploy/rollback through the CLI, then destroy
+leaves nothing behind. Slow (about two minutes, mostly the provider waiting on SQS)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+
+from tests.support.emulators.aws import ensure_moto
+
+ROOT = Path(__file__).resolve().parents[2]
+NAME = "tfstack"
+
+pytestmark = pytest.mark.slow
+
+
+def agentfn(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "functions.local.cli", *args],
+        cwd=cwd,
+        env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+@pytest.fixture(scope="module")
+def aws_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    config = os.environ.get("TF_CLI_CONFIG_FILE", "")
+    assert config and "filesystem_mirror" in Path(config).read_text(), (
+        "TF_CLI_CONFIG_FILE must point at a CLI config with the AWS provider mirror "
+        "(`make test` writes it when the machine image ships the mirror)"
+    )
+    endpoint = ensure_moto()
+    env = {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "AGENTFN_HOME": str(tmp_path_factory.mktemp("home")),
+        "AGENTFN_DEPLOYER": "ci@test",
+    }
+    yield env
+
+
+def client(service: str, env: dict[str, str]) -> object:
+    return boto3.client(
+        service,
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def test_deploy_check_redeploy_rollback_destroy(aws_env: dict[str, str], tmp_path: Path) -> None:
+    common = ["--cloud", "aws", "--name", NAME, "--region", "us-east-1"]
+    project = ROOT / "functions" / "local" / "example"
+
+    planned = agentfn("deploy", *common, "--project", str(project), "--plan", env=aws_env, cwd=tmp_path)
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    assert "Plan: 21 to add" in planned.stdout
+
+    first = agentfn("deploy", *common, "--project", str(project), env=aws_env, cwd=tmp_path)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr
+    assert "Apply complete!" in first.stdout and "deployed version 1" in first.stdout
+
+    workdir = Path(aws_env["AGENTFN_HOME"]) / "deploy" / f"aws-{NAME}" / "terraform" / "examples" / "aws"
+    tf_env = {**os.environ, **aws_env}
+    outputs = json.loads(
+        subprocess.run(
+            ["terraform", f"-chdir={workdir}", "output", "-json"],
+            env=tf_env, capture_output=True, text=True, check=True,
+        ).stdout
+    )
+    assert set(outputs) == {"api_url", "bucket", "queue", "dead_letter_queue", "secret"}
+
+    # the resources exist, with the settings the functions rely on
+    s3, sqs, sm, lam, apigw = (client(s, aws_env) for s in ("s3", "sqs", "secretsmanager", "lambda", "apigatewayv2"))
+    assert s3.head_bucket(Bucket=f"{NAME}-store")  # type: ignore[attr-defined]
+    work_url = outputs["queue"]["value"]
+    attrs = sqs.get_queue_attributes(QueueUrl=work_url, AttributeNames=["All"])["Attributes"]  # type: ignore[attr-defined]
+    redrive = json.loads(attrs["RedrivePolicy"])
+    assert redrive["deadLetterTargetArn"].endswith(f":{NAME}-dead-letter")
+    assert int(redrive["maxReceiveCount"]) == 5
+    assert sm.describe_secret(SecretId=f"{NAME}/AGENTFN_API_KEY")["Name"] == f"{NAME}/AGENTFN_API_KEY"  # type: ignore[attr-defined]
+    for fn, handler in (("http", "functions.aws.http.handler"), ("worker", "functions.aws.worker.handler")):
+        config = lam.get_function_configuration(FunctionName=f"{NAME}-{fn}")  # type: ignore[attr-defined]
+        assert config["Handler"] == handler and config["Runtime"] == "python3.11"
+        variables = config["Environment"]["Variables"]
+        assert variables["AGENTFN_STORAGE"] == f"s3://{NAME}-store"
+        assert variables["AGENTFN_QUEUE"] == f"sqs://{NAME}-work"
+        assert variables["AGENTFN_SECRETS"] == f"aws-sm://{NAME}/"
+    mappings = lam.list_event_source_mappings(FunctionName=f"{NAME}-worker")["EventSourceMappings"]  # type: ignore[attr-defined]
+    assert len(mappings) == 1 and mappings[0]["EventSourceArn"].endswith(f":{NAME}-work")
+    assert mappings[0]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    apis = [a for a in apigw.get_apis()["Items"] if a["Name"] == f"{NAME}-api"]  # type: ignore[attr-defined]
+    assert len(apis) == 1 and apis[0]["ProtocolType"] == "HTTP"
+
+    # a second plan is empty: no drift between the stack and the endpoint
+    replan = subprocess.run(
+        ["terraform", f"-chdir={workdir}", "plan", "-detailed-exitcode", "-no-color", "-input=false",
+         "-var", f"name={NAME}", "-var", "region=us-east-1",
+         "-var", f"artifact={workdir.parents[2] / 'dist' / 'agentfn-aws.zip'}"],
+        env=tf_env, capture_output=True, text=True,
+    )
+    assert replan.returncode == 0, replan.stdout[-3000:] + replan.stderr
+
+    # a second deploy of other code records version 2; rolling back to 1 records version 3
+    changed = tmp_path / "project-v2"
+    subprocess.run(["cp", "-r", str(project), str(changed)], check=True)
+    (changed / "NOTES.md").write_text("version 2\n")
+    second = agentfn("deploy", *common, "--project", str(changed), env=aws_env, cwd=tmp_path)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr
+    assert "deployed version 2" in second.stdout
+    listed = agentfn("deployments", *common, env=aws_env, cwd=tmp_path)
+    assert listed.returncode == 0 and "ci@test" in listed.stdout
+    rolled = agentfn("rollback", *common, "--to", "1", env=aws_env, cwd=tmp_path)
+    assert rolled.returncode == 0, rolled.stdout[-3000:] + rolled.stderr
+    assert "now version 3" in rolled.stdout
+    versions = [
+        json.loads(s3.get_object(Bucket=f"{NAME}-store", Key=o["Key"])["Body"].read())  # type: ignore[attr-defined]
+        for o in s3.list_objects_v2(Bucket=f"{NAME}-store", Prefix="deployments/versions/")["Contents"]  # type: ignore[attr-defined]
+    ]
+    assert [v["number"] for v in versions] == [1, 2, 3]
+    assert versions[0]["artifact_sha256"] != versions[1]["artifact_sha256"]
+    assert versions[2]["artifact_sha256"] == versions[0]["artifact_sha256"]
+    assert versions[2]["rollback_of"] == 1
+    code = lam.get_function(FunctionName=f"{NAME}-http")["Configuration"]["CodeSha256"]  # type: ignore[attr-defined]
+    assert code  # moto reports the hash of the zip the rollback uploaded
+
+    bad = agentfn("rollback", *common, "--to", "9", env=aws_env, cwd=tmp_path)
+    assert bad.returncode == 2 and "no deployment number 9 (recorded: 1, 2, 3)" in bad.stderr
+
+    # destroy leaves nothing behind
+    gone = agentfn("destroy", *common, env=aws_env, cwd=tmp_path)
+    assert gone.returncode == 0, gone.stdout[-3000:] + gone.stderr
+    assert not [b for b in s3.list_buckets()["Buckets"] if b["Name"].startswith(NAME)]  # type: ignore[attr-defined]
+    assert not [u for u in sqs.list_queues().get("QueueUrls", []) if NAME in u]  # type: ignore[attr-defined]
+    assert not [f for f in lam.list_functions()["Functions"] if f["FunctionName"].startswith(NAME)]  # type: ignore[attr-defined]
+    assert not [a for a in apigw.get_apis()["Items"] if a["Name"].startswith(NAME)]  # type: ignore[attr-defined]
+    assert not [
+        s for s in sm.list_secrets()["SecretList"] if s["Name"].startswith(NAME)  # type: ignore[attr-defined]
+    ]
+
+
+def test_terraform_errors_are_shown_not_swallowed(aws_env: dict[str, str], tmp_path: Path) -> None:
+    result = agentfn(
+        "deploy", "--cloud", "aws", "--name", "Bad_Name!", "--region", "us-east-1", "--plan",
+        env=aws_env, cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert "name must be 3-31 lowercase letters" in result.stdout + result.stderr
+    assert "error: terraform plan failed with exit code 1" in result.stderr
