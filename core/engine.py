@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from core.agents import AgentSpec, opening_messages, take_turn, tool_result_text
+from core.correlation import bind, correlation_id
 from core.costs import PriceTable
 from core.delivery import Acker
 from core.errors import (
@@ -200,6 +201,7 @@ class Engine:
         self.store.create(run)
         for key in sorted(run.pending):
             self._send(run, key, priority=priority)
+        bind(run.correlation_id)
         log.info("run started", extra={"run_id": run.id, "correlation_id": run.correlation_id})
         return run
 
@@ -278,6 +280,7 @@ class Engine:
         """
         acker = acker or self.queue
         body = job_of(message.body)
+        bind(str(body.get("cid", "")))
         run_id, key = body.get("run"), body.get("step")
         if not isinstance(run_id, str) or not isinstance(key, str):
             acker.dead_letter(message, "malformed job: needs string fields 'run' and 'step'")
@@ -704,7 +707,13 @@ class Engine:
             delay = policy.backoff.delay(attempts)
             log.warning(
                 "step failed, retrying",
-                extra={"run_id": run_id, "step": str(step), "error": error, "delay_s": delay},
+                extra={
+                    "run_id": run_id,
+                    "correlation_id": correlation_id.get(),
+                    "step": str(step),
+                    "error": error,
+                    "delay_s": delay,
+                },
             )
             acker.retry(message, delay=delay)
             return "retry"
@@ -719,10 +728,16 @@ class Engine:
             return True
 
         self.store.update(run_id, change)
-        self.queue.dead_letter(
-            message, f"step {step} failed after {attempts} attempt(s): {error}"
+        self.queue.dead_letter(message, f"step {step} failed after {attempts} attempt(s): {error}")
+        log.error(
+            "step dead-lettered",
+            extra={
+                "run_id": run_id,
+                "correlation_id": correlation_id.get(),
+                "step": str(step),
+                "error": error,
+            },
         )
-        log.error("step dead-lettered", extra={"run_id": run_id, "step": str(step), "error": error})
         return "dead"
 
     # ================================================================== helpers
@@ -761,6 +776,10 @@ class Engine:
             record = self.store.get_step(run.id, key)
             if record is None or record[0].status != "running":
                 self._send(run, key)
+
+
+def _log_fields(run_id: str, step: StepKey) -> dict[str, str]:
+    return {"run_id": run_id, "correlation_id": correlation_id.get(), "step": str(step)}
 
 
 def _is_agent(bp: Blueprint, node: str) -> bool:

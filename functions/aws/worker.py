@@ -21,6 +21,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from core.delivery import TriggerAcker
 from core.ports import QueueMessage
+from events.cloudevents import job_of
 from functions import runtime
 from functions.aws.observability import annotate, logger, metrics
 
@@ -36,10 +37,12 @@ def record_handler(record: SQSRecord) -> str:
         body = json.loads(record.body)
     except ValueError:
         body = {"raw": record.body}  # the engine dead-letters malformed jobs with the reason
-    annotate(str(body.get("cid", "")) if isinstance(body, dict) else "")
+    if not isinstance(body, dict):
+        body = {"raw": body}
+    annotate(str(job_of(body).get("cid", "")))
     message = QueueMessage(
         id=record.message_id,
-        body=body if isinstance(body, dict) else {"raw": body},
+        body=body,
         attempts=int(record.attributes.approximate_receive_count or 1),
         receipt=record.receipt_handle,
     )
@@ -48,7 +51,8 @@ def record_handler(record: SQSRecord) -> str:
     outcome = rt.engine.handle(message, acker)
     metrics.add_metric(name=f"step_{outcome}", unit="Count", value=1)
     if acker.failed:
-        raise StepNotSettled(f"step {body.get('step')!r} of run {body.get('run')!r}: {outcome}")
+        job = job_of(body)
+        raise StepNotSettled(f"step {job.get('step')!r} of run {job.get('run')!r}: {outcome}")
     return outcome
 
 

@@ -13,8 +13,9 @@ import logging
 import azure.functions as func
 
 from core.api import Request
+from core.correlation import correlation_id
+from events.cloudevents import job_of
 from functions import runtime
-from functions.observability import correlation_id
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 log = logging.getLogger("agentfn.azure")
@@ -56,7 +57,7 @@ def worker(msg: func.QueueMessage) -> None:
         body = {"raw": msg.get_body().decode("utf-8", errors="replace")}
     if not isinstance(body, dict):
         body = {"raw": body}
-    correlation_id.set(str(body.get("cid", "")))
+    correlation_id.set(str(job_of(body).get("cid", "")))
     message = QueueMessage(
         id=msg.id or "",
         body=body,

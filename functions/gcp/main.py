@@ -18,8 +18,9 @@ import functions_framework
 from cloudevents.http.event import CloudEvent
 
 from core.api import Request
+from core.correlation import correlation_id
+from events.cloudevents import job_of
 from functions import runtime
-from functions.observability import correlation_id
 
 if TYPE_CHECKING:
     from core.ports import QueueMessage
@@ -68,7 +69,7 @@ def worker(event: CloudEvent) -> None:
     from core.delivery import TriggerAcker
 
     message = decode(event.data or {})
-    correlation_id.set(str(message.body.get("cid", "")))
+    correlation_id.set(str(job_of(message.body).get("cid", "")))
     rt = runtime.current()
     acker = TriggerAcker(rt.queue)
     outcome = rt.engine.handle(message, acker)

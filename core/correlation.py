@@ -12,6 +12,11 @@ import logging
 correlation_id: contextvars.ContextVar[str] = contextvars.ContextVar("correlation_id", default="")
 
 
+def bind(value: str) -> None:
+    """Make ``value`` the correlation id of everything this context logs from now on."""
+    correlation_id.set(value)
+
+
 class CorrelationFilter(logging.Filter):
     """Adds ``correlation_id`` to every record (for non-Powertools handlers)."""
 
