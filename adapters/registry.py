@@ -1,26 +1,69 @@
 """Adapter selection by URL: one setting per port switches a deployment between clouds.
 
-Imports are lazy so a handler pays only for the SDK of the cloud it runs on.
+| port    | schemes                                                           |
+|---------|-------------------------------------------------------------------|
+| storage | file://, s3://, gs://, az://, libcloud+<driver>://                 |
+| queue   | sqlite://, sqs://, pubsub://, azqueue://                           |
+| secrets | env://, aws-sm://, gcp-sm://, keyvault://, keyvault+https://       |
+
+Imports are lazy, so a handler pays only for the SDK of the cloud it runs on; a scheme whose
+SDK is not installed names the extra to install.
 """
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 from core.errors import ConfigError
 from core.ports import BlobStore, Queue, SecretStore
 
+# scheme -> (module, class, extra that installs its SDK)
+STORAGE = {
+    "s3": ("adapters.aws.s3", "S3BlobStore", "aws"),
+    "gs": ("adapters.gcp.gcs", "GcsBlobStore", "gcp"),
+    "az": ("adapters.azure.blob", "AzureBlobStore", "azure"),
+}
+QUEUES = {
+    "sqs": ("adapters.aws.sqs", "SqsQueue", "aws"),
+    "pubsub": ("adapters.gcp.pubsub", "PubSubQueue", "gcp"),
+    "azqueue": ("adapters.azure.storage_queue", "AzureStorageQueue", "azure"),
+}
+SECRETS = {
+    "aws-sm": ("adapters.aws.secrets_manager", "SecretsManagerStore", "aws"),
+    "gcp-sm": ("adapters.gcp.secret_manager", "GcpSecretManagerStore", "gcp"),
+    "keyvault": ("adapters.azure.key_vault", "KeyVaultSecretStore", "azure"),
+    "keyvault+https": ("adapters.azure.key_vault", "KeyVaultSecretStore", "azure"),
+}
+LIBCLOUD = ("adapters.libcloud.blobstore", "LibcloudBlobStore", "libcloud")
+
 
 def _scheme(url: str, port: str, known: list[str]) -> str:
+    if not isinstance(url, str) or "://" not in url:
+        raise ConfigError(f"{port} URL {url!r} must look like scheme://…", field=port)
     scheme = urlparse(url).scheme
-    if scheme not in known:
+    if scheme not in known and not (port == "storage" and scheme.startswith("libcloud+")):
         raise ConfigError(
-            f"unknown {port} URL scheme {scheme + '://' if scheme else url!r} "
+            f"unknown {port} URL scheme {scheme + '://'!r} "
             f"(supported: {', '.join(s + '://' for s in known)})",
             field=port,
         )
     return scheme
+
+
+def _load(entry: tuple[str, str, str], url: str, **options: Any) -> Any:
+    module_name, class_name, extra = entry
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(
+            f"{urlparse(url).scheme}:// needs the {extra} extra "
+            f"(pip install 'agentfn[{extra}]'): {exc.name or exc} is not installed",
+            field="url",
+        ) from None
+    return getattr(module, class_name).from_url(url, **options)
 
 
 def _local_path(url: str) -> Path:
@@ -33,25 +76,34 @@ def _local_path(url: str) -> Path:
 
 
 def open_blobstore(url: str) -> BlobStore:
-    _scheme(url, "storage", ["file"])
-    from adapters.local.filesystem import FileBlobStore
+    scheme = _scheme(url, "storage", ["file", *STORAGE, "libcloud+<driver>"])
+    if scheme == "file":
+        from adapters.local.filesystem import FileBlobStore
 
-    return FileBlobStore(_local_path(url))
+        return FileBlobStore(_local_path(url))
+    store: BlobStore = _load(STORAGE.get(scheme, LIBCLOUD), url)
+    return store
 
 
 def open_queue(url: str, *, max_attempts: int = 5) -> Queue:
-    _scheme(url, "queue", ["sqlite"])
-    from adapters.local.sqlite_queue import SqliteQueue
+    scheme = _scheme(url, "queue", ["sqlite", *QUEUES])
+    if scheme == "sqlite":
+        from adapters.local.sqlite_queue import SqliteQueue
 
-    path = _local_path(url)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return SqliteQueue(path, max_attempts=max_attempts)
+        path = _local_path(url)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return SqliteQueue(path, max_attempts=max_attempts)
+    queue: Queue = _load(QUEUES[scheme], url, max_attempts=max_attempts)
+    return queue
 
 
 def open_secrets(url: str) -> SecretStore:
-    _scheme(url, "secrets", ["env"])
-    from adapters.local.env_secrets import EnvSecretStore
+    scheme = _scheme(url, "secrets", ["env", *SECRETS])
+    if scheme == "env":
+        from adapters.local.env_secrets import EnvSecretStore
 
-    parsed = urlparse(url)
-    raw = unquote(parsed.netloc + parsed.path)
-    return EnvSecretStore(Path(raw) if raw else None)
+        parsed = urlparse(url)
+        raw = unquote(parsed.netloc + parsed.path)
+        return EnvSecretStore(Path(raw) if raw else None)
+    store: SecretStore = _load(SECRETS[scheme], url)
+    return store

@@ -1,0 +1,385 @@
+"""BlobStore on Azure Blob Storage (block blobs in one container, under an optional prefix).
+
+Conditional writes use the service's own preconditions (``If-None-Match: *`` and ``If-Match``),
+so they are linearizable per blob without any locking here. Streaming moves 1-2 MiB pieces with
+one connection at a time, so a large object never sits whole in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections import OrderedDict
+from typing import Any, BinaryIO, NoReturn, Self, cast
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.core.paging import PageIterator
+from azure.storage.blob import BlobServiceClient, ContainerClient
+
+from adapters.azure import connection_string, default_credential, storage_url_parts
+from core.errors import ConfigError, NotFound, PreconditionFailed, UserError
+from core.ports import CHUNK_SIZE, Blob, Page
+
+__all__ = ["STREAM_OPTIONS", "AzureBlobStore", "blob_service_client"]
+
+_BLOCK = 2 * CHUNK_SIZE  # 50,000 blocks of 2 MiB: objects up to ~97 GiB
+# Client settings that bound streaming memory. Uploads of unknown or large size go in 2 MiB
+# blocks; downloads in 1 MiB ranges (the SDK's default first GET is 32 MiB, and its response
+# handling peaks near ten times the range size). Measured peak: ~8 MiB up, ~10 MiB down.
+STREAM_OPTIONS: dict[str, Any] = {
+    "max_block_size": _BLOCK,
+    "max_single_put_size": _BLOCK,
+    "max_single_get_size": CHUNK_SIZE,
+    "max_chunk_get_size": CHUNK_SIZE,
+}
+_MAX_NAME = 1024  # Azure's limit on a blob name, in characters
+_MAX_SEGMENTS = 254  # Azure's limit on '/'-separated segments in a blob name
+_MAX_RESULTS = 5000  # Azure's largest listing page
+_MARKERS = 256  # continuation tokens remembered per store
+_GET_RETRIES = 3
+
+
+def blob_service_client(
+    *, conn_str: str | None = None, account: str | None = None, credential: Any = None
+) -> BlobServiceClient:
+    """A service client with :data:`STREAM_OPTIONS`, from a connection string or an account.
+
+    Build injected clients with this (or pass ``**STREAM_OPTIONS`` yourself): the SDK defaults
+    would buffer up to 32 MiB per download.
+    """
+    if conn_str is not None:
+        return BlobServiceClient.from_connection_string(conn_str, **STREAM_OPTIONS)
+    if account is None:
+        raise ConfigError("a connection string or a storage account is required", field="url")
+    return BlobServiceClient(
+        f"https://{account}.blob.core.windows.net",
+        credential=credential if credential is not None else default_credential(),
+        **STREAM_OPTIONS,
+    )
+
+
+def _check_container(name: object) -> str:
+    """Container names: 3-63 lowercase letters, digits and single hyphens, alphanumeric ends."""
+    if (
+        not isinstance(name, str)
+        or not 3 <= len(name) <= 63
+        or not name.isascii()
+        or not all(c.islower() or c.isdigit() or c == "-" for c in name)
+        or name[0] == "-"
+        or name[-1] == "-"
+        or "--" in name
+    ):
+        raise ConfigError(
+            f"invalid container name {name!r}: use 3-63 lowercase letters, digits and single "
+            "hyphens, starting and ending with a letter or digit",
+            field="url",
+        )
+    return name
+
+
+def _check_path(value: object, field: str, *, allow_empty: bool) -> str:
+    """Reject names that are not plain relative paths, mirroring the local FileBlobStore."""
+    if not isinstance(value, str):
+        raise UserError(f"{field} must be a string, got {type(value).__name__}", field=field)
+    if not value:
+        if allow_empty:
+            return value
+        raise UserError(f"{field} must not be empty", field=field)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UserError(f"{field} {value!r} is not valid UTF-8 text", field=field) from None
+    if "\x00" in value:
+        raise UserError(f"{field} {value!r} contains a NUL character", field=field)
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise UserError(f"{field} {value!r} contains a control character", field=field)
+    if "\\" in value:
+        raise UserError(f"{field} {value!r} contains a backslash; use '/'", field=field)
+    if value.startswith("/"):
+        raise UserError(f"{field} {value!r} is absolute; keys are relative paths", field=field)
+    segments = value.split("/")
+    if field == "prefix":
+        # The last segment of a prefix may be partial or empty ("runs/" or "runs/ab").
+        segments, last = segments[:-1], segments[-1]
+        if last in (".", ".."):
+            segments.append(last)
+    for seg in segments:
+        if seg == "..":
+            raise UserError(f"{field} {value!r} contains a '..' segment", field=field)
+        if seg in ("", "."):
+            raise UserError(f"{field} {value!r} contains an empty or '.' segment", field=field)
+    if field == "key" and value.endswith("."):
+        # Azure documents that names ending in '.' are trimmed by some clients: avoid aliases.
+        raise UserError(f"{field} {value!r} ends with '.', which Azure may trim", field=field)
+    return value
+
+
+class AzureBlobStore:
+    """Objects as block blobs named ``prefix + key`` in ``container``.
+
+    Etags are the service's (they change on every write, even of identical bytes). Listing
+    returns the last key as the cursor; the service's opaque continuation token for it is
+    remembered per store, and a cursor from elsewhere resumes with the service's ``startFrom``
+    (keys at or before the cursor are always filtered out, so any cursor resumes correctly).
+    """
+
+    def __init__(
+        self, container: str, prefix: str = "", *, service: BlobServiceClient | None = None
+    ) -> None:
+        self.container = _check_container(container)
+        prefix = _check_path(prefix, "prefix", allow_empty=True)
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
+        if prefix:
+            _check_path(prefix[:-1], "prefix", allow_empty=False)
+        self.prefix = prefix
+        if service is None:
+            conn = connection_string()
+            if conn is None:
+                raise ConfigError(
+                    "AzureBlobStore needs AZURE_STORAGE_CONNECTION_STRING or a service client "
+                    "(or use from_url('az://<account>/<container>') with DefaultAzureCredential)",
+                    field="url",
+                )
+            service = blob_service_client(conn_str=conn)
+        self.service = service
+        self._container: ContainerClient = service.get_container_client(container)
+        self._markers: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._markers_lock = threading.Lock()
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> Self:
+        """``az://container/prefix`` (account from the connection string) or, without
+        ``AZURE_STORAGE_CONNECTION_STRING``, ``az://account/container/prefix``."""
+        account, parts = storage_url_parts(url, "az", what="container")
+        container, prefix = parts[0], "/".join(parts[1:])
+        unknown = set(options) - {"service", "credential"}
+        if unknown:
+            raise ConfigError(f"unknown AzureBlobStore options: {sorted(unknown)}", field="url")
+        service = options.get("service")
+        if service is None and account is not None:
+            service = blob_service_client(account=account, credential=options.get("credential"))
+        try:
+            return cls(container, prefix, service=service)
+        except UserError as exc:
+            raise ConfigError(f"{url!r}: {exc.message}", field="url") from None
+
+    def __repr__(self) -> str:
+        return (
+            f"AzureBlobStore(account={self.service.account_name!r}, "
+            f"container={self.container!r}, prefix={self.prefix!r})"
+        )
+
+    def create_container(self) -> None:
+        """Create the container if it does not exist (deployments normally provision it)."""
+        with contextlib.suppress(ResourceExistsError):
+            self._container.create_container()
+
+    # ------------------------------------------------------------------ reads
+
+    def get(self, key: str) -> Blob:
+        name = self._name(key)
+        attempts = 0
+        while True:
+            try:
+                downloader = self._container.download_blob(name, max_concurrency=1)
+                data = downloader.readall()
+                return Blob(key=key, data=data, etag=str(downloader.properties.etag))
+            except ResourceNotFoundError as exc:
+                self._raise_missing(exc, key)
+            except ResourceModifiedError:
+                # Rewritten between two ranged reads of a large blob: read it again.
+                attempts += 1
+                if attempts >= _GET_RETRIES:
+                    raise PreconditionFailed(f"blob {key!r} kept changing while read") from None
+
+    def list(self, prefix: str = "", *, cursor: str | None = None, limit: int = 1000) -> Page:
+        _check_path(prefix, "prefix", allow_empty=True)
+        if cursor is not None and not isinstance(cursor, str):
+            raise UserError("cursor must be a string or None", field="cursor")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise UserError("limit must be a positive integer", field="limit")
+        marker = self._marker(prefix, cursor) if cursor is not None else None
+        extra: dict[str, Any] = {}
+        if cursor is not None and marker is None:
+            # Inclusive start (service version 2026-02-06+); services that ignore it still
+            # give a correct page, because keys <= cursor are filtered below.
+            extra["start_from"] = self.prefix + cursor
+        keys: list[str] = []
+        skip = len(self.prefix)
+        try:
+            while True:
+                want = min(limit - len(keys), _MAX_RESULTS)
+                pages = cast(
+                    "PageIterator[str]",
+                    self._container.list_blob_names(
+                        name_starts_with=self.prefix + prefix, results_per_page=want, **extra
+                    ).by_page(continuation_token=marker),
+                )
+                names = list(next(pages, []))
+                marker = pages.continuation_token
+                extra = {}  # startFrom only positions the first request
+                # At most ``want`` names arrive, so the page is always consumed whole and the
+                # token resumes right after the last key kept.
+                keys.extend(n[skip:] for n in names if cursor is None or n[skip:] > cursor)
+                if len(keys) >= limit or not marker:
+                    break
+        except ResourceNotFoundError as exc:
+            self._raise_missing(exc)
+        if marker:  # the loop only stops with a token once the page is full
+            self._remember(prefix, keys[-1], marker)
+            return Page(keys=keys, cursor=keys[-1])
+        return Page(keys=keys, cursor=None)
+
+    # ------------------------------------------------------------------ writes
+
+    def put(self, key: str, data: bytes) -> str:
+        return self._upload(key, self._bytes(data), overwrite=True)
+
+    def put_if_absent(self, key: str, data: bytes) -> str:
+        name = self._name(key)
+        data = self._bytes(data)
+        try:
+            return self._upload_name(name, data, overwrite=False)
+        except ResourceExistsError:
+            raise PreconditionFailed(f"blob {key!r} already exists") from None
+        except ResourceModifiedError:  # some services answer 412 to If-None-Match: *
+            raise PreconditionFailed(f"blob {key!r} already exists") from None
+        except ResourceNotFoundError as exc:
+            self._raise_missing(exc)
+
+    def put_if_match(self, key: str, data: bytes, etag: str) -> str:
+        name = self._name(key)
+        data = self._bytes(data)
+        if not isinstance(etag, str):
+            raise UserError("etag must be a string", field="etag")
+        try:
+            return self._upload_name(
+                name,
+                data,
+                overwrite=True,
+                etag=_quoted(etag),
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except ResourceModifiedError:
+            raise PreconditionFailed(f"blob {key!r} changed or does not exist") from None
+        except ResourceNotFoundError as exc:
+            if _error_code(exc) == "ContainerNotFound":
+                self._raise_missing(exc)
+            raise PreconditionFailed(f"blob {key!r} does not exist") from None
+
+    def delete(self, key: str) -> None:
+        name = self._name(key)
+        try:
+            self._container.delete_blob(name, delete_snapshots="include")
+        except ResourceNotFoundError as exc:
+            if _error_code(exc) == "ContainerNotFound":
+                self._raise_missing(exc)
+
+    # ------------------------------------------------------------------ streaming
+
+    def upload(self, key: str, stream: BinaryIO) -> str:
+        name = self._name(key)
+        if not hasattr(stream, "read"):
+            raise UserError("stream must be a readable binary file object", field="stream")
+        try:
+            result = self._container.get_blob_client(name).upload_blob(
+                stream, length=None, overwrite=True, max_concurrency=1
+            )
+        except ResourceNotFoundError as exc:
+            self._raise_missing(exc)
+        return str(result["etag"])
+
+    def download(self, key: str, sink: BinaryIO) -> str:
+        name = self._name(key)
+        if not hasattr(sink, "write"):
+            raise UserError("sink must be a writable binary file object", field="sink")
+        try:
+            downloader = self._container.download_blob(name, max_concurrency=1)
+            downloader.readinto(sink)
+        except ResourceNotFoundError as exc:
+            self._raise_missing(exc, key)
+        except ResourceModifiedError:
+            raise PreconditionFailed(f"blob {key!r} changed while being downloaded") from None
+        return str(downloader.properties.etag)
+
+    # ------------------------------------------------------------------ internals
+
+    def _name(self, key: str) -> str:
+        _check_path(key, "key", allow_empty=False)
+        name = self.prefix + key
+        if len(name) > _MAX_NAME:
+            raise UserError(
+                f"key {key!r} makes a blob name longer than Azure's {_MAX_NAME} characters",
+                field="key",
+            )
+        if name.count("/") >= _MAX_SEGMENTS:
+            raise UserError(
+                f"key {key!r} has more than Azure's {_MAX_SEGMENTS} path segments", field="key"
+            )
+        return name
+
+    @staticmethod
+    def _bytes(data: bytes) -> bytes:
+        if isinstance(data, bytearray | memoryview):
+            return bytes(data)
+        if not isinstance(data, bytes):
+            raise UserError(f"data must be bytes, got {type(data).__name__}", field="data")
+        return data
+
+    def _upload(self, key: str, data: bytes, *, overwrite: bool) -> str:
+        try:
+            return self._upload_name(self._name(key), data, overwrite=overwrite)
+        except ResourceNotFoundError as exc:
+            self._raise_missing(exc)
+
+    def _upload_name(self, name: str, data: bytes, **kwargs: Any) -> str:
+        result = self._container.get_blob_client(name).upload_blob(
+            data, length=len(data), max_concurrency=1, **kwargs
+        )
+        return str(result["etag"])
+
+    def _raise_missing(self, exc: ResourceNotFoundError, key: str | None = None) -> NoReturn:
+        """A missing container is a configuration problem; a missing blob is ``NotFound``."""
+        if _error_code(exc) == "ContainerNotFound":
+            raise ConfigError(
+                f"container {self.container!r} does not exist in storage account "
+                f"{self.service.account_name!r}",
+                field="url",
+            ) from None
+        if key is None:
+            raise exc
+        raise NotFound(f"blob {key!r} not found") from None
+
+    def _marker(self, prefix: str, cursor: str) -> str | None:
+        with self._markers_lock:
+            marker = self._markers.get((prefix, cursor))
+            if marker is not None:
+                self._markers.move_to_end((prefix, cursor))
+            return marker
+
+    def _remember(self, prefix: str, cursor: str, marker: str) -> None:
+        with self._markers_lock:
+            self._markers[(prefix, cursor)] = marker
+            self._markers.move_to_end((prefix, cursor))
+            while len(self._markers) > _MARKERS:
+                self._markers.popitem(last=False)
+
+
+def _error_code(exc: ResourceNotFoundError) -> str:
+    """The service's error code as plain text (the SDK sometimes gives an enum member)."""
+    code = getattr(exc, "error_code", None)
+    return str(getattr(code, "value", code) or "")
+
+
+def _quoted(etag: str) -> str:
+    """Accept etags with or without quotes (and a weak ``W/`` marker), like FileBlobStore."""
+    etag = etag.strip()
+    if etag.startswith("W/"):
+        etag = etag[2:]
+    return '"' + etag.strip('"') + '"'

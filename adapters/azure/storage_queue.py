@@ -1,0 +1,539 @@
+"""Queue on Azure Storage Queues, with priorities and a poison (dead-letter) queue.
+
+Storage Queues have no priorities and, outside the Functions host, no dead-lettering, so both
+are built here from plain queues:
+
+- Priority 0 jobs live in the queue itself (what a Functions queue trigger listens to); a job
+  with priority ``p != 0`` lives in the side queue ``<name>-p<p>`` (``<name>-pn<|p|>`` when
+  negative), created on first use. ``receive`` polls the queues highest priority first.
+- A job received for the ``max_attempts + 1``-th time (the service counts deliveries in
+  ``dequeue_count``) is moved to ``<name>-poison`` with the reason, like the Functions host
+  does with ``maxDequeueCount``, so both paths land in the same place.
+
+Bodies travel as base64 of their JSON text: the encoding the Functions host expects.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import json
+import logging
+import math
+import re
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, NoReturn, Self
+
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.storage.queue import QueueClient, QueueServiceClient
+from azure.storage.queue import QueueMessage as AzureMessage
+
+from adapters.azure import connection_string, default_credential, storage_url_parts
+from core.errors import ConfigError, UserError
+from core.ports import DeadLetter, QueueMessage
+
+__all__ = ["AzureStorageQueue", "queue_service_client"]
+
+log = logging.getLogger(__name__)
+
+_MAX_RECEIVE = 100  # the port's limit per receive call
+_PER_CALL = 32  # the service's limit per Get Messages call
+_PEEK = 32  # the service's limit per Peek Messages call
+_MAX_SECONDS = 7 * 24 * 3600  # longest visibility timeout / initial delay the service accepts
+_MAX_MESSAGE = 64 * 1024  # the service's limit on a message, after base64
+# Bodies are capped below what base64 allows so a dead-letter envelope (body + reason +
+# bookkeeping) always fits in one poison message too.
+_MAX_BODY_JSON = 45 * 1024
+_MAX_REASON = 1000
+_MAX_RAW = 8000  # characters of an undecodable message kept in its dead letter
+_NAME = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}")
+_MAX_BASE_NAME = 63 - len("-poison")
+_ENVELOPE = "agentfn.dead-letter"
+_HOST_REASON = (
+    "moved to the poison queue by the Azure Functions host after maxDequeueCount deliveries"
+)
+_DEAD_LETTER_HOLD_S = 60  # keeps a job hidden while it is copied to the poison queue
+
+
+def queue_service_client(
+    *, conn_str: str | None = None, account: str | None = None, credential: Any = None
+) -> QueueServiceClient:
+    """A service client from a connection string or (with a token credential) an account."""
+    if conn_str is not None:
+        return QueueServiceClient.from_connection_string(conn_str)
+    if account is None:
+        raise ConfigError("a connection string or a storage account is required", field="url")
+    return QueueServiceClient(
+        f"https://{account}.queue.core.windows.net",
+        credential=credential if credential is not None else default_credential(),
+    )
+
+
+def _check_name(name: object, field: str, *, max_len: int = 63) -> str:
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or len(name) > max_len:
+        raise ConfigError(
+            f"invalid queue name {name!r}: use 3-{max_len} lowercase letters, digits and single "
+            "hyphens, starting and ending with a letter or digit",
+            field=field,
+        )
+    return name
+
+
+def _number(value: object, field: str, *, positive: bool) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        v = float(value)
+        if math.isfinite(v) and (v > 0 or (v == 0 and not positive)):
+            if v > _MAX_SECONDS:
+                raise UserError(
+                    f"{field} must be at most 7 days ({_MAX_SECONDS} s) on Storage Queues",
+                    field=field,
+                )
+            return v
+    rule = "> 0" if positive else ">= 0"
+    raise UserError(f"{field} must be a finite number {rule}, got {value!r}", field=field)
+
+
+def _seconds(value: float) -> int:
+    """The service counts whole seconds: round up so a job is never visible early."""
+    return math.ceil(value)
+
+
+def _encode(data: dict[str, Any]) -> str:
+    text = json.dumps(data, allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+
+def _decode(content: object) -> dict[str, Any] | None:
+    """The JSON object a message carries, or None if it is not base64 of one."""
+    if not isinstance(content, str):
+        return None
+    try:
+        value = json.loads(base64.b64decode(content, validate=True).decode("utf-8"))
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _error_code(exc: HttpResponseError) -> str:
+    """The service's error code as plain text (the SDK sometimes gives an enum member)."""
+    code = getattr(exc, "error_code", None)
+    return str(getattr(code, "value", code) or "")
+
+
+def _stale(exc: HttpResponseError) -> bool:
+    """The receipt no longer holds the message: redelivered, released, already deleted, or
+    its queue is gone (then so is the message)."""
+    if isinstance(exc, ResourceNotFoundError):
+        return True
+    return exc.status_code == 400 and _error_code(exc) == "PopReceiptMismatch"
+
+
+class AzureStorageQueue:
+    """At-least-once job queue on Storage Queues; see the module docstring for the layout.
+
+    ``QueueMessage.receipt`` is ``"<priority>/<pop receipt>"`` so ack/retry reach the right
+    queue. The service's time unit is one second: delays and visibility timeouts round up.
+    ``clock`` only stamps ``failed_at`` on dead letters; visibility is the service's clock.
+    """
+
+    def __init__(
+        self,
+        queue_name: str,
+        *,
+        max_attempts: int = 5,
+        poison_queue: str | None = None,
+        service: QueueServiceClient | None = None,
+        clock: Callable[[], float] = time.time,
+        priority_refresh_s: float = 1.0,
+    ) -> None:
+        self.name = _check_name(queue_name, "url", max_len=_MAX_BASE_NAME)
+        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+            raise UserError("max_attempts must be an integer >= 1", field="max_attempts")
+        self.max_attempts = max_attempts
+        self.poison_name = _check_name(
+            poison_queue if poison_queue is not None else f"{queue_name}-poison", "poison_queue"
+        )
+        if self.poison_name == self.name:
+            raise ConfigError("the poison queue must differ from the queue", field="poison_queue")
+        if service is None:
+            conn = connection_string()
+            if conn is None:
+                raise ConfigError(
+                    "AzureStorageQueue needs AZURE_STORAGE_CONNECTION_STRING or a service client "
+                    "(or use from_url('azqueue://<account>/<queue>') with DefaultAzureCredential)",
+                    field="url",
+                )
+            service = queue_service_client(conn_str=conn)
+        self.service = service
+        self.clock = clock
+        if (
+            isinstance(priority_refresh_s, bool)
+            or not isinstance(priority_refresh_s, int | float)
+            or not 0 <= priority_refresh_s < math.inf
+        ):
+            raise ConfigError("priority_refresh_s must be a finite number >= 0", field="url")
+        self.priority_refresh_s = float(priority_refresh_s)
+        self._lock = threading.Lock()
+        self._clients: dict[int, QueueClient] = {}
+        self._known: set[int] = {0}  # priorities whose queue exists
+        self._listed_at = -math.inf
+        self._poison = service.get_queue_client(self.poison_name)
+        self._warned_list = False
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> Self:
+        """``azqueue://queue-name`` (account from the connection string) or, without
+        ``AZURE_STORAGE_CONNECTION_STRING``, ``azqueue://account/queue-name``."""
+        account, parts = storage_url_parts(url, "azqueue", what="queue")
+        if len(parts) != 1:
+            raise ConfigError(f"{url!r}: expected azqueue://[account/]queue-name", field="url")
+        allowed = {"max_attempts", "poison_queue", "service", "credential", "clock"}
+        unknown = set(options) - allowed
+        if unknown:
+            raise ConfigError(f"unknown AzureStorageQueue options: {sorted(unknown)}", field="url")
+        credential = options.pop("credential", None)
+        if options.get("service") is None and account is not None:
+            options["service"] = queue_service_client(account=account, credential=credential)
+        return cls(parts[0], **options)
+
+    @classmethod
+    def create(cls, name: str, max_attempts: int = 5, **options: Any) -> Self:
+        """Create the queue and its poison queue if missing; return an adapter for them."""
+        queue = cls(name, max_attempts=max_attempts, **options)
+        for client in (queue._client(0), queue._poison):
+            queue._create(client)
+        return queue
+
+    def __repr__(self) -> str:
+        return (
+            f"AzureStorageQueue(account={self.service.account_name!r}, name={self.name!r}, "
+            f"poison_queue={self.poison_name!r}, max_attempts={self.max_attempts})"
+        )
+
+    # ------------------------------------------------------------------ protocol
+
+    def send(self, body: dict[str, Any], *, delay: float = 0.0, priority: int = 0) -> str:
+        if not isinstance(body, dict):
+            raise UserError(f"body must be a JSON object, got {type(body).__name__}", field="body")
+        try:
+            text = json.dumps(body, allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"body is not JSON-serialisable: {exc}", field="body") from exc
+        size = len(text.encode("utf-8"))
+        if size > _MAX_BODY_JSON:
+            raise UserError(
+                f"body is {size} bytes as JSON; Storage Queue jobs are limited to "
+                f"{_MAX_BODY_JSON} bytes (64 KiB per message after base64)",
+                field="body",
+            )
+        delay_s = _number(delay, "delay", positive=False)
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise UserError("priority must be an integer", field="priority")
+        if not -(2**63) <= priority < 2**63:
+            raise UserError("priority is out of the 64-bit range", field="priority")
+        content = base64.b64encode(text.encode("utf-8")).decode("ascii")
+        client = self._client(priority)
+        kwargs = {"visibility_timeout": _seconds(delay_s), "time_to_live": -1}
+        try:
+            sent = client.send_message(content, **kwargs)
+        except ResourceNotFoundError as exc:
+            if priority == 0 or _error_code(exc) != "QueueNotFound":
+                self._raise_missing(exc, self.name)
+            self._create(client)  # first job at this priority
+            sent = client.send_message(content, **kwargs)
+        with self._lock:
+            self._known.add(priority)
+        return str(sent.id)
+
+    def receive(
+        self, max_messages: int = 1, *, visibility_timeout: float = 30.0
+    ) -> list[QueueMessage]:
+        if (
+            isinstance(max_messages, bool)
+            or not isinstance(max_messages, int)
+            or not 1 <= max_messages <= _MAX_RECEIVE
+        ):
+            raise UserError(
+                f"max_messages must be an integer in 1..{_MAX_RECEIVE}", field="max_messages"
+            )
+        timeout = _seconds(_number(visibility_timeout, "visibility_timeout", positive=True))
+        out: list[QueueMessage] = []
+        for priority in self._priorities():
+            client = self._client(priority)
+            while len(out) < max_messages:
+                want = min(_PER_CALL, max_messages - len(out))
+                try:
+                    batch = list(
+                        client.receive_messages(
+                            messages_per_page=want, max_messages=want, visibility_timeout=timeout
+                        )
+                    )
+                except ResourceNotFoundError as exc:
+                    if priority == 0 or _error_code(exc) != "QueueNotFound":
+                        self._raise_missing(exc, self.name)
+                    with self._lock:  # a side queue was deleted: forget it
+                        self._known.discard(priority)
+                    break
+                for raw in batch:
+                    message = self._accept(raw, priority)
+                    if message is not None:
+                        out.append(message)
+                if len(batch) < want:
+                    break  # nothing more visible at this priority
+            if len(out) >= max_messages:
+                break
+        return out
+
+    def ack(self, message: QueueMessage) -> None:
+        target = self._target(message)
+        if target is None:
+            return
+        client, pop_receipt, _ = target
+        try:
+            client.delete_message(message.id, pop_receipt)
+        except HttpResponseError as exc:
+            if not _stale(exc):
+                raise
+
+    def retry(self, message: QueueMessage, *, delay: float = 0.0) -> None:
+        """Release the job early; the receipt becomes stale (the job is no longer ours)."""
+        delay_s = _number(delay, "delay", positive=False)
+        target = self._target(message)
+        if target is None:
+            return
+        client, pop_receipt, _ = target
+        try:
+            client.update_message(message.id, pop_receipt, visibility_timeout=_seconds(delay_s))
+        except HttpResponseError as exc:
+            if not _stale(exc):
+                raise
+
+    def dead_letter(self, message: QueueMessage, reason: str) -> None:
+        target = self._target(message)
+        if target is None:
+            return
+        client, pop_receipt, priority = target
+        try:
+            # Proves the receipt is current and keeps the job ours while it is copied.
+            held = client.update_message(
+                message.id, pop_receipt, visibility_timeout=_DEAD_LETTER_HOLD_S
+            )
+        except HttpResponseError as exc:
+            if not _stale(exc):
+                raise
+            return
+        self._bury(message.id, message.body, message.attempts, str(reason), priority)
+        try:
+            client.delete_message(message.id, held.pop_receipt)
+        except HttpResponseError as exc:
+            if not _stale(exc):
+                raise
+
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """Dead letters, newest first, from a peek at the poison queue.
+
+        Peeking is free of side effects but the service returns at most the 32 oldest
+        messages, so with more than 32 dead letters this lists the 32 oldest, newest first.
+        """
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise UserError("limit must be a positive integer", field="limit")
+        try:
+            peeked = list(self._poison.peek_messages(max_messages=_PEEK))
+        except ResourceNotFoundError as exc:
+            self._raise_missing(exc, self.poison_name)
+        return [self._dead(m) for m in reversed(peeked)][:limit]
+
+    # ------------------------------------------------------------------ extras
+
+    def purge(self, *, dead_letters: bool = False) -> None:
+        """Drop every job of this queue and its priority queues (and the dead letters)."""
+        for priority in self._priorities(force=True):
+            with contextlib.suppress(ResourceNotFoundError):
+                self._client(priority).clear_messages()
+        if dead_letters:
+            self._poison.clear_messages()
+
+    def delete_queues(self) -> None:
+        """Delete the queue, its priority queues and its poison queue (tests, teardown)."""
+        for priority in self._priorities(force=True):
+            with contextlib.suppress(ResourceNotFoundError):
+                self._client(priority).delete_queue()
+        with contextlib.suppress(ResourceNotFoundError):
+            self._poison.delete_queue()
+
+    # ------------------------------------------------------------------ internals
+
+    def _queue_name(self, priority: int) -> str:
+        if priority == 0:
+            return self.name
+        suffix = f"-p{priority}" if priority > 0 else f"-pn{-priority}"
+        name = self.name + suffix
+        if len(name) > 63:
+            raise UserError(
+                f"priority {priority} would need the queue name {name!r}, longer than the "
+                "63 characters Storage Queues allow; use a smaller priority or a shorter name",
+                field="priority",
+            )
+        return name
+
+    def _client(self, priority: int) -> QueueClient:
+        with self._lock:
+            client = self._clients.get(priority)
+        if client is None:
+            client = self.service.get_queue_client(self._queue_name(priority))
+            with self._lock:
+                client = self._clients.setdefault(priority, client)
+        return client
+
+    def _priorities(self, *, force: bool = False) -> list[int]:
+        """Known priorities, highest first; side queues made by other processes are found by
+        listing ``<name>-p*`` at most every ``priority_refresh_s`` seconds."""
+        now = time.monotonic()
+        if force or now - self._listed_at >= self.priority_refresh_s:
+            found = self._list_priorities()
+            with self._lock:
+                self._listed_at = now
+                if found is not None:
+                    self._known = {0, *found}
+        with self._lock:
+            return sorted(self._known, reverse=True)
+
+    def _list_priorities(self) -> set[int] | None:
+        pattern = re.compile(re.escape(self.name) + r"-p(n?)([1-9][0-9]*)")
+        try:
+            names = [q.name for q in self.service.list_queues(name_starts_with=f"{self.name}-p")]
+        except HttpResponseError as exc:
+            if exc.status_code != 403:
+                raise
+            if not self._warned_list:
+                # Queue-scoped roles cannot list: only priorities sent from here are polled.
+                log.warning(
+                    "cannot list queues of account %s (HTTP 403): jobs sent with a priority by "
+                    "other processes are not received until this process sends one",
+                    self.service.account_name,
+                )
+                self._warned_list = True
+            return None
+        found = set()
+        for name in names:
+            match = pattern.fullmatch(name)
+            if match:
+                value = int(match.group(2))
+                found.add(-value if match.group(1) else value)
+        return found
+
+    def _accept(self, raw: AzureMessage, priority: int) -> QueueMessage | None:
+        """The job to hand out, or None if it went to the poison queue instead."""
+        body = _decode(raw.content)
+        attempts = int(raw.dequeue_count or 1)
+        if body is None:
+            text = raw.content if isinstance(raw.content, str) else ""
+            reason = "message is not base64 of a JSON object"
+            self._move(raw, priority, {"raw": text[:_MAX_RAW]}, attempts, reason)
+            return None
+        if attempts > self.max_attempts:
+            reason = f"max attempts ({self.max_attempts}) exceeded"
+            self._move(raw, priority, body, attempts - 1, reason)
+            return None
+        return QueueMessage(
+            id=str(raw.id),
+            body=body,
+            attempts=attempts,
+            receipt=f"{priority}/{raw.pop_receipt}",
+            priority=priority,
+        )
+
+    def _move(
+        self, raw: AzureMessage, priority: int, body: dict[str, Any], attempts: int, reason: str
+    ) -> None:
+        # Copy first, then delete: a crash in between leaves a duplicate, never a loss.
+        self._bury(str(raw.id), body, attempts, reason, priority)
+        try:
+            self._client(priority).delete_message(raw.id, raw.pop_receipt)
+        except HttpResponseError as exc:
+            if not _stale(exc):
+                raise
+
+    def _bury(
+        self, msg_id: str, body: dict[str, Any], attempts: int, reason: str, priority: int
+    ) -> None:
+        reason = reason[:_MAX_REASON]
+        while True:
+            envelope: dict[str, Any] = {
+                "type": _ENVELOPE,
+                "id": msg_id,
+                "body": body,
+                "attempts": attempts,
+                "reason": reason,
+                "failed_at": float(self.clock()),
+                "queue": self.name,
+                "priority": priority,
+            }
+            content = _encode(envelope)
+            if len(content) <= _MAX_MESSAGE:
+                break
+            if reason:
+                reason = reason[: len(reason) // 2]
+            else:  # a foreign message bigger than what send() allows: keep its start
+                text = json.dumps(body, separators=(",", ":"))
+                body = {"truncated": True, "raw": text[:_MAX_RAW]}
+        try:
+            self._poison.send_message(content, time_to_live=-1)
+        except ResourceNotFoundError as exc:
+            self._raise_missing(exc, self.poison_name)
+
+    def _dead(self, raw: AzureMessage) -> DeadLetter:
+        data = _decode(raw.content)
+        inserted = raw.inserted_on.timestamp() if raw.inserted_on else 0.0
+        ours = data is not None and data.get("type") == _ENVELOPE
+        if data is not None and ours and isinstance(data.get("body"), dict):
+            return DeadLetter(
+                id=str(data.get("id", raw.id)),
+                body=data["body"],
+                attempts=int(data.get("attempts", 0)),
+                reason=str(data.get("reason", "")),
+                failed_at=float(data.get("failed_at", inserted)),
+            )
+        # Put there by the Functions host: the original message, moved as is.
+        if data is None:
+            text = raw.content if isinstance(raw.content, str) else ""
+            data = {"raw": text}
+        return DeadLetter(
+            id=str(raw.id),
+            body=data,
+            attempts=self.max_attempts,
+            reason=_HOST_REASON,
+            failed_at=inserted,
+        )
+
+    def _target(self, message: QueueMessage) -> tuple[QueueClient, str, int] | None:
+        """The queue, pop receipt and priority a receipt names; None for one this adapter
+        never made."""
+        receipt = getattr(message, "receipt", None)
+        if not isinstance(receipt, str):
+            return None
+        prefix, sep, pop_receipt = receipt.partition("/")
+        if not sep or not pop_receipt or not re.fullmatch(r"-?[0-9]+", prefix):
+            return None
+        priority = int(prefix)
+        try:
+            return self._client(priority), pop_receipt, priority
+        except UserError:
+            return None
+
+    @staticmethod
+    def _create(client: QueueClient) -> None:
+        with contextlib.suppress(ResourceExistsError):
+            client.create_queue()
+
+    def _raise_missing(self, exc: ResourceNotFoundError, name: str) -> NoReturn:
+        if _error_code(exc) == "QueueNotFound":
+            raise ConfigError(
+                f"queue {name!r} does not exist in storage account "
+                f"{self.service.account_name!r} (create it with AzureStorageQueue.create)",
+                field="url",
+            ) from None
+        raise exc
