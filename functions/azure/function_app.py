@@ -62,7 +62,8 @@ def worker(msg: func.QueueMessage) -> None:
         id=msg.id or "",
         body=body,
         attempts=int(msg.dequeue_count or 1),
-        receipt=f"{msg.id}:{msg.pop_receipt}" if msg.pop_receipt else "",
+        # The trigger listens to the priority-0 queue; the adapter's receipt names it.
+        receipt=f"0/{msg.pop_receipt}" if msg.pop_receipt else "",
     )
     rt = runtime.current()
     acker = TriggerAcker(rt.queue)

@@ -58,7 +58,8 @@ def test_receive_respects_max_messages(queue: Queue) -> None:
     assert queue.receive(10, visibility_timeout=30) == []
 
 
-def test_priority_then_fifo(queue: Queue) -> None:
+def test_priority_then_fifo(queue_factory: Any) -> None:
+    queue = queue_factory.make()
     sent = [
         (queue.send({"n": "a"}), 0),
         (queue.send({"n": "b"}, priority=5), 5),
@@ -69,8 +70,14 @@ def test_priority_then_fifo(queue: Queue) -> None:
     ]
     got = [queue.receive(1, visibility_timeout=30)[0] for _ in range(3)]
     got += queue.receive(10, visibility_timeout=30)
-    assert [m.body["n"] for m in got] == ["f", "b", "d", "a", "c", "e"]
-    assert [m.priority for m in got] == [9, 5, 5, 0, 0, -1]
+    if queue_factory.priority:
+        assert [m.body["n"] for m in got] == ["f", "b", "d", "a", "c", "e"]
+        assert [m.priority for m in got] == [9, 5, 5, 0, 0, -1]
+    else:
+        # The service has no priorities (harness.py `priority`): each job still arrives once
+        # and carries the priority it was sent with; only the order is not promised.
+        pairs = sorted((m.body["n"], m.priority) for m in got)
+        assert pairs == [("a", 0), ("b", 5), ("c", 0), ("d", 5), ("e", -1), ("f", 9)]
     assert {m.id for m in got} == {i for i, _ in sent}
 
 
@@ -152,12 +159,12 @@ def test_dead_letter_after_max_attempts(queue_factory: Any) -> None:
         assert [(m.id, m.attempts) for m in got] == [(msg_id, attempt)]
         queue_factory.advance(3 * queue_factory.unit)
     # Third time around the poison job goes to the DLQ and the next job is returned instead.
-    assert [m.id for m in q.receive(1, visibility_timeout=30)] == [other]
+    assert [m.id for m in q.receive(1, visibility_timeout=2 * queue_factory.unit)] == [other]
     [dead] = q.dead_letters()
     assert (dead.id, dead.body, dead.attempts) == (msg_id, {"poison": True}, 2)
     assert "max attempts (2) exceeded" in dead.reason
     assert isinstance(dead.failed_at, float)
-    queue_factory.advance(60)
+    queue_factory.advance(3 * queue_factory.unit)  # past every hiding
     assert msg_id not in [m.id for m in _drain(q)]
 
 
@@ -169,7 +176,7 @@ def test_explicit_dead_letter(queue_factory: Any) -> None:
     q.dead_letter(ma, "bad input: missing field x")
     [mb] = q.receive(1, visibility_timeout=2 * queue_factory.unit)
     queue_factory.advance(3 * queue_factory.unit)
-    [mb2] = q.receive(1, visibility_timeout=30)
+    [mb2] = q.receive(1, visibility_timeout=2 * queue_factory.unit)
     q.dead_letter(mb, "stale receipt: ignored")
     q.dead_letter(mb2, "second")
     dead = q.dead_letters()
@@ -178,7 +185,7 @@ def test_explicit_dead_letter(queue_factory: Any) -> None:
     assert (dead[0].attempts, dead[1].attempts) == (2, 1)
     assert dead[1].body == {"n": "a"}
     assert [d.id for d in q.dead_letters(limit=1)] == [b]
-    queue_factory.advance(60)
+    queue_factory.advance(3 * queue_factory.unit)  # past every hiding
     assert _drain(q) == []
 
 
@@ -242,8 +249,16 @@ def test_property_each_job_once_in_priority_order(
         received.extend(messages)
         for m in messages:
             q.ack(m)
-    assert [m.id for m in received] == [i for _, _, i in sorted(sent, key=lambda s: (-s[0], s[1]))]
-    assert all(a.priority >= b.priority for a, b in itertools.pairwise(received))
+    if queue_factory.priority:
+        want = [i for _, _, i in sorted(sent, key=lambda s: (-s[0], s[1]))]
+        assert [m.id for m in received] == want
+        assert all(a.priority >= b.priority for a, b in itertools.pairwise(received))
+    else:
+        # No priorities on this service (harness.py `priority`): each job exactly once, with
+        # its priority carried; the order is not promised.
+        assert sorted(m.id for m in received) == sorted(i for _, _, i in sent)
+        assert len(received) == len(sent)
+        assert {m.id: m.priority for m in received} == {i: p for p, _, i in sent}
     assert all(m.attempts == 1 for m in received)
 
 

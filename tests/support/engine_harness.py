@@ -53,6 +53,17 @@ def explode(message: str) -> str:
 
 
 @tool
+def flaky(label: str) -> str:
+    """Fails the first time it sees a label, then succeeds (a transient outage)."""
+    seen = LEDGER.read_text().splitlines() if LEDGER.exists() else []
+    if "fail:" + label not in seen:
+        note("fail:" + label)
+        raise RuntimeError("transient failure for " + label)
+    note(label)
+    return label
+
+
+@tool
 def add(a: int, b: int) -> int:
     """Add two integers."""
     return a + b
