@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 import flask
@@ -56,8 +57,14 @@ def decode(event_data: dict[str, Any]) -> QueueMessage:
         body = {"raw": raw}
     if not isinstance(body, dict):
         body = {"raw": body}
+    attributes = message.get("attributes") or {}
     return QueueMessage(
-        id=str(message.get("messageId") or message.get("message_id") or ""),
+        id=str(
+            attributes.get("agentfn_id")
+            or message.get("messageId")
+            or message.get("message_id")
+            or ""
+        ),
         body=body,
         attempts=int(event_data.get("deliveryAttempt") or 1),
         receipt="",  # push delivery has no ack id: the response acks
@@ -68,7 +75,13 @@ def decode(event_data: dict[str, Any]) -> QueueMessage:
 def worker(event: CloudEvent) -> None:
     from core.delivery import TriggerAcker
 
-    message = decode(event.data or {})
+    data = event.data or {}
+    not_before = (data.get("message", {}).get("attributes") or {}).get("agentfn_not_before")
+    if not_before is not None and float(not_before) > time.time():
+        # A delayed job (a wait node's timeout): push delivery has no delay, so let Pub/Sub
+        # redeliver it with its retry backoff until it is due.
+        raise StepNotSettled(f"job not due for {float(not_before) - time.time():.0f}s")
+    message = decode(data)
     correlation_id.set(str(job_of(message.body).get("cid", "")))
     rt = runtime.current()
     acker = TriggerAcker(rt.queue)

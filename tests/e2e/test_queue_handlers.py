@@ -205,7 +205,7 @@ def test_pubsub_messages_through_the_cloudevent_worker(
     import functions.gcp.main as main
 
     subscriber = pubsub_v1.SubscriberClient()
-    subscription = queue.subscription_path
+    subscription = f"projects/agentfn-test/subscriptions/{queue.subscription}"
     run_id = start_run_over_http(workflow)
     failures = 0
     duplicated = False

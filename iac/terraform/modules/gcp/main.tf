@@ -6,7 +6,7 @@
 locals {
   environment = {
     AGENTFN_STORAGE      = "gs://${google_storage_bucket.store.name}"
-    AGENTFN_QUEUE        = "pubsub://${var.project}/${google_pubsub_topic.work.name}"
+    AGENTFN_QUEUE        = "pubsub://${var.project}/${google_pubsub_topic.work.name}?dead_letter=${google_pubsub_topic.dead_letter.name}&dead_letter_subscription=${google_pubsub_subscription.dead_letter.name}"
     AGENTFN_SECRETS      = "gcp-sm://${var.project}"
     AGENTFN_PROJECT      = "/workspace/project"
     AGENTFN_TOOL_MODULES = "tools.py"

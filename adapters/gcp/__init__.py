@@ -1,0 +1,29 @@
+"""Google Cloud adapters: Cloud Storage blobs, Pub/Sub queue, Secret Manager secrets.
+
+Each class is imported on first access, so a deployment pays only for the SDK it uses.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from adapters.gcp.gcs import GcsBlobStore
+    from adapters.gcp.pubsub import PubSubQueue
+    from adapters.gcp.secret_manager import GcpSecretManagerStore
+
+__all__ = ["GcpSecretManagerStore", "GcsBlobStore", "PubSubQueue"]
+
+_MODULES = {
+    "GcsBlobStore": "adapters.gcp.gcs",
+    "PubSubQueue": "adapters.gcp.pubsub",
+    "GcpSecretManagerStore": "adapters.gcp.secret_manager",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(module), name)

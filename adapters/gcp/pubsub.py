@@ -1,0 +1,592 @@
+"""Queue on Pub/Sub: a topic, a pull subscription, and a dead-letter topic with a subscription.
+
+Pub/Sub has leases (ack deadlines) and delivery counts but no delayed delivery and no priority,
+so this adapter maps core's Queue semantics onto it as follows:
+
+- ``receive`` = synchronous ``Pull``; the visibility timeout is the ack deadline (whole seconds,
+  at most 600). ``retry(delay)`` = ``ModifyAckDeadline(delay)`` (0 = nack now); longer delays
+  republish the job with a ``not_before`` attribute.
+- ``attempts`` = the subscription's ``delivery_attempt`` (it needs a dead-letter policy) plus an
+  ``agentfn_attempts_before`` attribute carried when a job is republished. The adapter checks
+  it itself, so a job delivered ``max_attempts`` times is dead-lettered with our reason on its
+  next delivery; the subscription's native policy (``max_attempts + 1``, clamped to Pub/Sub's
+  5..100) is only a backstop.
+- ``send(delay)`` publishes with ``agentfn_not_before``. A receiver that pulls it early pushes it
+  back with ``ModifyAckDeadline(remaining)`` and does not return it; once due it is republished
+  without the marker, so the early deliveries never count as attempts. That costs one extra
+  delivery and one extra publish per delayed job.
+- Priority is carried in an attribute and honoured only within one pulled batch.
+- Stale receipts: create subscriptions with exactly-once delivery (``create`` does); the
+  service then rejects acks and deadline changes made with an expired ack id, which this
+  adapter turns into the no-ops the Queue contract requires.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import re
+import time
+import uuid
+import warnings
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any, Self
+from urllib.parse import parse_qs, urlparse
+
+from google.api_core import exceptions as gexc
+from google.auth.credentials import AnonymousCredentials
+from google.pubsub_v1 import (
+    DeadLetterPolicy,
+    PublisherClient,
+    PubsubMessage,
+    ReceivedMessage,
+    SubscriberClient,
+    Subscription,
+)
+
+from core.errors import ConfigError, UserError
+from core.ports import DeadLetter, QueueMessage
+
+__all__ = ["PubSubQueue"]
+
+log = logging.getLogger(__name__)
+
+ATTR_ID = "agentfn_id"
+ATTR_PRIORITY = "agentfn_priority"
+ATTR_BEFORE = "agentfn_attempts_before"  # deliveries made before this copy was published
+ATTR_NOT_BEFORE = "agentfn_not_before"  # epoch seconds; earlier deliveries are pushed back
+ATTR_ATTEMPTS = "agentfn_attempts"  # on dead letters: deliveries made
+ATTR_REASON = "agentfn_reason"
+ATTR_FAILED_AT = "agentfn_failed_at"
+NATIVE_COUNT = "CloudPubSubDeadLetterSourceDeliveryCount"  # set by Pub/Sub's own dead-lettering
+
+MAX_DEADLINE_S = 600  # Pub/Sub's longest ack deadline
+MAX_RECEIVE = 100
+_PUSHBACKS = 3  # early deliveries of one copy before it is refreshed (the policy's floor is 5)
+_PULL_ROUNDS = 10
+_DEAD_LETTER_SCAN = 1000
+_ACK_BATCH = 500
+_ATTR_VALUE_BYTES = 1024  # Pub/Sub's attribute value limit
+_EXACTLY_ONCE = "EXACTLY_ONCE_ACKID_FAILURE"
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}")
+_PROJECT = re.compile(r"[a-z0-9][a-z0-9.:\-]{0,99}")
+_URL_OPTIONS = {"subscription", "dead_letter", "dead_letter_subscription", "wait"}
+
+
+def _number(value: object, field: str, *, positive: bool) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        v = float(value)
+        if math.isfinite(v) and (v > 0 or (v == 0 and not positive)):
+            return v
+    rule = "> 0" if positive else ">= 0"
+    raise UserError(f"{field} must be a finite number {rule}, got {value!r}", field=field)
+
+
+def _name(value: object, field: str) -> str:
+    if not isinstance(value, str) or not _NAME.fullmatch(value) or value.startswith("goog"):
+        raise ConfigError(
+            f"{field} {value!r} is not a valid Pub/Sub name (3-255 of letters, digits and "
+            "-_.~+%, starting with a letter, not with 'goog')",
+            field=field,
+        )
+    return value
+
+
+def _seconds(value: float) -> int:
+    """Whole seconds for an ack deadline: rounded up, within Pub/Sub's 0..600."""
+    return min(MAX_DEADLINE_S, max(0, math.ceil(value)))
+
+
+def _float(raw: str | None) -> float | None:
+    try:
+        value = float(raw) if raw is not None else None
+    except ValueError:
+        return None
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _int(raw: str | None) -> int:
+    try:
+        return int(raw) if raw is not None else 0
+    except ValueError:
+        return 0
+
+
+def _clip(text: str) -> str:
+    data = text.encode("utf-8")
+    if len(data) <= _ATTR_VALUE_BYTES:
+        return text
+    return data[: _ATTR_VALUE_BYTES - 3].decode("utf-8", errors="ignore") + "..."
+
+
+def _client_options() -> dict[str, Any]:
+    """Point the clients at ``PUBSUB_EMULATOR_HOST`` (no TLS, no credentials) when it is set."""
+    host = os.environ.get("PUBSUB_EMULATOR_HOST")
+    if host:
+        anonymous = AnonymousCredentials()  # type: ignore[no-untyped-call]
+        return {"client_options": {"api_endpoint": host}, "credentials": anonymous}
+    return {}
+
+
+class PubSubQueue:
+    """Jobs published to ``topic``, received through ``subscription`` (``<topic>-agentfn``).
+
+    Dead letters go to ``dead_letter_topic`` (``<topic>-dead-letter``) and are read back from
+    ``dead_letter_subscription`` (named like that topic unless given). ``wait_s`` > 0 makes an
+    empty ``receive`` wait that long for messages instead of answering at once. Clients are
+    created on first use, so building a queue does no I/O.
+    """
+
+    def __init__(
+        self,
+        project: str,
+        topic: str,
+        subscription: str | None = None,
+        *,
+        max_attempts: int = 5,
+        dead_letter_topic: str | None = None,
+        dead_letter_subscription: str | None = None,
+        wait_s: float = 0.0,
+        publisher: PublisherClient | None = None,
+        subscriber: SubscriberClient | None = None,
+    ) -> None:
+        if not isinstance(project, str) or not _PROJECT.fullmatch(project):
+            raise ConfigError(f"invalid Google Cloud project id {project!r}", field="project")
+        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+            raise UserError("max_attempts must be an integer >= 1", field="max_attempts")
+        self.project = project
+        self.topic = _name(topic, "topic")
+        self.subscription = _name(subscription or f"{topic}-agentfn", "subscription")
+        self.dead_letter_topic = _name(
+            dead_letter_topic or f"{topic}-dead-letter", "dead_letter_topic"
+        )
+        self.dead_letter_subscription = _name(
+            dead_letter_subscription or self.dead_letter_topic, "dead_letter_subscription"
+        )
+        self.max_attempts = max_attempts
+        self.wait_s = _number(wait_s, "wait_s", positive=False)
+        self._publisher = publisher
+        self._subscriber = subscriber
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> Self:
+        """``pubsub://project/topic[?subscription=&dead_letter=&dead_letter_subscription=&wait=]``."""
+        parsed = urlparse(url)
+        if parsed.scheme != "pubsub":
+            raise ConfigError(f"{url!r} is not a pubsub:// URL", field="url")
+        topic = parsed.path.strip("/")
+        if not parsed.netloc or not topic or "/" in topic:
+            raise ConfigError(f"{url!r} must look like pubsub://project/topic", field="url")
+        if parsed.fragment or parsed.params:
+            raise ConfigError(f"{url!r}: pubsub:// URLs take no fragment", field="url")
+        query = parse_qs(parsed.query, keep_blank_values=True, strict_parsing=False)
+        unknown = sorted(set(query) - _URL_OPTIONS)
+        if unknown:
+            raise ConfigError(
+                f"{url!r}: unknown option(s) {', '.join(unknown)} "
+                f"(supported: {', '.join(sorted(_URL_OPTIONS))})",
+                field="url",
+            )
+        values: dict[str, str] = {}
+        for key, items in query.items():
+            if len(items) != 1 or not items[0]:
+                raise ConfigError(f"{url!r}: option {key!r} needs exactly one value", field="url")
+            values[key] = items[0]
+        kwargs: dict[str, Any] = {}
+        if "wait" in values:
+            wait = _float(values["wait"])
+            if wait is None or wait < 0:
+                raise ConfigError(f"{url!r}: wait must be a number of seconds >= 0", field="url")
+            kwargs["wait_s"] = wait
+        if "dead_letter" in values:
+            kwargs["dead_letter_topic"] = values["dead_letter"]
+        if "dead_letter_subscription" in values:
+            kwargs["dead_letter_subscription"] = values["dead_letter_subscription"]
+        try:
+            return cls(parsed.netloc, topic, values.get("subscription"), **{**kwargs, **options})
+        except ConfigError as exc:
+            raise ConfigError(f"{url!r}: {exc.message}", field="url") from None
+
+    @classmethod
+    def create(
+        cls,
+        project: str,
+        topic: str,
+        max_attempts: int = 5,
+        *,
+        ack_deadline_s: int = 30,
+        **options: Any,
+    ) -> Self:
+        """Create (idempotently) the topics and subscriptions this queue uses; return it.
+
+        The subscription gets exactly-once delivery (stale receipts are rejected), a
+        dead-letter policy (which also makes Pub/Sub report ``delivery_attempt``) of
+        ``max_attempts + 1`` deliveries clamped to 5..100, and ``ack_deadline_s`` as the lease
+        a pulled message has until ``receive`` sets the caller's visibility timeout. Existing
+        resources are left as they are. On Google Cloud the Pub/Sub service agent also needs
+        the publisher role on the dead-letter topic and the subscriber role on the
+        subscription for the native policy to forward messages.
+        """
+        queue = cls(project, topic, max_attempts=max_attempts, **options)
+        pub, sub = queue._pub(), queue._sub()
+        for name in (queue.topic, queue.dead_letter_topic):
+            with contextlib.suppress(gexc.AlreadyExists):
+                pub.create_topic(name=pub.topic_path(project, name))
+        subscriptions = [
+            Subscription(
+                name=queue._dead_sub_path,
+                topic=queue._dead_topic_path,
+                ack_deadline_seconds=60,
+                message_retention_duration=timedelta(days=7),
+            ),
+            Subscription(
+                name=queue._sub_path,
+                topic=queue._topic_path,
+                ack_deadline_seconds=ack_deadline_s,
+                enable_exactly_once_delivery=True,
+                dead_letter_policy=DeadLetterPolicy(
+                    dead_letter_topic=queue._dead_topic_path,
+                    max_delivery_attempts=min(100, max(5, max_attempts + 1)),
+                ),
+            ),
+        ]
+        for subscription in subscriptions:
+            with contextlib.suppress(gexc.AlreadyExists):
+                sub.create_subscription(request=subscription)
+        return queue
+
+    def __repr__(self) -> str:
+        return (
+            f"PubSubQueue(project={self.project!r}, topic={self.topic!r}, "
+            f"subscription={self.subscription!r}, max_attempts={self.max_attempts})"
+        )
+
+    # Pickling drops the gRPC clients (a child process builds its own).
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_publisher": None, "_subscriber": None}
+
+    # ------------------------------------------------------------------ protocol
+
+    def send(self, body: dict[str, Any], *, delay: float = 0.0, priority: int = 0) -> str:
+        if not isinstance(body, dict):
+            raise UserError(f"body must be a JSON object, got {type(body).__name__}", field="body")
+        try:
+            data = json.dumps(body, allow_nan=False, separators=(",", ":")).encode("utf-8")
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"body is not JSON-serialisable: {exc}", field="body") from exc
+        delay_s = _number(delay, "delay", positive=False)
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise UserError("priority must be an integer", field="priority")
+        if not -(2**63) <= priority < 2**63:
+            raise UserError("priority is out of the 64-bit range", field="priority")
+        msg_id = uuid.uuid4().hex
+        attributes = {ATTR_ID: msg_id}
+        if priority:
+            attributes[ATTR_PRIORITY] = str(priority)
+        if delay_s > 0:
+            attributes[ATTR_NOT_BEFORE] = repr(time.time() + delay_s)
+        self._publish(self._topic_path, data, attributes)
+        return msg_id
+
+    def receive(
+        self, max_messages: int = 1, *, visibility_timeout: float = 30.0
+    ) -> list[QueueMessage]:
+        if (
+            isinstance(max_messages, bool)
+            or not isinstance(max_messages, int)
+            or not 1 <= max_messages <= MAX_RECEIVE
+        ):
+            raise UserError(
+                f"max_messages must be an integer in 1..{MAX_RECEIVE}", field="max_messages"
+            )
+        deadline = max(
+            1, _seconds(_number(visibility_timeout, "visibility_timeout", positive=True))
+        )
+        out: list[QueueMessage] = []
+        for _ in range(_PULL_ROUNDS):
+            received = self._pull(self._sub_path, max_messages - len(out))
+            if not received:
+                break
+            now = time.time()
+            batch = [m for m in (self._triage(rm, now) for rm in received) if m is not None]
+            if batch:
+                stale = self._settle(self._sub_path, [m.receipt for m in batch], deadline)
+                out.extend(m for m in batch if m.receipt not in stale)
+            # Stop when the batch was all jobs: only diverted messages leave slots to refill.
+            if len(out) >= max_messages or len(batch) == len(received):
+                break
+        out.sort(key=lambda m: -m.priority)  # stable: pull order within one priority
+        return out
+
+    def ack(self, message: QueueMessage) -> None:
+        if message.receipt:
+            self._settle(self._sub_path, [message.receipt], None)
+
+    def retry(self, message: QueueMessage, *, delay: float = 0.0) -> None:
+        """Visible again after ``delay``; a stale receipt changes nothing."""
+        delay_s = _number(delay, "delay", positive=False)
+        if not message.receipt:
+            return  # pushed by a trigger: failing the invocation is what redelivers it
+        if delay_s <= MAX_DEADLINE_S:
+            self._settle(self._sub_path, [message.receipt], _seconds(delay_s))
+            return
+        if not self._still_ours(message.receipt):
+            return
+        attributes = self._job_attributes(message)
+        attributes[ATTR_BEFORE] = str(message.attempts)
+        attributes[ATTR_NOT_BEFORE] = repr(time.time() + delay_s)
+        self._publish(self._topic_path, self._encode(message.body), attributes)
+        self._settle(self._sub_path, [message.receipt], None)
+
+    def dead_letter(self, message: QueueMessage, reason: str) -> None:
+        """Publish to the dead-letter topic with ``reason``, then ack.
+
+        A message pushed by a trigger (empty receipt) is only published: the trigger's success
+        acks it. A stale receipt changes nothing.
+        """
+        if message.receipt and not self._still_ours(message.receipt):
+            return
+        attributes = self._job_attributes(message)
+        self._to_dead_letters(self._encode(message.body), attributes, message.attempts, reason)
+        if message.receipt:
+            self._settle(self._sub_path, [message.receipt], None)
+
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """Peek at the dead-letter subscription, newest first.
+
+        Reads up to 1000 messages and releases them again (ack deadline 0), so they stay
+        there; concurrent readers each see only the messages the other is not holding.
+        """
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise UserError("limit must be a positive integer", field="limit")
+        held: list[ReceivedMessage] = []
+        try:
+            while len(held) < _DEAD_LETTER_SCAN:
+                got = self._pull(
+                    self._dead_sub_path, min(MAX_RECEIVE, _DEAD_LETTER_SCAN - len(held))
+                )
+                if not got:
+                    break
+                held.extend(got)
+            letters = [self._dead_letter_of(rm) for rm in held]
+        finally:
+            self._settle(self._dead_sub_path, [rm.ack_id for rm in held], 0)
+        letters.sort(key=lambda d: d.failed_at, reverse=True)
+        return letters[:limit]
+
+    # ------------------------------------------------------------------ internals
+
+    @property
+    def _topic_path(self) -> str:
+        return f"projects/{self.project}/topics/{self.topic}"
+
+    @property
+    def _sub_path(self) -> str:
+        return f"projects/{self.project}/subscriptions/{self.subscription}"
+
+    @property
+    def _dead_topic_path(self) -> str:
+        return f"projects/{self.project}/topics/{self.dead_letter_topic}"
+
+    @property
+    def _dead_sub_path(self) -> str:
+        return f"projects/{self.project}/subscriptions/{self.dead_letter_subscription}"
+
+    def _pub(self) -> PublisherClient:
+        if self._publisher is None:
+            self._publisher = PublisherClient(**_client_options())
+        return self._publisher
+
+    def _sub(self) -> SubscriberClient:
+        if self._subscriber is None:
+            self._subscriber = SubscriberClient(**_client_options())
+        return self._subscriber
+
+    @staticmethod
+    def _encode(body: dict[str, Any]) -> bytes:
+        return json.dumps(body, separators=(",", ":")).encode("utf-8")
+
+    @staticmethod
+    def _job_attributes(message: QueueMessage) -> dict[str, str]:
+        attributes = {ATTR_ID: message.id}
+        if message.priority:
+            attributes[ATTR_PRIORITY] = str(message.priority)
+        return attributes
+
+    def _publish(self, topic: str, data: bytes, attributes: dict[str, str]) -> None:
+        try:
+            self._pub().publish(
+                topic=topic, messages=[PubsubMessage(data=data, attributes=attributes)]
+            )
+        except gexc.NotFound:
+            raise ConfigError(
+                f"Pub/Sub topic {topic!r} does not exist (PubSubQueue.create makes it)",
+                field="queue",
+            ) from None
+
+    def _pull(self, subscription: str, max_messages: int) -> list[ReceivedMessage]:
+        sub = self._sub()
+        try:
+            if self.wait_s > 0:
+                response = sub.pull(
+                    subscription=subscription,
+                    max_messages=max_messages,
+                    timeout=self.wait_s,
+                    retry=None,
+                )
+            else:
+                # return_immediately: a polling receive must not block on an empty queue, and a
+                # client-side deadline could abandon a response whose messages the service has
+                # already leased (their next delivery would count as an attempt). The SDK warns
+                # on every such call; the filter is scoped to this call and to that warning.
+                with warnings.catch_warnings():
+                    warnings.filterwarnings(
+                        "ignore", message="The return_immediately flag", category=DeprecationWarning
+                    )
+                    response = sub.pull(
+                        request={
+                            "subscription": subscription,
+                            "max_messages": max_messages,
+                            "return_immediately": True,
+                        }
+                    )
+        except gexc.DeadlineExceeded:
+            return []
+        except gexc.NotFound:
+            raise ConfigError(
+                f"Pub/Sub subscription {subscription!r} does not exist "
+                "(PubSubQueue.create makes it)",
+                field="queue",
+            ) from None
+        return list(response.received_messages)
+
+    def _settle(self, subscription: str, ack_ids: Sequence[str], deadline: int | None) -> set[str]:
+        """Ack (``deadline`` None) or set the ack deadline; return the ack ids found stale.
+
+        With exactly-once delivery Pub/Sub names each failed ack id: permanent failures mean
+        the lease is gone (a stale receipt, a no-op for us); transient ones are retried.
+        """
+        stale: set[str] = set()
+        for start in range(0, len(ack_ids), _ACK_BATCH):
+            pending = list(ack_ids[start : start + _ACK_BATCH])
+            pause = 0.05
+            for attempt in range(6):
+                try:
+                    self._settle_once(subscription, pending, deadline)
+                    break
+                except gexc.GoogleAPICallError as exc:
+                    if getattr(exc, "reason", None) != _EXACTLY_ONCE or attempt == 5:
+                        raise
+                    failures: dict[str, str] = dict(getattr(exc, "metadata", None) or {})
+                    stale.update(a for a in pending if failures.get(a, "").startswith("PERMANENT"))
+                    pending = [a for a in pending if failures.get(a, "").startswith("TRANSIENT")]
+                    if not pending:
+                        break
+                    time.sleep(pause)
+                    pause *= 2
+        return stale
+
+    def _settle_once(self, subscription: str, ack_ids: list[str], deadline: int | None) -> None:
+        if deadline is None:
+            self._sub().acknowledge(subscription=subscription, ack_ids=ack_ids)
+        else:
+            self._sub().modify_ack_deadline(
+                subscription=subscription, ack_ids=ack_ids, ack_deadline_seconds=deadline
+            )
+
+    def _still_ours(self, ack_id: str) -> bool:
+        """True while our lease holds (always, on subscriptions without exactly-once)."""
+        return ack_id not in self._settle(self._sub_path, [ack_id], 60)
+
+    def _triage(self, rm: ReceivedMessage, now: float) -> QueueMessage | None:
+        """The job to hand out, or None after pushing back / republishing / dead-lettering."""
+        msg = rm.message
+        attributes = dict(msg.attributes)
+        attributes.setdefault(ATTR_ID, msg.message_id)  # kept by copies and dead letters
+        not_before = _float(attributes.get(ATTR_NOT_BEFORE))
+        if not_before is not None:
+            remaining = not_before - now
+            if remaining > 0 and rm.delivery_attempt < _PUSHBACKS:
+                self._settle(self._sub_path, [rm.ack_id], max(1, _seconds(remaining)))
+                return None
+            # Due (or pushed back often enough to near the dead-letter policy): a fresh copy.
+            # Once due it loses the marker, so the copy's deliveries are the job's attempts.
+            if remaining <= 0:
+                del attributes[ATTR_NOT_BEFORE]
+            self._publish(self._topic_path, msg.data, attributes)
+            self._settle(self._sub_path, [rm.ack_id], None)
+            return None
+        before = _int(attributes.get(ATTR_BEFORE))
+        try:
+            body = json.loads(msg.data)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            self._to_dead_letters(msg.data, attributes, before, "malformed job: not a JSON object")
+            self._settle(self._sub_path, [rm.ack_id], None)
+            return None
+        # delivery_attempt is 0 on subscriptions without a dead-letter policy: count 1 then.
+        attempts = before + max(1, rm.delivery_attempt)
+        if attempts > self.max_attempts:
+            reason = f"max attempts ({self.max_attempts}) exceeded"
+            self._to_dead_letters(msg.data, attributes, attempts - 1, reason)
+            self._settle(self._sub_path, [rm.ack_id], None)
+            return None
+        return QueueMessage(
+            id=attributes[ATTR_ID],
+            body=body,
+            attempts=attempts,
+            receipt=rm.ack_id,
+            priority=_int(attributes.get(ATTR_PRIORITY)),
+        )
+
+    def _to_dead_letters(
+        self, data: bytes, attributes: dict[str, str], attempts: int, reason: str
+    ) -> None:
+        letter = {k: v for k, v in attributes.items() if k not in (ATTR_NOT_BEFORE, ATTR_BEFORE)}
+        letter[ATTR_ATTEMPTS] = str(attempts)
+        letter[ATTR_REASON] = _clip(str(reason))
+        letter[ATTR_FAILED_AT] = repr(time.time())
+        self._publish(self._dead_topic_path, data, letter)
+        log.info(
+            "job %s dead-lettered after %d attempt(s)",
+            letter.get(ATTR_ID, "?"),
+            attempts,
+            extra={"queue": self.topic},
+        )
+
+    @staticmethod
+    def _dead_letter_of(rm: ReceivedMessage) -> DeadLetter:
+        msg = rm.message
+        attributes = dict(msg.attributes)
+        text = msg.data.decode("utf-8", errors="replace")
+        try:
+            body = json.loads(text)
+        except ValueError:
+            body = {"raw": text}
+        if not isinstance(body, dict):
+            body = {"raw": body}
+        failed_at = _float(attributes.get(ATTR_FAILED_AT))
+        if failed_at is None:
+            failed_at = float(msg.publish_time.timestamp())
+        if ATTR_REASON in attributes:
+            attempts = _int(attributes.get(ATTR_ATTEMPTS))
+            reason = attributes[ATTR_REASON]
+        elif NATIVE_COUNT in attributes:
+            # Forwarded by the subscription's own dead-letter policy.
+            count = _int(attributes[NATIVE_COUNT])
+            attempts = _int(attributes.get(ATTR_BEFORE)) + count
+            reason = f"max attempts exceeded: delivered {count} times (Pub/Sub dead-letter policy)"
+        else:
+            attempts, reason = 0, "published to the dead-letter topic"
+        return DeadLetter(
+            id=attributes.get(ATTR_ID) or msg.message_id,
+            body=body,
+            attempts=attempts,
+            reason=reason,
+            failed_at=failed_at,
+        )
