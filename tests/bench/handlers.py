@@ -88,11 +88,13 @@ CASES: dict[str, dict[str, tuple[str, str]]] = {
     },
     "azure (azure-functions v2)": {
         "ours": (
-            "import functions.azure.function_app as m\n"
-            "call = m.http.build().get_user_function()",
+            "import functions.azure.function_app as m\ncall = m.http.build().get_user_function()",
             f"call({AZURE_REQUEST})",
         ),
-        "bare": ("import bare as m\ncall = m.http.build().get_user_function()", f"call({AZURE_REQUEST})"),
+        "bare": (
+            "import bare as m\ncall = m.http.build().get_user_function()",
+            f"call({AZURE_REQUEST})",
+        ),
     },
 }
 BARE_SOURCES = {
@@ -103,9 +105,7 @@ BARE_SOURCES = {
 
 
 def _program(imports: str, call: str) -> str:
-    return HARNESS.format(
-        IMPORT=imports, CALL=call, CALL_INDENTED=call, N=WARM_REQUESTS
-    )
+    return HARNESS.format(IMPORT=imports, CALL=call, CALL_INDENTED=call, N=WARM_REQUESTS)
 
 
 def _run(program: str, folder: Path, env: dict[str, str]) -> dict[str, float]:

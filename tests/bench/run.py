@@ -192,13 +192,20 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    from tests.bench import handlers
+    from tests.bench import adapters, handlers
 
     report = measure()
     report["handlers"] = handlers.measure()
+    report["adapters"] = adapters.measure()
     OUT.mkdir(exist_ok=True)
     (OUT / "results.json").write_text(json.dumps(report, indent=2) + "\n")
-    table = markdown(report) + "\n" + handlers.markdown(report["handlers"])
+    table = "\n".join(
+        [
+            markdown(report),
+            handlers.markdown(report["handlers"]),
+            adapters.markdown(report["adapters"]),
+        ]
+    )
     (OUT / "results.md").write_text(table)
     print(table)
 
