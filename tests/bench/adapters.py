@@ -34,6 +34,25 @@ def _timed(fn: Callable[[int], Any]) -> list[float]:
     return out
 
 
+def _blob_rows(name: str, store: Any) -> list[dict[str, Any]]:
+    payload = b"x" * 1024
+    etags: dict[int, str] = {}
+
+    def put(i: int) -> None:
+        etags[i] = store.put(f"bench/{i}", payload)
+
+    def get(i: int) -> None:
+        store.get(f"bench/{i}")
+
+    def cas(i: int) -> None:
+        etags[i] = store.put_if_match(f"bench/{i}", payload + b"!", etags[i])
+
+    return [
+        {"adapter": name, "port": "blob", "op": op, **_percentiles(_timed(fn))}
+        for op, fn in (("put", put), ("get", get), ("cas", cas))
+    ]
+
+
 def measure() -> list[dict[str, Any]]:
     from tests.contract.conftest import BLOBSTORES, QUEUES, build_blobstore, build_queue
     from tests.support.emulators import stop_all
@@ -43,23 +62,7 @@ def measure() -> list[dict[str, Any]]:
         with tempfile.TemporaryDirectory() as tmp:
             for name, factory in sorted(BLOBSTORES.items()):
                 kwargs = factory.spec(Path(tmp) / f"blob-{name}")
-                store = build_blobstore((name, kwargs))
-                payload = b"x" * 1024
-                etags: dict[int, str] = {}
-
-                def put(i: int, store: Any = store) -> None:
-                    etags[i] = store.put(f"bench/{i}", payload)
-
-                def get(i: int, store: Any = store) -> None:
-                    store.get(f"bench/{i}")
-
-                def cas(i: int, store: Any = store) -> None:
-                    etags[i] = store.put_if_match(f"bench/{i}", payload + b"!", etags[i])
-
-                for op, fn in (("put", put), ("get", get), ("cas", cas)):
-                    rows.append(
-                        {"adapter": name, "port": "blob", "op": op, **_percentiles(_timed(fn))}
-                    )
+                rows += _blob_rows(name, build_blobstore((name, kwargs)))
                 if factory.cleanup:
                     factory.cleanup(kwargs)
             for name, factory in sorted(QUEUES.items()):
