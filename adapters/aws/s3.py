@@ -8,7 +8,7 @@ the multipart API, so neither direction holds an object whole in memory.
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 from typing import Any, BinaryIO, Self
 from urllib.parse import unquote, urlparse
 
@@ -74,10 +74,10 @@ def check_key(value: object, field: str = "key", *, max_bytes: int = _MAX_KEY_BY
     return value
 
 
-def _data(data: object) -> bytes:
-    if isinstance(data, bytearray | memoryview):
+def _data(data: object) -> bytes | bytearray:
+    if isinstance(data, memoryview):
         return bytes(data)
-    if not isinstance(data, bytes):
+    if not isinstance(data, bytes | bytearray):
         raise UserError(f"data must be bytes, got {type(data).__name__}", field="data")
     return data
 
@@ -152,8 +152,11 @@ class S3BlobStore:
             response = self._client.get_object(Bucket=self.bucket, Key=name)
         except ClientError as exc:
             raise self._error(exc, key) from None
-        with response["Body"] as body:
+        body = response["Body"]
+        try:
             data = body.read()
+        finally:
+            body.close()
         return Blob(key=key, data=data, etag=str(response["ETag"]))
 
     def list(self, prefix: str = "", *, cursor: str | None = None, limit: int = 1000) -> Page:
@@ -186,15 +189,15 @@ class S3BlobStore:
     # ------------------------------------------------------------------ writes
 
     def put(self, key: str, data: bytes) -> str:
-        return self._put(key, data)
+        return self._put(key, data, "")
 
     def put_if_absent(self, key: str, data: bytes) -> str:
-        return self._put(key, data, IfNoneMatch="*")
+        return self._put(key, data, "IfNoneMatch", "*")
 
     def put_if_match(self, key: str, data: bytes, etag: str) -> str:
         if not isinstance(etag, str):
             raise UserError("etag must be a string", field="etag")
-        return self._put(key, data, IfMatch=_quoted(etag))
+        return self._put(key, data, "IfMatch", _quoted(etag))
 
     def delete(self, key: str) -> None:
         name = self._name(key)
@@ -214,9 +217,9 @@ class S3BlobStore:
         upload, aborted if anything fails so no orphaned parts are left to pay for.
         """
         name = self._name(key)
-        first = _read_part(stream)
-        if len(first) < PART_SIZE:
-            return self._put(key, first)
+        part = _read_part(stream)
+        if len(part) < PART_SIZE:
+            return self._put(key, part, "")
         try:
             upload_id = self._client.create_multipart_upload(Bucket=self.bucket, Key=name)[
                 "UploadId"
@@ -225,14 +228,13 @@ class S3BlobStore:
             raise self._error(exc, key) from None
         parts: list[dict[str, Any]] = []
         try:
-            part: bytes | None = first
             while part:
                 number = len(parts) + 1
                 response = self._client.upload_part(
                     Bucket=self.bucket, Key=name, UploadId=upload_id, PartNumber=number, Body=part
                 )
                 parts.append({"ETag": response["ETag"], "PartNumber": number})
-                part = None  # drop the reference before reading the next part
+                del part  # drop this part before reading the next: one part in memory
                 part = _read_part(stream)
             done = self._client.complete_multipart_upload(
                 Bucket=self.bucket,
@@ -241,12 +243,11 @@ class S3BlobStore:
                 MultipartUpload={"Parts": parts},
             )
         except BaseException:
-            try:
+            # If even the abort fails, a lifecycle rule for incomplete uploads cleans up.
+            with contextlib.suppress(ClientError):
                 self._client.abort_multipart_upload(
                     Bucket=self.bucket, Key=name, UploadId=upload_id
                 )
-            except ClientError:
-                pass  # a lifecycle rule for incomplete uploads cleans up what remains
             raise
         return str(done["ETag"])
 
@@ -261,9 +262,12 @@ class S3BlobStore:
             response = self._client.get_object(Bucket=self.bucket, Key=name)
         except ClientError as exc:
             raise self._error(exc, key) from None
-        with response["Body"] as body:
+        body = response["Body"]
+        try:
             for chunk in body.iter_chunks(CHUNK_SIZE):
                 sink.write(chunk)
+        finally:
+            body.close()
         return str(response["ETag"])
 
     # ------------------------------------------------------------------ internals
@@ -271,44 +275,51 @@ class S3BlobStore:
     def _name(self, key: str) -> str:
         return self.prefix + check_key(key, "key", max_bytes=self._max_key)
 
-    def _put(self, key: str, data: bytes, **condition: str) -> str:
+    def _put(self, key: str, data: bytes | bytearray, condition: str, value: str = "") -> str:
+        """PutObject, with ``condition`` (IfNoneMatch/IfMatch) checked by S3 when given."""
         name = self._name(key)
-        body = _data(data)
+        args: dict[str, Any] = {"Bucket": self.bucket, "Key": name, "Body": _data(data)}
+        if condition:
+            args[condition] = value
         try:
-            response = self._client.put_object(
-                Bucket=self.bucket, Key=name, Body=body, **condition
-            )
+            response = self._client.put_object(**args)
         except ClientError as exc:
-            raise self._error(exc, key, conditional=bool(condition)) from None
+            raise self._error(exc, key, condition) from None
         return str(response["ETag"])
 
-    def _error(self, exc: ClientError, key: str, *, conditional: bool = False) -> Exception:
+    def _error(self, exc: ClientError, key: str, condition: str = "") -> Exception:
         code, status = error_code(exc), _status(exc)
-        if conditional and (code in _PRECONDITION_CODES or status in (409, 412)):
-            what = "already exists" if "IfNoneMatch" in str(exc) else "changed or is missing"
-            return PreconditionFailed(f"blob {key!r} {what} (S3 {code or status})")
-        if conditional and (code in _MISSING_CODES or status == 404) and code != "NoSuchBucket":
-            return PreconditionFailed(f"blob {key!r} does not exist")
         if code == "NoSuchBucket":
             return ConfigError(f"S3 bucket {self.bucket!r} does not exist", field="bucket")
+        if condition and (code in _PRECONDITION_CODES or status in (409, 412)):
+            if condition == "IfNoneMatch":
+                return PreconditionFailed(f"blob {key!r} already exists")
+            return PreconditionFailed(f"blob {key!r} changed (etag mismatch)")
+        if condition and (code in _MISSING_CODES or status == 404):
+            return PreconditionFailed(f"blob {key!r} does not exist")
         if code in _MISSING_CODES or status == 404:
             return NotFound(f"blob {key!r} not found")
-        return exc
+        unknown: Exception = exc  # botocore is untyped
+        return unknown
 
 
-def _read_part(stream: BinaryIO) -> bytes:
-    """Read up to one part; short reads from pipes or raw streams are topped up."""
-    chunks: list[bytes] = []
+def _read_part(stream: BinaryIO) -> bytearray:
+    """Read up to one part into one buffer (short reads from pipes are topped up).
+
+    Filling a single bytearray keeps one copy of the part in memory; botocore sends a
+    bytearray body as it is.
+    """
+    buffer = bytearray(PART_SIZE)
+    view = memoryview(buffer)
     size = 0
-    while size < PART_SIZE:
-        chunk = stream.read(min(CHUNK_SIZE, PART_SIZE - size))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
-
-
-def content_md5(data: bytes) -> str:
-    """The quoted MD5 S3 reports as the ETag of a single-part object holding ``data``."""
-    return '"' + hashlib.md5(data, usedforsecurity=False).hexdigest() + '"'
+    try:
+        while size < PART_SIZE:
+            chunk = stream.read(min(CHUNK_SIZE, PART_SIZE - size))
+            if not chunk:
+                break
+            view[size : size + len(chunk)] = chunk
+            size += len(chunk)
+    finally:
+        view.release()
+    del buffer[size:]
+    return buffer

@@ -47,6 +47,9 @@ def record_handler(record: SQSRecord) -> str:
         receipt=record.receipt_handle,
     )
     rt = runtime.current()
+    postpone = getattr(rt.queue, "postpone_if_early", None)
+    if postpone is not None and postpone(message, record.message_attributes or {}):
+        return "postponed"  # a delay longer than SQS's 15 minutes: re-sent for later
     acker = TriggerAcker(rt.queue)
     outcome = rt.engine.handle(message, acker)
     metrics.add_metric(name=f"step_{outcome}", unit="Count", value=1)

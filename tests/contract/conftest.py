@@ -152,6 +152,7 @@ class QueueHarness:
     clock: FakeClock = field(default_factory=FakeClock)
     tmp_path: Path | None = None
     unit: float = 0.1
+    priority: bool = True
 
     def make(self, *, fresh: bool = False, **overrides: Any) -> Queue:
         """A queue on the test's backend; ``fresh`` gives a new, empty queue each call."""
@@ -174,7 +175,11 @@ class QueueHarness:
 def queue_factory(queue_spec: Spec, tmp_path: Path) -> QueueHarness:
     factory = QUEUES[queue_spec[0]]
     return QueueHarness(
-        spec=queue_spec, fake_clock=factory.fake_clock, tmp_path=tmp_path, unit=factory.unit
+        spec=queue_spec,
+        fake_clock=factory.fake_clock,
+        tmp_path=tmp_path,
+        unit=factory.unit,
+        priority=factory.priority,
     )
 
 

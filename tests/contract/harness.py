@@ -38,6 +38,9 @@ class AdapterFactory:
     cleanup: Callable[[dict[str, Any]], None] | None = None
     fake_clock: bool = False
     unit: float = 0.1  # shortest duration the backend honours (whole seconds on some clouds)
+    # Whether ``receive`` returns higher priorities first. Services without message priorities
+    # (SQS, Pub/Sub, Storage Queues) carry the priority on the message but cannot order by it.
+    priority: bool = True
 
 
 class SecretHarness:

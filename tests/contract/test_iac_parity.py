@@ -99,7 +99,7 @@ def provider_in_mirror(cloud: str) -> bool:
     if not config or not Path(config).is_file():
         return False
     text = Path(config).read_text()
-    mirror = text.split('path', 1)[1].split('"')[1] if "filesystem_mirror" in text else ""
+    mirror = text.split("path", 1)[1].split('"')[1] if "filesystem_mirror" in text else ""
     return bool(mirror) and (Path(mirror) / "registry.terraform.io" / PROVIDERS[cloud]).is_dir()
 
 
@@ -109,8 +109,10 @@ def test_terraform_validate_where_the_provider_is_available(cloud: str, tmp_path
         assert cloud != "aws", (
             "the AWS provider mirror must be configured (make test writes TF_CLI_CONFIG_FILE)"
         )
-        print(f"{cloud}: provider {PROVIDERS[cloud]} not in the local mirror; checked by fmt "
-              "and HCL parity only (terraform validate not run)")
+        print(
+            f"{cloud}: provider {PROVIDERS[cloud]} not in the local mirror; checked by fmt "
+            "and HCL parity only (terraform validate not run)"
+        )
         return
     work = tmp_path / "terraform"
     shutil.copytree(IAC / "terraform", work)

@@ -131,7 +131,7 @@ data "aws_iam_policy_document" "worker" {
   }
   statement {
     sid       = "DeadLetter"
-    actions   = ["sqs:SendMessage", "sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:ChangeMessageVisibility"]
+    actions   = ["sqs:SendMessage", "sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage"]
     resources = [aws_sqs_queue.dead_letter.arn]
   }
   statement {
