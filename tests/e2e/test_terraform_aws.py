@@ -67,7 +67,9 @@ def test_deploy_check_redeploy_rollback_destroy(aws_env: dict[str, str], tmp_pat
     common = ["--cloud", "aws", "--name", NAME, "--region", "us-east-1"]
     project = ROOT / "functions" / "local" / "example"
 
-    planned = agentfn("deploy", *common, "--project", str(project), "--plan", env=aws_env, cwd=tmp_path)
+    planned = agentfn(
+        "deploy", *common, "--project", str(project), "--plan", env=aws_env, cwd=tmp_path
+    )
     assert planned.returncode == 0, planned.stdout + planned.stderr
     assert "Plan: 21 to add" in planned.stdout
 
@@ -75,26 +77,38 @@ def test_deploy_check_redeploy_rollback_destroy(aws_env: dict[str, str], tmp_pat
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr
     assert "Apply complete!" in first.stdout and "deployed version 1" in first.stdout
 
-    workdir = Path(aws_env["AGENTFN_HOME"]) / "deploy" / f"aws-{NAME}" / "terraform" / "examples" / "aws"
+    workdir = (
+        Path(aws_env["AGENTFN_HOME"]) / "deploy" / f"aws-{NAME}" / "terraform" / "examples" / "aws"
+    )
     tf_env = {**os.environ, **aws_env}
     outputs = json.loads(
         subprocess.run(
             ["terraform", f"-chdir={workdir}", "output", "-json"],
-            env=tf_env, capture_output=True, text=True, check=True,
+            env=tf_env,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
     )
     assert set(outputs) == {"api_url", "bucket", "queue", "dead_letter_queue", "secret"}
 
     # the resources exist, with the settings the functions rely on
-    s3, sqs, sm, lam, apigw = (client(s, aws_env) for s in ("s3", "sqs", "secretsmanager", "lambda", "apigatewayv2"))
+    s3, sqs, sm, lam, apigw = (
+        client(s, aws_env) for s in ("s3", "sqs", "secretsmanager", "lambda", "apigatewayv2")
+    )
     assert s3.head_bucket(Bucket=f"{NAME}-store")  # type: ignore[attr-defined]
     work_url = outputs["queue"]["value"]
     attrs = sqs.get_queue_attributes(QueueUrl=work_url, AttributeNames=["All"])["Attributes"]  # type: ignore[attr-defined]
     redrive = json.loads(attrs["RedrivePolicy"])
     assert redrive["deadLetterTargetArn"].endswith(f":{NAME}-dead-letter")
     assert int(redrive["maxReceiveCount"]) == 5
-    assert sm.describe_secret(SecretId=f"{NAME}/AGENTFN_API_KEY")["Name"] == f"{NAME}/AGENTFN_API_KEY"  # type: ignore[attr-defined]
-    for fn, handler in (("http", "functions.aws.http.handler"), ("worker", "functions.aws.worker.handler")):
+    assert (
+        sm.describe_secret(SecretId=f"{NAME}/AGENTFN_API_KEY")["Name"] == f"{NAME}/AGENTFN_API_KEY"
+    )  # type: ignore[attr-defined]
+    for fn, handler in (
+        ("http", "functions.aws.http.handler"),
+        ("worker", "functions.aws.worker.handler"),
+    ):
         config = lam.get_function_configuration(FunctionName=f"{NAME}-{fn}")  # type: ignore[attr-defined]
         assert config["Handler"] == handler and config["Runtime"] == "python3.11"
         variables = config["Environment"]["Variables"]
@@ -109,10 +123,23 @@ def test_deploy_check_redeploy_rollback_destroy(aws_env: dict[str, str], tmp_pat
 
     # a second plan is empty: no drift between the stack and the endpoint
     replan = subprocess.run(
-        ["terraform", f"-chdir={workdir}", "plan", "-detailed-exitcode", "-no-color", "-input=false",
-         "-var", f"name={NAME}", "-var", "region=us-east-1",
-         "-var", f"artifact={workdir.parents[2] / 'dist' / 'agentfn-aws.zip'}"],
-        env=tf_env, capture_output=True, text=True,
+        [
+            "terraform",
+            f"-chdir={workdir}",
+            "plan",
+            "-detailed-exitcode",
+            "-no-color",
+            "-input=false",
+            "-var",
+            f"name={NAME}",
+            "-var",
+            "region=us-east-1",
+            "-var",
+            f"artifact={workdir.parents[2] / 'dist' / 'agentfn-aws.zip'}",
+        ],
+        env=tf_env,
+        capture_output=True,
+        text=True,
     )
     assert replan.returncode == 0, replan.stdout[-3000:] + replan.stderr
 
@@ -130,7 +157,9 @@ def test_deploy_check_redeploy_rollback_destroy(aws_env: dict[str, str], tmp_pat
     assert "now version 3" in rolled.stdout
     versions = [
         json.loads(s3.get_object(Bucket=f"{NAME}-store", Key=o["Key"])["Body"].read())  # type: ignore[attr-defined]
-        for o in s3.list_objects_v2(Bucket=f"{NAME}-store", Prefix="deployments/versions/")["Contents"]  # type: ignore[attr-defined]
+        for o in s3.list_objects_v2(Bucket=f"{NAME}-store", Prefix="deployments/versions/")[
+            "Contents"
+        ]  # type: ignore[attr-defined]
     ]
     assert [v["number"] for v in versions] == [1, 2, 3]
     assert versions[0]["artifact_sha256"] != versions[1]["artifact_sha256"]
@@ -150,14 +179,24 @@ def test_deploy_check_redeploy_rollback_destroy(aws_env: dict[str, str], tmp_pat
     assert not [f for f in lam.list_functions()["Functions"] if f["FunctionName"].startswith(NAME)]  # type: ignore[attr-defined]
     assert not [a for a in apigw.get_apis()["Items"] if a["Name"].startswith(NAME)]  # type: ignore[attr-defined]
     assert not [
-        s for s in sm.list_secrets()["SecretList"] if s["Name"].startswith(NAME)  # type: ignore[attr-defined]
+        s
+        for s in sm.list_secrets()["SecretList"]
+        if s["Name"].startswith(NAME)  # type: ignore[attr-defined]
     ]
 
 
 def test_terraform_errors_are_shown_not_swallowed(aws_env: dict[str, str], tmp_path: Path) -> None:
     result = agentfn(
-        "deploy", "--cloud", "aws", "--name", "Bad_Name!", "--region", "us-east-1", "--plan",
-        env=aws_env, cwd=tmp_path,
+        "deploy",
+        "--cloud",
+        "aws",
+        "--name",
+        "Bad_Name!",
+        "--region",
+        "us-east-1",
+        "--plan",
+        env=aws_env,
+        cwd=tmp_path,
     )
     assert result.returncode == 2
     assert "name must be 3-31 lowercase letters" in result.stdout + result.stderr
