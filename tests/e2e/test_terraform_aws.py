@@ -115,7 +115,11 @@ def test_deploy_check_redeploy_rollback_destroy(aws_env: dict[str, str], tmp_pat
         assert variables["AGENTFN_STORAGE"] == f"s3://{NAME}-store"
         assert variables["AGENTFN_QUEUE"] == f"sqs://{NAME}-work"
         assert variables["AGENTFN_SECRETS"] == f"aws-sm://{NAME}/"
-    mappings = lam.list_event_source_mappings(FunctionName=f"{NAME}-worker")["EventSourceMappings"]  # type: ignore[attr-defined]
+    mappings = [
+        m
+        for m in lam.list_event_source_mappings()["EventSourceMappings"]  # type: ignore[attr-defined]
+        if m["FunctionArn"].endswith(f":function:{NAME}-worker")
+    ]
     assert len(mappings) == 1 and mappings[0]["EventSourceArn"].endswith(f":{NAME}-work")
     assert mappings[0]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     apis = [a for a in apigw.get_apis()["Items"] if a["Name"] == f"{NAME}-api"]  # type: ignore[attr-defined]
