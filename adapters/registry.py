@@ -55,15 +55,14 @@ def _scheme(url: str, port: str, known: list[str]) -> str:
 
 def _load(entry: tuple[str, str, str], url: str, **options: Any) -> Any:
     module_name, class_name, extra = entry
-    try:
-        module = importlib.import_module(module_name)
+    try:  # adapters may import their SDK at import time or on first use
+        return getattr(importlib.import_module(module_name), class_name).from_url(url, **options)
     except ImportError as exc:
         raise ConfigError(
             f"{urlparse(url).scheme}:// needs the {extra} extra "
             f"(pip install 'agentfn[{extra}]'): {exc.name or exc} is not installed",
             field="url",
         ) from None
-    return getattr(module, class_name).from_url(url, **options)
 
 
 def _local_path(url: str) -> Path:

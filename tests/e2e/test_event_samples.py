@@ -1,0 +1,164 @@
+"""Real provider payload samples (events/samples/) fed through the handlers, and agentfn's
+own CloudEvents schemas (events/schemas/) kept in step with their models."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.runs import RunStatus
+from events.cloudevents import EVENTS, StepReadyEvent, export_schemas, job_of, step_ready
+from functions import runtime
+from functions.local.cli import EXAMPLE
+from tests.support.entry_points import LambdaContext
+
+SAMPLES = Path(__file__).resolve().parents[2] / "events" / "samples"
+KEY = "sample-key"
+
+
+def sample(path: str) -> Any:
+    return json.loads((SAMPLES / path).read_text())
+
+
+@pytest.fixture
+def deployment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    for key, value in {
+        "AGENTFN_HOME": str(tmp_path),
+        "AGENTFN_STORAGE": (tmp_path / "store").as_uri(),
+        "AGENTFN_QUEUE": f"sqlite://{tmp_path / 'queue.db'}",
+        "AGENTFN_SECRETS": "env://",
+        "AGENTFN_PROJECT": str(EXAMPLE),
+        "AGENTFN_API_KEY": KEY,
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_NAMESPACE": "agentfn-tests",
+    }.items():
+        monkeypatch.setenv(key, value)
+    runtime.reset()
+    api = runtime.current().api
+    from core.api import Request
+
+    put = api.handle(
+        Request(
+            "PUT",
+            "/v1/workflows/research-brief",
+            {"authorization": f"Bearer {KEY}", "content-type": "application/yaml"},
+            body=(EXAMPLE / "workflow.yaml").read_bytes(),
+        )
+    )
+    assert put.status == 200
+    yield
+    runtime.reset()
+
+
+def pending_job() -> dict[str, Any]:
+    """The body of the next queued job (left in the queue: the handler under test runs it)."""
+    [message] = runtime.current().queue.receive(1, visibility_timeout=60)
+    runtime.current().queue.retry(message, delay=0)
+    return message.body
+
+
+def test_api_gateway_sample_starts_a_run(deployment: None) -> None:
+    import functions.aws.http as http
+
+    event = sample("aws/apigw_http_v2.json")
+    event["headers"]["authorization"] = f"Bearer {KEY}"
+    reply = http.handler(event, LambdaContext())
+    assert reply["statusCode"] == 202, reply
+    body = json.loads(reply["body"])
+    assert body["workflow"] == "research-brief" and body["status"] == "queued"
+    assert job_of(pending_job())["run"] == body["id"]
+
+
+def test_function_url_sample_is_served(deployment: None) -> None:
+    import functions.aws.http as http
+
+    reply = http.handler(sample("aws/lambda_function_url.json"), LambdaContext())
+    assert reply["statusCode"] == 200 and json.loads(reply["body"])["status"] == "ok"
+
+
+def run_id_from_azure_http_sample() -> str:
+    import azure.functions as func
+
+    import functions.azure.function_app as app
+
+    raw = sample("azure/http_request.json")
+    request = func.HttpRequest(
+        method=raw["method"],
+        url=raw["url"],
+        headers={**raw["headers"], "x-api-key": KEY},
+        params=raw["params"],
+        route_params=raw["route_params"],
+        body=raw["body"].encode(),
+    )
+    reply = app.http.build().get_user_function()(request)
+    assert reply.status_code == 202, reply.get_body()
+    run_id: str = json.loads(reply.get_body())["id"]
+    return run_id
+
+
+def test_sqs_pubsub_and_azure_queue_samples_each_run_a_step(deployment: None) -> None:
+    """The sample envelopes, carrying a real job of a real run, through each worker handler."""
+    from azure.functions.queue import QueueMessage as HostQueueMessage
+    from cloudevents.http import CloudEvent
+
+    import functions.aws.worker as aws_worker
+    import functions.azure.function_app as azure_app
+    import functions.gcp.main as gcp_main
+
+    run_id = run_id_from_azure_http_sample()
+    store = runtime.current().engine.store
+
+    # SQS batch sample -> Lambda worker: runs plan@0
+    job = pending_job()
+    event = sample("aws/sqs_batch.json")
+    event["Records"][0]["body"] = json.dumps(job)
+    assert aws_worker.handler(event, LambdaContext()) == {"batchItemFailures": []}
+    assert "plan@0" in store.get(run_id).done
+
+    # Pub/Sub CloudEvent sample -> Cloud Functions worker: runs the next step
+    job = pending_job()
+    raw = sample("gcp/pubsub_cloudevent.json")
+    data = copy.deepcopy(raw.pop("data"))
+    data["message"]["data"] = base64.b64encode(json.dumps(job).encode()).decode()
+    gcp_main.worker(CloudEvent(raw, data))
+    assert job_of(job)["step"] in store.get(run_id).done
+
+    # Azure queue message sample -> queue trigger: runs the next step
+    job = pending_job()
+    raw = sample("azure/queue_message.json")
+    message = HostQueueMessage(
+        id=raw["id"],
+        body=json.dumps(job).encode(),
+        dequeue_count=raw["dequeue_count"],
+        pop_receipt=None,
+    )
+    azure_app.worker.build().get_user_function()(message)
+    assert job_of(job)["step"] in store.get(run_id).done
+    assert store.get(run_id).status is RunStatus.running
+
+
+def test_sample_jobs_are_valid_step_ready_payloads() -> None:
+    for body in (
+        json.loads(sample("aws/sqs_batch.json")["Records"][0]["body"]),
+        json.loads(
+            base64.b64decode(sample("gcp/pubsub_cloudevent.json")["data"]["message"]["data"])
+        ),
+        json.loads(sample("azure/queue_message.json")["body"]),
+    ):
+        assert set(job_of(body)) >= {"run", "step", "cid"}
+    event = StepReadyEvent.model_validate(step_ready("run_1", "plan@0", "cid"))
+    assert event.specversion == "1.0" and event.type == "agentfn.step.ready"
+
+
+def test_exported_schemas_match_the_models(tmp_path: Path) -> None:
+    written = {p.name: p.read_text() for p in export_schemas(tmp_path)}
+    shipped = SAMPLES.parent / "schemas"
+    assert set(written) == {f"{name}.schema.json" for name in EVENTS}
+    for name, text in written.items():
+        assert (shipped / name).read_text() == text, f"events/schemas/{name} is stale"

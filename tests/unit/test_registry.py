@@ -1,0 +1,76 @@
+"""Adapter selection by URL: the right adapter per scheme, clear errors otherwise."""
+
+from __future__ import annotations
+
+import builtins
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters import registry
+from adapters.local import EnvSecretStore, FileBlobStore, SqliteQueue
+from core.errors import ConfigError
+
+
+def test_local_schemes(tmp_path: Path) -> None:
+    assert isinstance(registry.open_blobstore((tmp_path / "s").as_uri()), FileBlobStore)
+    assert isinstance(registry.open_queue(f"sqlite://{tmp_path / 'q.db'}"), SqliteQueue)
+    assert isinstance(registry.open_secrets("env://"), EnvSecretStore)
+
+
+@pytest.mark.parametrize(
+    ("opener", "url", "cls"),
+    [
+        (registry.open_blobstore, "s3://bucket/prefix", "S3BlobStore"),
+        (registry.open_blobstore, "gs://bucket/prefix", "GcsBlobStore"),
+        (registry.open_queue, "sqs://jobs", "SqsQueue"),
+        (registry.open_queue, "pubsub://project/topic", "PubSubQueue"),
+        (registry.open_secrets, "aws-sm://stack/", "SecretsManagerStore"),
+        (registry.open_secrets, "gcp-sm://project", "GcpSecretManagerStore"),
+        (registry.open_secrets, "keyvault://my-vault", "KeyVaultSecretStore"),
+    ],
+)
+def test_cloud_schemes_pick_their_adapter(
+    opener: Any, url: str, cls: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    assert type(opener(url)).__name__ == cls
+
+
+@pytest.mark.parametrize(
+    ("opener", "url", "message"),
+    [
+        (registry.open_blobstore, "ftp://host/x", "unknown storage URL scheme 'ftp://'"),
+        (registry.open_queue, "kafka://broker/topic", "unknown queue URL scheme 'kafka://'"),
+        (registry.open_secrets, "vault://x", "unknown secrets URL scheme 'vault://'"),
+        (registry.open_queue, "jobs", "must look like scheme://"),
+    ],
+)
+def test_unknown_schemes_are_named(opener: Any, url: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as caught:
+        opener(url)
+    assert "supported:" in caught.value.message or "scheme://" in caught.value.message
+
+
+def test_libcloud_scheme(tmp_path: Path) -> None:
+    store = registry.open_blobstore(f"libcloud+local://box/prefix?root={tmp_path}&create=true")
+    assert type(store).__name__ == "LibcloudBlobStore"
+
+
+def test_a_missing_extra_names_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    real_import = builtins.__import__
+
+    def no_aws_sdk(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name.split(".")[0] in ("boto3", "botocore"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name.split(".")[0])
+        return real_import(name, *args, **kwargs)
+
+    for module in list(sys.modules):
+        if module.split(".")[0] in ("boto3", "botocore") or module.startswith("adapters.aws"):
+            monkeypatch.delitem(sys.modules, module)
+    monkeypatch.setattr(builtins, "__import__", no_aws_sdk)
+    with pytest.raises(ConfigError, match=r"needs the aws extra \(pip install 'agentfn\[aws\]'\)"):
+        registry.open_queue("sqs://jobs")
