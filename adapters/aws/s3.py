@@ -17,6 +17,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, NoRegionError
 
 from core.errors import ConfigError, NotFound, PreconditionFailed, UserError
+from core.keys import check_path
 from core.ports import CHUNK_SIZE, Blob, Page
 
 __all__ = ["S3BlobStore", "check_key"]
@@ -37,40 +38,9 @@ def _status(exc: ClientError) -> int:
 
 
 def check_key(value: object, field: str = "key", *, max_bytes: int = _MAX_KEY_BYTES) -> str:
-    """Reject keys that would not round-trip as the same relative path on every store.
-
-    The rules match the local FileBlobStore's (no empty, ``.`` or ``..`` segments, no leading
-    ``/``, no backslash or NUL), so a deployment can move between clouds without a key that
-    works on one store and not on another. A ``prefix`` may end in a partial or empty segment.
-    """
-    if not isinstance(value, str):
-        raise UserError(f"{field} must be a string, got {type(value).__name__}", field=field)
-    if not value:
-        if field == "prefix":
-            return value
-        raise UserError(f"{field} must not be empty", field=field)
-    try:
-        size = len(value.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise UserError(f"{field} {value!r} is not valid UTF-8 text", field=field) from None
-    if "\x00" in value:
-        raise UserError(f"{field} {value!r} contains a NUL character", field=field)
-    if "\\" in value:
-        raise UserError(f"{field} {value!r} contains a backslash; use '/'", field=field)
-    if value.startswith("/"):
-        raise UserError(f"{field} {value!r} is absolute; keys are relative paths", field=field)
-    segments = value.split("/")
-    if field == "prefix":
-        segments, last = segments[:-1], segments[-1]
-        if last in (".", ".."):
-            segments.append(last)
-    for seg in segments:
-        if seg == "..":
-            raise UserError(f"{field} {value!r} contains a '..' segment", field=field)
-        if seg in ("", "."):
-            raise UserError(f"{field} {value!r} contains an empty or '.' segment", field=field)
-    if size > max_bytes:
-        raise UserError(f"{field} {value!r} is longer than {max_bytes} bytes", field=field)
+    """Plain relative paths (core.keys) within S3's key length."""
+    check_path(value, field, allow_empty=field == "prefix", max_bytes=max_bytes)
+    assert isinstance(value, str)
     return value
 
 

@@ -23,6 +23,7 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from adapters.azure import connection_string, default_credential, storage_url_parts
 from core.errors import ConfigError, NotFound, PreconditionFailed, UserError
+from core.keys import check_path
 from core.ports import CHUNK_SIZE, Blob, Page
 
 __all__ = ["STREAM_OPTIONS", "AzureBlobStore", "blob_service_client"]
@@ -83,36 +84,9 @@ def _check_container(name: object) -> str:
 
 
 def _check_path(value: object, field: str, *, allow_empty: bool) -> str:
-    """Reject names that are not plain relative paths, mirroring the local FileBlobStore."""
-    if not isinstance(value, str):
-        raise UserError(f"{field} must be a string, got {type(value).__name__}", field=field)
-    if not value:
-        if allow_empty:
-            return value
-        raise UserError(f"{field} must not be empty", field=field)
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise UserError(f"{field} {value!r} is not valid UTF-8 text", field=field) from None
-    if "\x00" in value:
-        raise UserError(f"{field} {value!r} contains a NUL character", field=field)
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
-        raise UserError(f"{field} {value!r} contains a control character", field=field)
-    if "\\" in value:
-        raise UserError(f"{field} {value!r} contains a backslash; use '/'", field=field)
-    if value.startswith("/"):
-        raise UserError(f"{field} {value!r} is absolute; keys are relative paths", field=field)
-    segments = value.split("/")
-    if field == "prefix":
-        # The last segment of a prefix may be partial or empty ("runs/" or "runs/ab").
-        segments, last = segments[:-1], segments[-1]
-        if last in (".", ".."):
-            segments.append(last)
-    for seg in segments:
-        if seg == "..":
-            raise UserError(f"{field} {value!r} contains a '..' segment", field=field)
-        if seg in ("", "."):
-            raise UserError(f"{field} {value!r} contains an empty or '.' segment", field=field)
+    """Plain relative paths (core.keys), and no trailing '.' that Azure may trim."""
+    check_path(value, field, allow_empty=allow_empty)
+    assert isinstance(value, str)
     if field == "key" and value.endswith("."):
         # Azure documents that names ending in '.' are trimmed by some clients: avoid aliases.
         raise UserError(f"{field} {value!r} ends with '.', which Azure may trim", field=field)

@@ -18,6 +18,7 @@ import google.cloud.storage as storage
 from google.api_core import exceptions as gexc
 
 from core.errors import ConfigError, NotFound, PreconditionFailed, UserError
+from core.keys import check_path
 from core.ports import Blob, Page
 
 __all__ = ["GcsBlobStore"]
@@ -30,36 +31,9 @@ _CONTENT_TYPE = "application/octet-stream"
 
 
 def _check_path(value: object, field: str, *, allow_empty: bool) -> str:
-    """Reject keys that are not plain relative paths (same rules as the local FileBlobStore)."""
-    if not isinstance(value, str):
-        raise UserError(f"{field} must be a string, got {type(value).__name__}", field=field)
-    if not value:
-        if allow_empty:
-            return value
-        raise UserError(f"{field} must not be empty", field=field)
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise UserError(f"{field} {value!r} is not valid UTF-8 text", field=field) from None
-    if "\x00" in value:
-        raise UserError(f"{field} {value!r} contains a NUL character", field=field)
-    if "\r" in value or "\n" in value:
-        raise UserError(f"{field} {value!r} contains a line break", field=field)
-    if "\\" in value:
-        raise UserError(f"{field} {value!r} contains a backslash; use '/'", field=field)
-    if value.startswith("/"):
-        raise UserError(f"{field} {value!r} is absolute; keys are relative paths", field=field)
-    segments = value.split("/")
-    if field == "prefix":
-        # The last segment of a prefix may be partial or empty ("runs/" or "runs/ab").
-        segments, last = segments[:-1], segments[-1]
-        if last in (".", ".."):
-            segments.append(last)
-    for seg in segments:
-        if seg == "..":
-            raise UserError(f"{field} {value!r} contains a '..' segment", field=field)
-        if seg in ("", "."):
-            raise UserError(f"{field} {value!r} contains an empty or '.' segment", field=field)
+    """Reject keys that are not plain relative paths (the rules of core.keys)."""
+    check_path(value, field, allow_empty=allow_empty)
+    assert isinstance(value, str)
     return value
 
 

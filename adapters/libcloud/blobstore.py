@@ -36,6 +36,7 @@ from libcloud.storage.types import (
 )
 
 from core.errors import ConfigError, NotFound, PreconditionFailed, UserError
+from core.keys import check_path
 from core.ports import CHUNK_SIZE, Blob, Page
 
 __all__ = ["LibcloudBlobStore"]
@@ -65,43 +66,18 @@ def _norm_etag(etag: str) -> str:
 
 
 def _check(value: object, field: str, *, local: bool, max_bytes: int) -> str:
-    """Keys are relative paths with no empty, ``.`` or ``..`` segment (as FileBlobStore's)."""
-    if not isinstance(value, str):
-        raise UserError(f"{field} must be a string, got {type(value).__name__}", field=field)
-    if not value:
-        if field == "prefix":
-            return value
-        raise UserError(f"{field} must not be empty", field=field)
-    try:
-        size = len(value.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise UserError(f"{field} {value!r} is not valid UTF-8 text", field=field) from None
-    if "\x00" in value:
-        raise UserError(f"{field} {value!r} contains a NUL character", field=field)
-    if "\\" in value:
-        raise UserError(f"{field} {value!r} contains a backslash; use '/'", field=field)
-    if value.startswith("/"):
-        raise UserError(f"{field} {value!r} is absolute; keys are relative paths", field=field)
-    segments = value.split("/")
-    if field == "prefix":
-        segments, last = segments[:-1], segments[-1]
-        if last in (".", ".."):
-            segments.append(last)
-    for seg in segments:
-        if seg == "..":
-            raise UserError(f"{field} {value!r} contains a '..' segment", field=field)
-        if seg in ("", "."):
-            raise UserError(f"{field} {value!r} contains an empty or '.' segment", field=field)
-        if local and len(seg.encode("utf-8")) > _MAX_SEGMENT:
+    """Plain relative paths (core.keys); the local driver also limits segments."""
+    segments = check_path(value, field, allow_empty=field == "prefix", max_bytes=max_bytes)
+    assert isinstance(value, str)
+    for seg in segments if local else []:
+        if len(seg.encode("utf-8")) > _MAX_SEGMENT:
             raise UserError(
                 f"{field} {value!r} has a segment longer than {_MAX_SEGMENT} bytes", field=field
             )
-        if local and seg in _LOCAL_HIDDEN:
+        if seg in _LOCAL_HIDDEN:
             raise UserError(
                 f"{field} {value!r} uses {seg!r}, which the local driver hides", field=field
             )
-    if size > max_bytes:
-        raise UserError(f"{field} {value!r} is longer than {max_bytes} bytes", field=field)
     return value
 
 

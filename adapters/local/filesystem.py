@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from core.errors import NotFound, PreconditionFailed, UserError
+from core.keys import check_path
 from core.ports import CHUNK_SIZE, Blob, Page
 
 __all__ = ["FileBlobStore"]
@@ -42,34 +43,10 @@ def _norm_etag(etag: str) -> str:
 
 
 def _check_path(value: object, field: str, *, allow_empty: bool) -> str:
-    """Reject anything that could escape the root or alias another key."""
-    if not isinstance(value, str):
-        raise UserError(f"{field} must be a string, got {type(value).__name__}", field=field)
-    if not value:
-        if allow_empty:
-            return value
-        raise UserError(f"{field} must not be empty", field=field)
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise UserError(f"{field} {value!r} is not valid UTF-8 text", field=field) from None
-    if "\x00" in value:
-        raise UserError(f"{field} {value!r} contains a NUL character", field=field)
-    if "\\" in value:
-        raise UserError(f"{field} {value!r} contains a backslash; use '/'", field=field)
-    if value.startswith("/"):
-        raise UserError(f"{field} {value!r} is absolute; keys are relative paths", field=field)
-    segments = value.split("/")
-    if field == "prefix":
-        # The last segment of a prefix may be partial or empty ("runs/" or "runs/ab").
-        segments, last = segments[:-1], segments[-1]
-        if last in (".", ".."):
-            segments.append(last)
+    """Plain relative paths (core.keys) that cannot escape the root or reach its internals."""
+    segments = check_path(value, field, allow_empty=allow_empty)
+    assert isinstance(value, str)
     for seg in segments:
-        if seg == "..":
-            raise UserError(f"{field} {value!r} contains a '..' segment", field=field)
-        if seg in ("", "."):
-            raise UserError(f"{field} {value!r} contains an empty or '.' segment", field=field)
         if len(seg.encode("utf-8")) > _MAX_SEGMENT:
             raise UserError(
                 f"{field} {value!r} has a segment longer than {_MAX_SEGMENT} bytes", field=field
