@@ -41,6 +41,7 @@ from botocore.exceptions import ClientError
 from adapters.aws.s3 import error_code, make_client
 from core.errors import ConfigError, UserError
 from core.ports import DeadLetter, QueueMessage
+from core.queue_args import check_max_messages, check_priority, encode_body, seconds
 
 __all__ = ["SqsQueue"]
 
@@ -78,15 +79,6 @@ _STALE_CODES = frozenset(
 _MISSING_QUEUE = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
 # Characters SQS accepts in bodies and string attributes; anything else is replaced.
 _INVALID_CHARS = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-
-
-def _number(value: object, field: str, *, positive: bool) -> float:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        v = float(value)
-        if math.isfinite(v) and (v > 0 or (v == 0 and not positive)):
-            return v
-    rule = "> 0" if positive else ">= 0"
-    raise UserError(f"{field} must be a finite number {rule}, got {value!r}", field=field)
 
 
 def _whole_seconds(seconds: float) -> int:
@@ -284,18 +276,10 @@ class SqsQueue:
     # ------------------------------------------------------------------ protocol
 
     def send(self, body: dict[str, Any], *, delay: float = 0.0, priority: int = 0) -> str:
-        if not isinstance(body, dict):
-            raise UserError(f"body must be a JSON object, got {type(body).__name__}", field="body")
-        try:
-            # ASCII-only JSON: every character is one SQS accepts in a message body.
-            encoded = json.dumps(body, allow_nan=False, separators=(",", ":"))
-        except (TypeError, ValueError) as exc:
-            raise UserError(f"body is not JSON-serialisable: {exc}", field="body") from exc
-        delay_s = _number(delay, "delay", positive=False)
-        if isinstance(priority, bool) or not isinstance(priority, int):
-            raise UserError("priority must be an integer", field="priority")
-        if not -(2**63) <= priority < 2**63:
-            raise UserError("priority is out of the 64-bit range", field="priority")
+        # ASCII-only JSON: every character is one SQS accepts in a message body.
+        encoded = encode_body(body)
+        delay_s = seconds(delay, "delay", positive=False)
+        check_priority(priority)
         attrs: dict[str, dict[str, str]] = {}
         if priority:
             attrs[A_PRIORITY] = _attr(priority, "Number")
@@ -306,15 +290,8 @@ class SqsQueue:
     def receive(
         self, max_messages: int = 1, *, visibility_timeout: float = 30.0
     ) -> list[QueueMessage]:
-        if (
-            isinstance(max_messages, bool)
-            or not isinstance(max_messages, int)
-            or not 1 <= max_messages <= _MAX_RECEIVE
-        ):
-            raise UserError(
-                f"max_messages must be an integer in 1..{_MAX_RECEIVE}", field="max_messages"
-            )
-        timeout = _number(visibility_timeout, "visibility_timeout", positive=True)
+        check_max_messages(max_messages, _MAX_RECEIVE)
+        timeout = seconds(visibility_timeout, "visibility_timeout", positive=True)
         hide_s = min(_whole_seconds(timeout), MAX_VISIBILITY_S)
         url = self._resolve().url
         out: list[QueueMessage] = []
@@ -355,7 +332,7 @@ class SqsQueue:
 
     def retry(self, message: QueueMessage, *, delay: float = 0.0) -> None:
         """Make the job visible again after ``delay`` (rounded up; at most 12 h)."""
-        delay_s = _number(delay, "delay", positive=False)
+        delay_s = seconds(delay, "delay", positive=False)
         handle = self._live_handle(message)
         if handle is None:
             return

@@ -34,6 +34,7 @@ from azure.storage.queue import QueueMessage as AzureMessage
 from adapters.azure import connection_string, default_credential, storage_url_parts
 from core.errors import ConfigError, UserError
 from core.ports import DeadLetter, QueueMessage
+from core.queue_args import check_max_messages, check_priority, encode_body, seconds
 
 __all__ = ["AzureStorageQueue", "queue_service_client"]
 
@@ -83,17 +84,13 @@ def _check_name(name: object, field: str, *, max_len: int = 63) -> str:
 
 
 def _number(value: object, field: str, *, positive: bool) -> float:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        v = float(value)
-        if math.isfinite(v) and (v > 0 or (v == 0 and not positive)):
-            if v > _MAX_SECONDS:
-                raise UserError(
-                    f"{field} must be at most 7 days ({_MAX_SECONDS} s) on Storage Queues",
-                    field=field,
-                )
-            return v
-    rule = "> 0" if positive else ">= 0"
-    raise UserError(f"{field} must be a finite number {rule}, got {value!r}", field=field)
+    """A duration (core.queue_args) within the 7 days Storage Queues allow."""
+    v = seconds(value, field, positive=positive)
+    if v > _MAX_SECONDS:
+        raise UserError(
+            f"{field} must be at most 7 days ({_MAX_SECONDS} s) on Storage Queues", field=field
+        )
+    return v
 
 
 def _seconds(value: float) -> int:
@@ -216,12 +213,7 @@ class AzureStorageQueue:
     # ------------------------------------------------------------------ protocol
 
     def send(self, body: dict[str, Any], *, delay: float = 0.0, priority: int = 0) -> str:
-        if not isinstance(body, dict):
-            raise UserError(f"body must be a JSON object, got {type(body).__name__}", field="body")
-        try:
-            text = json.dumps(body, allow_nan=False, separators=(",", ":"), ensure_ascii=False)
-        except (TypeError, ValueError) as exc:
-            raise UserError(f"body is not JSON-serialisable: {exc}", field="body") from exc
+        text = encode_body(body, ensure_ascii=False)
         size = len(text.encode("utf-8"))
         if size > _MAX_BODY_JSON:
             raise UserError(
@@ -230,10 +222,7 @@ class AzureStorageQueue:
                 field="body",
             )
         delay_s = _number(delay, "delay", positive=False)
-        if isinstance(priority, bool) or not isinstance(priority, int):
-            raise UserError("priority must be an integer", field="priority")
-        if not -(2**63) <= priority < 2**63:
-            raise UserError("priority is out of the 64-bit range", field="priority")
+        check_priority(priority)
         content = base64.b64encode(text.encode("utf-8")).decode("ascii")
         client = self._client(priority)
         kwargs = {"visibility_timeout": _seconds(delay_s), "time_to_live": -1}
@@ -251,14 +240,7 @@ class AzureStorageQueue:
     def receive(
         self, max_messages: int = 1, *, visibility_timeout: float = 30.0
     ) -> list[QueueMessage]:
-        if (
-            isinstance(max_messages, bool)
-            or not isinstance(max_messages, int)
-            or not 1 <= max_messages <= _MAX_RECEIVE
-        ):
-            raise UserError(
-                f"max_messages must be an integer in 1..{_MAX_RECEIVE}", field="max_messages"
-            )
+        check_max_messages(max_messages, _MAX_RECEIVE)
         timeout = _seconds(_number(visibility_timeout, "visibility_timeout", positive=True))
         out: list[QueueMessage] = []
         for priority in self._priorities():

@@ -50,6 +50,7 @@ from google.pubsub_v1 import (
 
 from core.errors import ConfigError, UserError
 from core.ports import DeadLetter, QueueMessage
+from core.queue_args import check_max_messages, check_priority, encode_body, seconds
 
 __all__ = ["PubSubQueue"]
 
@@ -75,15 +76,6 @@ _EXACTLY_ONCE = "EXACTLY_ONCE_ACKID_FAILURE"
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}")
 _PROJECT = re.compile(r"[a-z0-9][a-z0-9.:\-]{0,99}")
 _URL_OPTIONS = {"subscription", "dead_letter", "dead_letter_subscription", "wait"}
-
-
-def _number(value: object, field: str, *, positive: bool) -> float:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        v = float(value)
-        if math.isfinite(v) and (v > 0 or (v == 0 and not positive)):
-            return v
-    rule = "> 0" if positive else ">= 0"
-    raise UserError(f"{field} must be a finite number {rule}, got {value!r}", field=field)
 
 
 def _name(value: object, field: str) -> str:
@@ -168,7 +160,7 @@ class PubSubQueue:
             dead_letter_subscription or self.dead_letter_topic, "dead_letter_subscription"
         )
         self.max_attempts = max_attempts
-        self.wait_s = _number(wait_s, "wait_s", positive=False)
+        self.wait_s = seconds(wait_s, "wait_s", positive=False)
         self._publisher = publisher
         self._subscriber = subscriber
 
@@ -272,17 +264,9 @@ class PubSubQueue:
     # ------------------------------------------------------------------ protocol
 
     def send(self, body: dict[str, Any], *, delay: float = 0.0, priority: int = 0) -> str:
-        if not isinstance(body, dict):
-            raise UserError(f"body must be a JSON object, got {type(body).__name__}", field="body")
-        try:
-            data = json.dumps(body, allow_nan=False, separators=(",", ":")).encode("utf-8")
-        except (TypeError, ValueError) as exc:
-            raise UserError(f"body is not JSON-serialisable: {exc}", field="body") from exc
-        delay_s = _number(delay, "delay", positive=False)
-        if isinstance(priority, bool) or not isinstance(priority, int):
-            raise UserError("priority must be an integer", field="priority")
-        if not -(2**63) <= priority < 2**63:
-            raise UserError("priority is out of the 64-bit range", field="priority")
+        data = encode_body(body).encode("utf-8")
+        delay_s = seconds(delay, "delay", positive=False)
+        check_priority(priority)
         msg_id = uuid.uuid4().hex
         attributes = {ATTR_ID: msg_id}
         if priority:
@@ -295,16 +279,9 @@ class PubSubQueue:
     def receive(
         self, max_messages: int = 1, *, visibility_timeout: float = 30.0
     ) -> list[QueueMessage]:
-        if (
-            isinstance(max_messages, bool)
-            or not isinstance(max_messages, int)
-            or not 1 <= max_messages <= MAX_RECEIVE
-        ):
-            raise UserError(
-                f"max_messages must be an integer in 1..{MAX_RECEIVE}", field="max_messages"
-            )
+        check_max_messages(max_messages, MAX_RECEIVE)
         deadline = max(
-            1, _seconds(_number(visibility_timeout, "visibility_timeout", positive=True))
+            1, _seconds(seconds(visibility_timeout, "visibility_timeout", positive=True))
         )
         out: list[QueueMessage] = []
         for _ in range(_PULL_ROUNDS):
@@ -328,7 +305,7 @@ class PubSubQueue:
 
     def retry(self, message: QueueMessage, *, delay: float = 0.0) -> None:
         """Visible again after ``delay``; a stale receipt changes nothing."""
-        delay_s = _number(delay, "delay", positive=False)
+        delay_s = seconds(delay, "delay", positive=False)
         if not message.receipt:
             return  # pushed by a trigger: failing the invocation is what redelivers it
         if delay_s <= MAX_DEADLINE_S:

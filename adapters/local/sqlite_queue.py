@@ -7,7 +7,6 @@ visible job; WAL mode lets readers proceed while one writer holds the lock.
 from __future__ import annotations
 
 import json
-import math
 import os
 import sqlite3
 import threading
@@ -20,6 +19,7 @@ from typing import Any
 
 from core.errors import UserError
 from core.ports import DeadLetter, QueueMessage
+from core.queue_args import check_max_messages, check_priority, encode_body, seconds
 
 __all__ = ["SqliteQueue"]
 
@@ -49,15 +49,6 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 );
 CREATE INDEX IF NOT EXISTS dead_letters_queue ON dead_letters (queue);
 """
-
-
-def _number(value: object, field: str, *, positive: bool) -> float:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        v = float(value)
-        if math.isfinite(v) and (v > 0 or (v == 0 and not positive)):
-            return v
-    rule = "> 0" if positive else ">= 0"
-    raise UserError(f"{field} must be a finite number {rule}, got {value!r}", field=field)
 
 
 def _retry_locked(fn: Callable[[], object]) -> None:
@@ -147,17 +138,9 @@ class SqliteQueue:
     # ------------------------------------------------------------------ protocol
 
     def send(self, body: dict[str, Any], *, delay: float = 0.0, priority: int = 0) -> str:
-        if not isinstance(body, dict):
-            raise UserError(f"body must be a JSON object, got {type(body).__name__}", field="body")
-        try:
-            encoded = json.dumps(body, allow_nan=False, separators=(",", ":"))
-        except (TypeError, ValueError) as exc:
-            raise UserError(f"body is not JSON-serialisable: {exc}", field="body") from exc
-        delay_s = _number(delay, "delay", positive=False)
-        if isinstance(priority, bool) or not isinstance(priority, int):
-            raise UserError("priority must be an integer", field="priority")
-        if not -(2**63) <= priority < 2**63:
-            raise UserError("priority is out of the 64-bit range", field="priority")
+        encoded = encode_body(body)
+        delay_s = seconds(delay, "delay", positive=False)
+        check_priority(priority)
         msg_id = uuid.uuid4().hex
         now = self.clock()
         with self._tx() as db:
@@ -171,15 +154,8 @@ class SqliteQueue:
     def receive(
         self, max_messages: int = 1, *, visibility_timeout: float = 30.0
     ) -> list[QueueMessage]:
-        if (
-            isinstance(max_messages, bool)
-            or not isinstance(max_messages, int)
-            or not 1 <= max_messages <= _MAX_RECEIVE
-        ):
-            raise UserError(
-                f"max_messages must be an integer in 1..{_MAX_RECEIVE}", field="max_messages"
-            )
-        timeout = _number(visibility_timeout, "visibility_timeout", positive=True)
+        check_max_messages(max_messages, _MAX_RECEIVE)
+        timeout = seconds(visibility_timeout, "visibility_timeout", positive=True)
         out: list[QueueMessage] = []
         reason = f"max attempts ({self.max_attempts}) exceeded"
         with self._tx() as db:
@@ -223,7 +199,7 @@ class SqliteQueue:
 
     def retry(self, message: QueueMessage, *, delay: float = 0.0) -> None:
         """Release the job early; the receipt becomes stale (the job is no longer ours)."""
-        delay_s = _number(delay, "delay", positive=False)
+        delay_s = seconds(delay, "delay", positive=False)
         with self._tx() as db:
             db.execute(
                 "UPDATE messages SET visible_at = ?, receipt = NULL"
