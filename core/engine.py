@@ -19,7 +19,6 @@ runs in the same process as the one before.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -246,9 +245,6 @@ class Engine:
         for k in added or []:
             self._send(run, k)
         return run
-
-    def output(self, run: Run) -> Any:
-        return run.output
 
     # ================================================================== worker side
 
@@ -824,7 +820,3 @@ def _arrive(
         run.skipped.add(target)
         for edge in bp.outgoing.get(target, []):
             _arrive(bp, run, edge.target, target, False, add)
-
-
-def default_worker_id() -> str:
-    return f"{os.uname().nodename}:{os.getpid()}"

@@ -120,13 +120,6 @@ class Unauthorized(AgentfnError):
     status = 401
 
 
-class Forbidden(AgentfnError):
-    """The key is valid but its role does not allow this."""
-
-    code = "forbidden"
-    status = 403
-
-
 class MethodNotAllowed(AgentfnError):
     code = "method_not_allowed"
     status = 405
