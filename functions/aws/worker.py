@@ -53,6 +53,7 @@ def record_handler(record: SQSRecord) -> str:
     acker = TriggerAcker(rt.queue)
     outcome = rt.engine.handle(message, acker)
     metrics.add_metric(name=f"step_{outcome}", unit="Count", value=1)
+    logger.info("job handled", extra={"outcome": outcome, "step": job_of(body).get("step")})
     if acker.failed:
         job = job_of(body)
         raise StepNotSettled(f"step {job.get('step')!r} of run {job.get('run')!r}: {outcome}")

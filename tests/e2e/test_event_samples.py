@@ -63,16 +63,34 @@ def pending_job() -> dict[str, Any]:
     return message.body
 
 
-def test_api_gateway_sample_starts_a_run(deployment: None) -> None:
+def test_api_gateway_sample_starts_a_run_carrying_the_correlation_id(
+    deployment: None, capsys: pytest.CaptureFixture[str]
+) -> None:
     import functions.aws.http as http
+    import functions.aws.worker as worker
 
     event = sample("aws/apigw_http_v2.json")
     event["headers"]["authorization"] = f"Bearer {KEY}"
+    event["headers"]["x-correlation-id"] = "corr-42"
     reply = http.handler(event, LambdaContext())
     assert reply["statusCode"] == 202, reply
+    assert reply["headers"]["x-correlation-id"] == "corr-42"
     body = json.loads(reply["body"])
     assert body["workflow"] == "research-brief" and body["status"] == "queued"
-    assert job_of(pending_job())["run"] == body["id"]
+    run = runtime.current().engine.store.get(body["id"])
+    assert run.correlation_id == "corr-42"
+    job = pending_job()
+    assert job_of(job) == {"run": body["id"], "step": "plan@0", "cid": "corr-42"}
+    # the worker's log lines carry it too (Powertools Logger, JSON on stdout)
+    sqs = sample("aws/sqs_batch.json")
+    sqs["Records"][0]["body"] = json.dumps(job)
+    capsys.readouterr()
+    assert worker.handler(sqs, LambdaContext()) == {"batchItemFailures": []}
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    handled = [x for x in lines if x.get("message") == "job handled"]
+    assert handled and handled[0]["correlation_id"] == "corr-42"
+    assert handled[0]["step"] == "plan@0" and handled[0]["outcome"] == "done"
+    assert runtime.current().engine.store.get(body["id"]).done == {"plan@0"}
 
 
 def test_function_url_sample_is_served(deployment: None) -> None:
