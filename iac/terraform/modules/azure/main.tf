@@ -10,15 +10,14 @@ locals {
   queue_name  = "${var.name}-work"
   poison_name = "${var.name}-work-poison"
   environment = {
-    AGENTFN_STORAGE                                            = "az://${azurerm_storage_container.store.name}"
-    AGENTFN_QUEUE                                              = "azqueue://${local.queue_name}"
+    AGENTFN_STORAGE                                            = "az://${azurerm_storage_account.main.name}/${azurerm_storage_container.store.name}"
+    AGENTFN_QUEUE                                              = "azqueue://${azurerm_storage_account.main.name}/${local.queue_name}"
     AGENTFN_QUEUE_NAME                                         = local.queue_name
     AGENTFN_SECRETS                                            = "keyvault://${azurerm_key_vault.main.name}"
     AGENTFN_PROJECT                                            = "/home/site/wwwroot/project"
     AGENTFN_TOOL_MODULES                                       = "tools.py"
     AGENTFN_MAX_ATTEMPTS                                       = tostring(var.max_attempts)
     AGENTFN_LEASE_S                                            = tostring(var.timeout_s)
-    AZURE_STORAGE_ACCOUNT_URL                                  = azurerm_storage_account.main.primary_blob_endpoint
     AzureFunctionsJobHost__extensions__queues__maxDequeueCount = tostring(var.max_attempts)
   }
 }
