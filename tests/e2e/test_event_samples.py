@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import base64
 import copy
+import io
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -63,9 +65,7 @@ def pending_job() -> dict[str, Any]:
     return message.body
 
 
-def test_api_gateway_sample_starts_a_run_carrying_the_correlation_id(
-    deployment: None, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_api_gateway_sample_starts_a_run_carrying_the_correlation_id(deployment: None) -> None:
     import functions.aws.http as http
     import functions.aws.worker as worker
 
@@ -84,9 +84,15 @@ def test_api_gateway_sample_starts_a_run_carrying_the_correlation_id(
     # the worker's log lines carry it too (Powertools Logger, JSON on stdout)
     sqs = sample("aws/sqs_batch.json")
     sqs["Records"][0]["body"] = json.dumps(job)
-    capsys.readouterr()
-    assert worker.handler(sqs, LambdaContext()) == {"batchItemFailures": []}
-    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    handler = worker.logger.registered_handler
+    assert isinstance(handler, logging.StreamHandler)
+    buffer = io.StringIO()
+    previous = handler.setStream(buffer)
+    try:
+        assert worker.handler(sqs, LambdaContext()) == {"batchItemFailures": []}
+    finally:
+        handler.setStream(previous)
+    lines = [json.loads(x) for x in buffer.getvalue().splitlines() if x.startswith("{")]
     handled = [x for x in lines if x.get("message") == "job handled"]
     assert handled and handled[0]["correlation_id"] == "corr-42"
     assert handled[0]["step"] == "plan@0" and handled[0]["outcome"] == "done"
