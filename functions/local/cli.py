@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -28,6 +28,9 @@ from core.workflows import LoadedBlueprint, load_blueprint
 from functions.local.progress import ProgressPrinter, summary_table, watch
 from functions.local.workers import WorkerPool, serve_worker
 from functions.runtime import build_engine
+
+if TYPE_CHECKING:
+    from functions.local.deploy import Stack
 
 EXAMPLE = Path(__file__).parent / "example"
 EXAMPLE_FILES = ("workflow.yaml", "tools.py", "model_rules.yaml")
@@ -198,7 +201,6 @@ def run(
     """Run a workflow locally to completion, with a progress display."""
     loaded = load_blueprint(file)
     values = parse_inputs(input, input_json)
-    loaded.blueprint.bind_inputs(values)
     execute(
         lambda e: e.start(loaded, values), loaded, workers=workers, timeout=timeout, quiet=quiet
     )
@@ -312,7 +314,7 @@ WorkdirOption = Annotated[
 
 def stack_of(
     cloud: str, name: str, region: str | None, extra: list[str], workdir: Path | None
-) -> Any:
+) -> Stack:
     from functions.local.deploy import LOCATION_VARIABLE, Stack
 
     variables = {"name": name}
