@@ -46,10 +46,11 @@ test: $(VENV)/.dev $(EMU)/node_modules/.bin/azurite $(TF_RC)
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(PY) -m tests.support.typecheck_tree >/dev/null
 	$(VENV)/bin/mypy
 
 bench: $(VENV)/.dev
 	$(PY) -m tests.bench.run
 
 clean:
-	rm -rf $(VENV) $(EMU) .agentfn .agentfn-demo bench/results.json bench/results.md
+	rm -rf $(VENV) $(EMU) .typecheck .agentfn .agentfn-demo bench/results.json bench/results.md

@@ -17,27 +17,27 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from core.errors import ConfigError
-from core.ports import BlobStore, Queue, SecretStore
+from agentfn.errors import ConfigError
+from agentfn.ports import BlobStore, Queue, SecretStore
 
 # scheme -> (module, class, extra that installs its SDK)
 STORAGE = {
-    "s3": ("adapters.aws.s3", "S3BlobStore", "aws"),
-    "gs": ("adapters.gcp.gcs", "GcsBlobStore", "gcp"),
-    "az": ("adapters.azure.blob", "AzureBlobStore", "azure"),
+    "s3": ("agentfn.adapters.aws.s3", "S3BlobStore", "aws"),
+    "gs": ("agentfn.adapters.gcp.gcs", "GcsBlobStore", "gcp"),
+    "az": ("agentfn.adapters.azure.blob", "AzureBlobStore", "azure"),
 }
 QUEUES = {
-    "sqs": ("adapters.aws.sqs", "SqsQueue", "aws"),
-    "pubsub": ("adapters.gcp.pubsub", "PubSubQueue", "gcp"),
-    "azqueue": ("adapters.azure.storage_queue", "AzureStorageQueue", "azure"),
+    "sqs": ("agentfn.adapters.aws.sqs", "SqsQueue", "aws"),
+    "pubsub": ("agentfn.adapters.gcp.pubsub", "PubSubQueue", "gcp"),
+    "azqueue": ("agentfn.adapters.azure.storage_queue", "AzureStorageQueue", "azure"),
 }
 SECRETS = {
-    "aws-sm": ("adapters.aws.secrets_manager", "SecretsManagerStore", "aws"),
-    "gcp-sm": ("adapters.gcp.secret_manager", "GcpSecretManagerStore", "gcp"),
-    "keyvault": ("adapters.azure.key_vault", "KeyVaultSecretStore", "azure"),
-    "keyvault+https": ("adapters.azure.key_vault", "KeyVaultSecretStore", "azure"),
+    "aws-sm": ("agentfn.adapters.aws.secrets_manager", "SecretsManagerStore", "aws"),
+    "gcp-sm": ("agentfn.adapters.gcp.secret_manager", "GcpSecretManagerStore", "gcp"),
+    "keyvault": ("agentfn.adapters.azure.key_vault", "KeyVaultSecretStore", "azure"),
+    "keyvault+https": ("agentfn.adapters.azure.key_vault", "KeyVaultSecretStore", "azure"),
 }
-LIBCLOUD = ("adapters.libcloud.blobstore", "LibcloudBlobStore", "libcloud")
+LIBCLOUD = ("agentfn.adapters.libcloud.blobstore", "LibcloudBlobStore", "libcloud")
 
 
 def _scheme(url: str, port: str, known: list[str]) -> str:
@@ -77,7 +77,7 @@ def _local_path(url: str) -> Path:
 def open_blobstore(url: str) -> BlobStore:
     scheme = _scheme(url, "storage", ["file", *STORAGE, "libcloud+<driver>"])
     if scheme == "file":
-        from adapters.local.filesystem import FileBlobStore
+        from agentfn.adapters.local.filesystem import FileBlobStore
 
         return FileBlobStore(_local_path(url))
     store: BlobStore = _load(STORAGE.get(scheme, LIBCLOUD), url)
@@ -87,7 +87,7 @@ def open_blobstore(url: str) -> BlobStore:
 def open_queue(url: str, *, max_attempts: int = 5) -> Queue:
     scheme = _scheme(url, "queue", ["sqlite", *QUEUES])
     if scheme == "sqlite":
-        from adapters.local.sqlite_queue import SqliteQueue
+        from agentfn.adapters.local.sqlite_queue import SqliteQueue
 
         path = _local_path(url)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -99,7 +99,7 @@ def open_queue(url: str, *, max_attempts: int = 5) -> Queue:
 def open_secrets(url: str) -> SecretStore:
     scheme = _scheme(url, "secrets", ["env", *SECRETS])
     if scheme == "env":
-        from adapters.local.env_secrets import EnvSecretStore
+        from agentfn.adapters.local.env_secrets import EnvSecretStore
 
         parsed = urlparse(url)
         raw = unquote(parsed.netloc + parsed.path)

@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.errors import ModelError, StepFailed, ToolError
-from core.ports import ChatReply, ChatRequest, Message, ToolCall, ToolSpec
+from agentfn.errors import ModelError, StepFailed, ToolError
+from agentfn.ports import ChatReply, ChatRequest, Message, ToolCall, ToolSpec
 
 
 class AgentSpec(BaseModel):

@@ -18,8 +18,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from core.auth import Authenticator, Principal
-from core.errors import (
+from agentfn import __version__
+from agentfn.auth import Authenticator, Principal
+from agentfn.errors import (
     AgentfnError,
     InternalError,
     MethodNotAllowed,
@@ -30,10 +31,9 @@ from core.errors import (
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from core.catalog import Catalog
-    from core.engine import Engine
+    from agentfn.catalog import Catalog
+    from agentfn.engine import Engine
 
-VERSION = "0.1.0"
 MAX_BODY_BYTES = 1 << 20
 JSON_TYPES = ("application/json",)
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/plain")
@@ -92,7 +92,7 @@ Handler = Callable[["Services", "Call"], Response]
 
 @dataclass
 class Route:
-    """``target`` names the handler function: in core.api_v1, or here for public routes."""
+    """``target`` names the handler function: in agentfn.api_v1, or here for public routes."""
 
     method: str
     template: str
@@ -101,7 +101,7 @@ class Route:
     pattern: re.Pattern[str] = field(init=False)
 
     def handler(self) -> Handler:
-        module = sys.modules[__name__] if self.public else importlib.import_module("core.api_v1")
+        module = sys.modules[__name__] if self.public else importlib.import_module("agentfn.api_v1")
         fn: Handler = getattr(module, self.target)
         return fn
 
@@ -120,7 +120,7 @@ class Call:
     correlation_id: str
 
     def body(self, model: type[BaseModelT]) -> BaseModelT:
-        from core.api_v1 import parse_json_body
+        from agentfn.api_v1 import parse_json_body
 
         return parse_json_body(self.request, model)
 
@@ -209,10 +209,10 @@ class Api:
 
 
 def health(services: Services, call: Call) -> Response:
-    return json_response(200, {"status": "ok", "version": VERSION})
+    return json_response(200, {"status": "ok", "version": __version__})
 
 
 def openapi(services: Services, call: Call) -> Response:
-    from core.openapi import document
+    from agentfn.openapi import document
 
-    return json_response(200, document(ROUTES, VERSION))
+    return json_response(200, document(ROUTES, __version__))

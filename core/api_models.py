@@ -10,8 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.ports import Usage
-from core.runs import Run, RunError, RunStatus, StepRecord
+from agentfn.ports import Usage
+from agentfn.runs import Run, RunError, RunStatus, StepRecord
 
 
 class ErrorBody(BaseModel):

@@ -12,12 +12,12 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from core import api_models as m
-from core.agents import AgentSpec
-from core.api import JSON_TYPES, YAML_TYPES, Call, Request, Response, Services, json_response
-from core.errors import ToolError, UnsupportedMediaType, UserError, ValidationFailed
-from core.http_tools import HttpTool, HttpToolSpec
-from core.tools import ToolRegistry, load_registry
+from agentfn import api_models as m
+from agentfn.agents import AgentSpec
+from agentfn.api import JSON_TYPES, YAML_TYPES, Call, Request, Response, Services, json_response
+from agentfn.errors import ToolError, UnsupportedMediaType, UserError, ValidationFailed
+from agentfn.http_tools import HttpTool, HttpToolSpec
+from agentfn.tools import ToolRegistry, load_registry
 
 BaseModelT = TypeVar("BaseModelT", bound=BaseModel)
 

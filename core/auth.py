@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from core.errors import NotFound, Unauthorized
+from agentfn.errors import NotFound, Unauthorized
 
 if TYPE_CHECKING:
-    from core.ports import SecretStore
+    from agentfn.ports import SecretStore
 
 API_KEY_SECRET = "AGENTFN_API_KEY"
 

@@ -12,13 +12,13 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from core.agents import AgentSpec
-from core.errors import BlueprintError, NotFound, ValidationFailed
-from core.http_tools import HttpToolSpec
-from core.ports import BlobStore
-from core.runs import iter_keys
-from core.tools import load_registry
-from core.workflows import (
+from agentfn.agents import AgentSpec
+from agentfn.errors import BlueprintError, NotFound, ValidationFailed
+from agentfn.http_tools import HttpToolSpec
+from agentfn.ports import BlobStore
+from agentfn.runs import iter_keys
+from agentfn.tools import load_registry
+from agentfn.workflows import (
     AgentNode,
     Blueprint,
     LoadedBlueprint,
@@ -27,7 +27,7 @@ from core.workflows import (
     parse_blueprint,
     validate_blueprint,
 )
-from core.yaml_source import parse_yaml
+from agentfn.yaml_source import parse_yaml
 
 NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 

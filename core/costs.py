@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.ports import Usage
+from agentfn.ports import Usage
 
 
 class Price(BaseModel):

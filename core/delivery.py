@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from core.ports import Queue, QueueMessage
+from agentfn.ports import Queue, QueueMessage
 
 
 class Acker(Protocol):

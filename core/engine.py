@@ -28,11 +28,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from core.agents import AgentSpec, opening_messages, take_turn, tool_result_text
-from core.correlation import bind, correlation_id
-from core.costs import PriceTable
-from core.delivery import Acker
-from core.errors import (
+from agentfn.agents import AgentSpec, opening_messages, take_turn, tool_result_text
+from agentfn.correlation import bind, correlation_id
+from agentfn.costs import PriceTable
+from agentfn.delivery import Acker
+from agentfn.errors import (
     AgentfnError,
     Conflict,
     ExpressionError,
@@ -43,10 +43,11 @@ from core.errors import (
     UserError,
     WorkerLost,
 )
-from core.expressions import compile_expression, compile_template
-from core.http_tools import HttpTool
-from core.model_spec import ModelSpec
-from core.ports import (
+from agentfn.events.cloudevents import job_of, step_ready
+from agentfn.expressions import compile_expression, compile_template
+from agentfn.http_tools import HttpTool
+from agentfn.model_spec import ModelSpec
+from agentfn.ports import (
     BlobStore,
     ChatReply,
     ChatRequest,
@@ -57,8 +58,8 @@ from core.ports import (
     ToolCall,
     Usage,
 )
-from core.prompt_log import PromptLog, PromptRecord
-from core.runs import (
+from agentfn.prompt_log import PromptLog, PromptRecord
+from agentfn.runs import (
     Run,
     RunError,
     RunStatus,
@@ -69,9 +70,9 @@ from core.runs import (
     key_part,
     new_run_id,
 )
-from core.steps import StepKey, entry_key, item_key
-from core.tools import ToolRegistry, load_registry
-from core.workflows import (
+from agentfn.steps import StepKey, entry_key, item_key
+from agentfn.tools import ToolRegistry, load_registry
+from agentfn.workflows import (
     AgentNode,
     Blueprint,
     ConditionNode,
@@ -83,7 +84,6 @@ from core.workflows import (
     WaitNode,
     render_args,
 )
-from events.cloudevents import job_of, step_ready
 
 log = logging.getLogger("agentfn.engine")
 
@@ -271,7 +271,7 @@ class Engine:
         """Handle one delivered job; acks, retries or dead-letters it. Returns what happened.
 
         ``acker`` settles the message; by default the engine's queue. Triggered functions pass
-        a :class:`core.delivery.TriggerAcker`, because their platform deletes a message when the
+        a :class:`agentfn.delivery.TriggerAcker`, because their platform deletes a message when the
         function succeeds and redelivers it when it fails.
         """
         acker = acker or self.queue

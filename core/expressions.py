@@ -6,7 +6,7 @@ Users write edge conditions (``steps.review.output.score >= 0.8``) and prompt te
 checked against a whitelist, and this module walks the tree itself. ``a.b`` is a key lookup on
 a mapping (never ``getattr``), calls reach only the functions and methods listed below, and
 size limits stop an expression from exhausting CPU or memory. Every failure, at compile time or
-while evaluating, is a :class:`core.errors.ExpressionError`.
+while evaluating, is a :class:`agentfn.errors.ExpressionError`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, NoReturn
 
-from core.errors import ExpressionError
+from agentfn.errors import ExpressionError
 
 __all__ = [
     "Expression",

@@ -18,8 +18,8 @@ from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from core.errors import ToolError
-from core.ports import ToolSpec
+from agentfn.errors import ToolError
+from agentfn.ports import ToolSpec
 
 ALLOW_PRIVATE_ENV = "AGENTFN_HTTP_TOOLS_ALLOW_PRIVATE"
 MAX_RESPONSE_BYTES = 1 << 20
@@ -66,7 +66,7 @@ class HttpToolSpec(BaseModel):
 
 
 class HttpTool:
-    """Executable form of an :class:`HttpToolSpec` (same interface as ``core.tools.Tool``)."""
+    """Executable form of an :class:`HttpToolSpec` (same interface as ``agentfn.tools.Tool``)."""
 
     def __init__(self, definition: HttpToolSpec) -> None:
         self.definition = definition

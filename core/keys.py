@@ -8,7 +8,7 @@ partial or empty segment (``runs/`` or ``runs/ab``). Adapters add their own limi
 
 from __future__ import annotations
 
-from core.errors import UserError
+from agentfn.errors import UserError
 
 
 def check_path(

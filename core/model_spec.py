@@ -1,7 +1,7 @@
 """How a blueprint names the model an agent talks to.
 
 Kept in core (no SDK imports) so blueprints can be validated without any provider installed;
-``adapters.models.factory.build_model`` turns a spec into a live ``Model``.
+``agentfn.adapters.models.factory.build_model`` turns a spec into a live ``Model``.
 """
 
 from __future__ import annotations

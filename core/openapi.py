@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from core import api_models as m
-from core.agents import AgentSpec
-from core.http_tools import HttpToolSpec
+from agentfn import api_models as m
+from agentfn.agents import AgentSpec
+from agentfn.http_tools import HttpToolSpec
 
 if TYPE_CHECKING:
-    from core.api import Route
+    from agentfn.api import Route
 
 REF = "#/components/schemas/{model}"
 

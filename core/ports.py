@@ -37,8 +37,8 @@ CHUNK_SIZE = 1 << 20  # streaming moves objects in 1 MiB chunks, never whole
 class BlobStore(Protocol):
     """Key/value objects with etags.
 
-    - ``get`` raises :class:`core.errors.NotFound`.
-    - ``put_if_absent`` raises :class:`core.errors.PreconditionFailed` if the key exists.
+    - ``get`` raises :class:`agentfn.errors.NotFound`.
+    - ``put_if_absent`` raises :class:`agentfn.errors.PreconditionFailed` if the key exists.
     - ``put_if_match`` raises ``PreconditionFailed`` if the key is missing or its etag differs;
       exactly one of several racing writers with the same etag wins.
     - ``list`` returns keys under ``prefix`` in lexicographic order, at most ``limit`` a page.

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 
 from pydantic import BaseModel
 
-from core.errors import NotFound, PreconditionFailed
-from core.ports import BlobStore, ChatReply, ChatRequest
-from core.runs import iter_keys, key_part
+from agentfn.errors import NotFound, PreconditionFailed
+from agentfn.ports import BlobStore, ChatReply, ChatRequest
+from agentfn.runs import iter_keys, key_part
 
 
 class PromptRecord(BaseModel):

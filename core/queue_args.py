@@ -7,7 +7,7 @@ import json
 import math
 from typing import Any
 
-from core.errors import UserError
+from agentfn.errors import UserError
 
 
 def encode_body(body: Any, *, ensure_ascii: bool = True) -> str:

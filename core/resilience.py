@@ -15,8 +15,8 @@ from typing import Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from core.errors import CircuitOpen, ModelError, TransientModelError
-from core.ports import ChatReply, ChatRequest, Model
+from agentfn.errors import CircuitOpen, ModelError, TransientModelError
+from agentfn.ports import ChatReply, ChatRequest, Model
 
 T = TypeVar("T")
 

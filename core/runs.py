@@ -27,9 +27,9 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, Field
 
-from core.errors import NotFound, PreconditionFailed
-from core.ports import BlobStore, Usage
-from core.workflows import LoadedBlueprint
+from agentfn.errors import NotFound, PreconditionFailed
+from agentfn.ports import BlobStore, Usage
+from agentfn.workflows import LoadedBlueprint
 
 T = TypeVar("T", bound=BaseModel)
 

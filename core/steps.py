@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from core.errors import UserError
+from agentfn.errors import UserError
 
 _KEY = re.compile(
     r"^(?P<node>[A-Za-z_][A-Za-z0-9_-]{0,62})(?:\[(?P<item>\d{1,6})\])?"

@@ -18,8 +18,8 @@ from typing import Any, Protocol, get_type_hints, overload
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create_model
 
-from core.errors import ToolError, UserError
-from core.ports import ToolSpec
+from agentfn.errors import ToolError, UserError
+from agentfn.ports import ToolSpec
 
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 _JSON = TypeAdapter(Any)

@@ -17,15 +17,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from core.agents import AgentSpec
-from core.costs import Price
-from core.errors import BlueprintError, ExpressionError, UserError
-from core.expressions import compile_expression, compile_template
-from core.http_tools import HttpTool, HttpToolSpec
-from core.model_spec import ModelSpec
-from core.resilience import Backoff
-from core.tools import ToolRegistry, load_registry
-from core.yaml_source import PathKey, YamlSource, load_yaml_file, parse_yaml
+from agentfn.agents import AgentSpec
+from agentfn.costs import Price
+from agentfn.errors import BlueprintError, ExpressionError, UserError
+from agentfn.expressions import compile_expression, compile_template
+from agentfn.http_tools import HttpTool, HttpToolSpec
+from agentfn.model_spec import ModelSpec
+from agentfn.resilience import Backoff
+from agentfn.tools import ToolRegistry, load_registry
+from agentfn.yaml_source import PathKey, YamlSource, load_yaml_file, parse_yaml
 
 NODE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,62}$")
 MAX_FAN_OUT = 1000

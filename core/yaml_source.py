@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from core.errors import BlueprintError
+from agentfn.errors import BlueprintError
 
 PathKey = tuple[str | int, ...]
 # libyaml's parser when PyYAML was built with it: blueprints are parsed on every cold start.

@@ -1,7 +1,7 @@
 """agentfn's own events as CloudEvents 1.0 envelopes (structured JSON mode).
 
 Jobs on every queue are ``agentfn.step.ready`` events, so a message read off SQS, Pub/Sub or a
-Storage Queue is self-describing and can be routed by type. ``python -m events.cloudevents``
+Storage Queue is self-describing and can be routed by type. ``python -m agentfn.events.cloudevents``
 writes the JSON Schema of every event to events/schemas/.
 """
 

@@ -12,15 +12,15 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.api import Api
-from core.settings import Settings
+from agentfn.api import Api
+from agentfn.settings import Settings
 
 if TYPE_CHECKING:
-    from core.auth import Authenticator
-    from core.catalog import Catalog
-    from core.engine import Engine
-    from core.model_spec import ModelSpec
-    from core.ports import BlobStore, Model, Queue, SecretStore
+    from agentfn.auth import Authenticator
+    from agentfn.catalog import Catalog
+    from agentfn.engine import Engine
+    from agentfn.model_spec import ModelSpec
+    from agentfn.ports import BlobStore, Model, Queue, SecretStore
 
 # Adapters, the engine and the catalog are imported on first use, not at cold start: a
 # function instance answering /healthz never loads them.
@@ -32,26 +32,26 @@ class Runtime:
 
     @cached_property
     def blobs(self) -> BlobStore:
-        from adapters.registry import open_blobstore
+        from agentfn.adapters.registry import open_blobstore
 
         return open_blobstore(self.settings.storage)
 
     @cached_property
     def queue(self) -> Queue:
-        from adapters.registry import open_queue
+        from agentfn.adapters.registry import open_queue
 
         return open_queue(self.settings.queue, max_attempts=self.settings.max_attempts)
 
     @cached_property
     def secrets(self) -> SecretStore:
-        from adapters.registry import open_secrets
+        from agentfn.adapters.registry import open_secrets
 
         return open_secrets(self.settings.secrets)
 
     @cached_property
     def engine(self) -> Engine:
-        from adapters.models.factory import build_model
-        from core.engine import Engine
+        from agentfn.adapters.models.factory import build_model
+        from agentfn.engine import Engine
 
         secrets = self.secrets
 
@@ -64,13 +64,13 @@ class Runtime:
 
     @cached_property
     def catalog(self) -> Catalog:
-        from core.catalog import Catalog
+        from agentfn.catalog import Catalog
 
         return Catalog(self.blobs, self.settings.project)
 
     @cached_property
     def authenticator(self) -> Authenticator:
-        from core.auth import SingleKeyAuthenticator
+        from agentfn.auth import SingleKeyAuthenticator
 
         return SingleKeyAuthenticator(self.secrets)
 

@@ -5,8 +5,8 @@ credentials chain, ``AWS_ENDPOINT_URL`` for emulators), so the same code runs in
 laptop and against moto.
 """
 
-from adapters.aws.s3 import S3BlobStore
-from adapters.aws.secrets_manager import SecretsManagerStore
-from adapters.aws.sqs import SqsQueue
+from agentfn.adapters.aws.s3 import S3BlobStore
+from agentfn.adapters.aws.secrets_manager import SecretsManagerStore
+from agentfn.adapters.aws.sqs import SqsQueue
 
 __all__ = ["S3BlobStore", "SecretsManagerStore", "SqsQueue"]

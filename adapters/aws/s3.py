@@ -16,9 +16,9 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError, NoRegionError
 
-from core.errors import ConfigError, NotFound, PreconditionFailed, UserError
-from core.keys import check_path
-from core.ports import CHUNK_SIZE, Blob, Page
+from agentfn.errors import ConfigError, NotFound, PreconditionFailed, UserError
+from agentfn.keys import check_path
+from agentfn.ports import CHUNK_SIZE, Blob, Page
 
 __all__ = ["S3BlobStore", "check_key"]
 
@@ -38,7 +38,7 @@ def _status(exc: ClientError) -> int:
 
 
 def check_key(value: object, field: str = "key", *, max_bytes: int = _MAX_KEY_BYTES) -> str:
-    """Plain relative paths (core.keys) within S3's key length."""
+    """Plain relative paths (agentfn.keys) within S3's key length."""
     check_path(value, field, allow_empty=field == "prefix", max_bytes=max_bytes)
     assert isinstance(value, str)
     return value

@@ -18,8 +18,8 @@ from urllib.parse import unquote, urlparse
 
 from botocore.exceptions import ClientError
 
-from adapters.aws.s3 import error_code, make_client
-from core.errors import ConfigError, NotFound, UserError
+from agentfn.adapters.aws.s3 import error_code, make_client
+from agentfn.errors import ConfigError, NotFound, UserError
 
 __all__ = ["SecretsManagerStore"]
 

@@ -38,10 +38,10 @@ from urllib.parse import parse_qs, urlparse
 
 from botocore.exceptions import ClientError
 
-from adapters.aws.s3 import error_code, make_client
-from core.errors import ConfigError, UserError
-from core.ports import DeadLetter, QueueMessage
-from core.queue_args import check_max_messages, check_priority, encode_body, seconds
+from agentfn.adapters.aws.s3 import error_code, make_client
+from agentfn.errors import ConfigError, UserError
+from agentfn.ports import DeadLetter, QueueMessage
+from agentfn.queue_args import check_max_messages, check_priority, encode_body, seconds
 
 __all__ = ["SqsQueue"]
 

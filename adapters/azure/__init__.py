@@ -13,19 +13,19 @@ import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
-from core.errors import ConfigError
+from agentfn.errors import ConfigError
 
 if TYPE_CHECKING:
-    from adapters.azure.blob import AzureBlobStore
-    from adapters.azure.key_vault import KeyVaultSecretStore
-    from adapters.azure.storage_queue import AzureStorageQueue
+    from agentfn.adapters.azure.blob import AzureBlobStore
+    from agentfn.adapters.azure.key_vault import KeyVaultSecretStore
+    from agentfn.adapters.azure.storage_queue import AzureStorageQueue
 
 __all__ = ["AzureBlobStore", "AzureStorageQueue", "KeyVaultSecretStore"]
 
 _MODULES = {
-    "AzureBlobStore": "adapters.azure.blob",
-    "AzureStorageQueue": "adapters.azure.storage_queue",
-    "KeyVaultSecretStore": "adapters.azure.key_vault",
+    "AzureBlobStore": "agentfn.adapters.azure.blob",
+    "AzureStorageQueue": "agentfn.adapters.azure.storage_queue",
+    "KeyVaultSecretStore": "agentfn.adapters.azure.key_vault",
 }
 
 CONNECTION_STRING_ENV = "AZURE_STORAGE_CONNECTION_STRING"

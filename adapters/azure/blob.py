@@ -21,10 +21,10 @@ from azure.core.exceptions import (
 from azure.core.paging import PageIterator
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
-from adapters.azure import connection_string, default_credential, storage_url_parts
-from core.errors import ConfigError, NotFound, PreconditionFailed, UserError
-from core.keys import check_path
-from core.ports import CHUNK_SIZE, Blob, Page
+from agentfn.adapters.azure import connection_string, default_credential, storage_url_parts
+from agentfn.errors import ConfigError, NotFound, PreconditionFailed, UserError
+from agentfn.keys import check_path
+from agentfn.ports import CHUNK_SIZE, Blob, Page
 
 __all__ = ["STREAM_OPTIONS", "AzureBlobStore", "blob_service_client"]
 
@@ -84,7 +84,7 @@ def _check_container(name: object) -> str:
 
 
 def _check_path(value: object, field: str, *, allow_empty: bool) -> str:
-    """Plain relative paths (core.keys), and no trailing '.' that Azure may trim."""
+    """Plain relative paths (agentfn.keys), and no trailing '.' that Azure may trim."""
     check_path(value, field, allow_empty=allow_empty)
     assert isinstance(value, str)
     if field == "key" and value.endswith("."):

@@ -28,8 +28,8 @@ from azure.core.exceptions import (
 )
 from azure.keyvault.secrets import SecretClient
 
-from adapters.azure import default_credential
-from core.errors import ConfigError, InternalError, NotFound, UserError
+from agentfn.adapters.azure import default_credential
+from agentfn.errors import ConfigError, InternalError, NotFound, UserError
 
 __all__ = ["KeyVaultSecretStore"]
 

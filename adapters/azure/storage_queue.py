@@ -28,13 +28,12 @@ from collections.abc import Callable
 from typing import Any, NoReturn, Self
 
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
-from azure.storage.queue import QueueClient, QueueServiceClient
-from azure.storage.queue import QueueMessage as AzureMessage
+from azure.storage.queue import QueueClient, QueueMessage as AzureMessage, QueueServiceClient
 
-from adapters.azure import connection_string, default_credential, storage_url_parts
-from core.errors import ConfigError, UserError
-from core.ports import DeadLetter, QueueMessage
-from core.queue_args import check_max_messages, check_priority, encode_body, seconds
+from agentfn.adapters.azure import connection_string, default_credential, storage_url_parts
+from agentfn.errors import ConfigError, UserError
+from agentfn.ports import DeadLetter, QueueMessage
+from agentfn.queue_args import check_max_messages, check_priority, encode_body, seconds
 
 __all__ = ["AzureStorageQueue", "queue_service_client"]
 
@@ -84,7 +83,7 @@ def _check_name(name: object, field: str, *, max_len: int = 63) -> str:
 
 
 def _number(value: object, field: str, *, positive: bool) -> float:
-    """A duration (core.queue_args) within the 7 days Storage Queues allow."""
+    """A duration (agentfn.queue_args) within the 7 days Storage Queues allow."""
     v = seconds(value, field, positive=positive)
     if v > _MAX_SECONDS:
         raise UserError(

@@ -9,16 +9,16 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from adapters.gcp.gcs import GcsBlobStore
-    from adapters.gcp.pubsub import PubSubQueue
-    from adapters.gcp.secret_manager import GcpSecretManagerStore
+    from agentfn.adapters.gcp.gcs import GcsBlobStore
+    from agentfn.adapters.gcp.pubsub import PubSubQueue
+    from agentfn.adapters.gcp.secret_manager import GcpSecretManagerStore
 
 __all__ = ["GcpSecretManagerStore", "GcsBlobStore", "PubSubQueue"]
 
 _MODULES = {
-    "GcsBlobStore": "adapters.gcp.gcs",
-    "PubSubQueue": "adapters.gcp.pubsub",
-    "GcpSecretManagerStore": "adapters.gcp.secret_manager",
+    "GcsBlobStore": "agentfn.adapters.gcp.gcs",
+    "PubSubQueue": "agentfn.adapters.gcp.pubsub",
+    "GcpSecretManagerStore": "agentfn.adapters.gcp.secret_manager",
 }
 
 

@@ -17,9 +17,9 @@ from urllib.parse import urlparse
 import google.cloud.storage as storage
 from google.api_core import exceptions as gexc
 
-from core.errors import ConfigError, NotFound, PreconditionFailed, UserError
-from core.keys import check_path
-from core.ports import Blob, Page
+from agentfn.errors import ConfigError, NotFound, PreconditionFailed, UserError
+from agentfn.keys import check_path
+from agentfn.ports import Blob, Page
 
 __all__ = ["GcsBlobStore"]
 
@@ -31,7 +31,7 @@ _CONTENT_TYPE = "application/octet-stream"
 
 
 def _check_path(value: object, field: str, *, allow_empty: bool) -> str:
-    """Reject keys that are not plain relative paths (the rules of core.keys)."""
+    """Reject keys that are not plain relative paths (the rules of agentfn.keys)."""
     check_path(value, field, allow_empty=allow_empty)
     assert isinstance(value, str)
     return value

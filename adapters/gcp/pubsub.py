@@ -48,9 +48,9 @@ from google.pubsub_v1 import (
     Subscription,
 )
 
-from core.errors import ConfigError, UserError
-from core.ports import DeadLetter, QueueMessage
-from core.queue_args import check_max_messages, check_priority, encode_body, seconds
+from agentfn.errors import ConfigError, UserError
+from agentfn.ports import DeadLetter, QueueMessage
+from agentfn.queue_args import check_max_messages, check_priority, encode_body, seconds
 
 __all__ = ["PubSubQueue"]
 

@@ -21,7 +21,7 @@ from google.api_core import exceptions as gexc
 from google.auth.credentials import AnonymousCredentials
 from google.cloud.secretmanager_v1 import SecretManagerServiceClient
 
-from core.errors import ConfigError, InternalError, NotFound, UserError
+from agentfn.errors import ConfigError, InternalError, NotFound, UserError
 
 __all__ = ["ENDPOINT_VAR", "GcpSecretManagerStore"]
 

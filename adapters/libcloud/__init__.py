@@ -1,5 +1,5 @@
 """Apache Libcloud adapters: a BlobStore on any Libcloud storage driver."""
 
-from adapters.libcloud.blobstore import LibcloudBlobStore
+from agentfn.adapters.libcloud.blobstore import LibcloudBlobStore
 
 __all__ = ["LibcloudBlobStore"]

@@ -35,9 +35,9 @@ from libcloud.storage.types import (
     ObjectError,
 )
 
-from core.errors import ConfigError, NotFound, PreconditionFailed, UserError
-from core.keys import check_path
-from core.ports import CHUNK_SIZE, Blob, Page
+from agentfn.errors import ConfigError, NotFound, PreconditionFailed, UserError
+from agentfn.keys import check_path
+from agentfn.ports import CHUNK_SIZE, Blob, Page
 
 __all__ = ["LibcloudBlobStore"]
 
@@ -66,7 +66,7 @@ def _norm_etag(etag: str) -> str:
 
 
 def _check(value: object, field: str, *, local: bool, max_bytes: int) -> str:
-    """Plain relative paths (core.keys); the local driver also limits segments."""
+    """Plain relative paths (agentfn.keys); the local driver also limits segments."""
     segments = check_path(value, field, allow_empty=field == "prefix", max_bytes=max_bytes)
     assert isinstance(value, str)
     for seg in segments if local else []:

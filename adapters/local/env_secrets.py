@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from core.errors import ConfigError, NotFound, UserError
+from agentfn.errors import ConfigError, NotFound, UserError
 
 __all__ = ["EnvSecretStore", "parse_dotenv"]
 

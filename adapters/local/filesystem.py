@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from core.errors import NotFound, PreconditionFailed, UserError
-from core.keys import check_path
-from core.ports import CHUNK_SIZE, Blob, Page
+from agentfn.errors import NotFound, PreconditionFailed, UserError
+from agentfn.keys import check_path
+from agentfn.ports import CHUNK_SIZE, Blob, Page
 
 __all__ = ["FileBlobStore"]
 
@@ -43,7 +43,7 @@ def _norm_etag(etag: str) -> str:
 
 
 def _check_path(value: object, field: str, *, allow_empty: bool) -> str:
-    """Plain relative paths (core.keys) that cannot escape the root or reach its internals."""
+    """Plain relative paths (agentfn.keys) that cannot escape the root or reach its internals."""
     segments = check_path(value, field, allow_empty=allow_empty)
     assert isinstance(value, str)
     for seg in segments:

@@ -17,9 +17,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from core.errors import UserError
-from core.ports import DeadLetter, QueueMessage
-from core.queue_args import check_max_messages, check_priority, encode_body, seconds
+from agentfn.errors import UserError
+from agentfn.ports import DeadLetter, QueueMessage
+from agentfn.queue_args import check_max_messages, check_priority, encode_body, seconds
 
 __all__ = ["SqliteQueue"]
 

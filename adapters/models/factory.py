@@ -11,12 +11,11 @@ import hashlib
 import threading
 from pathlib import Path
 
-from core.errors import ConfigError, NotFound
-from core.model_spec import ModelSpec
-from core.ports import Model, SecretStore
-from core.resilience import CircuitBreaker, ResilientModel
-
-from .scripted import ScriptedModel
+from agentfn.adapters.models.scripted import ScriptedModel
+from agentfn.errors import ConfigError, NotFound
+from agentfn.model_spec import ModelSpec
+from agentfn.ports import Model, SecretStore
+from agentfn.resilience import CircuitBreaker, ResilientModel
 
 _CacheKey = tuple[str, str, str]
 
@@ -65,7 +64,9 @@ def _build(spec: ModelSpec, *, api_key: str, base_dir: Path) -> Model:
         if spec.model:
             inner.name = spec.model
     else:
-        from .openai_chat import OpenAIChatModel  # keeps the SDK out of scripted-only imports
+        from agentfn.adapters.models.openai_chat import (
+            OpenAIChatModel,  # keeps the SDK out of scripted-only imports
+        )
 
         assert spec.model is not None  # enforced by ModelSpec
         inner = OpenAIChatModel(

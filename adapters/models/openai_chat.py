@@ -3,7 +3,7 @@
 One adapter covers OpenAI, Azure OpenAI's v1 endpoint, vLLM and Ollama: they differ only in
 ``base_url`` and key. The SDK is imported inside ``__init__`` because importing it costs a
 serverless cold start even for functions that never call a model. SDK retries are off:
-``core.resilience.ResilientModel`` owns retries and the circuit breaker.
+``agentfn.resilience.ResilientModel`` owns retries and the circuit breaker.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from core.errors import ModelError, TransientModelError
-from core.ports import ChatReply, ChatRequest, Message, ToolCall, ToolSpec, Usage
+from agentfn.errors import ModelError, TransientModelError
+from agentfn.ports import ChatReply, ChatRequest, Message, ToolCall, ToolSpec, Usage
 
 _TRANSIENT_STATUSES = frozenset({408, 429})
 

@@ -17,8 +17,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
-from core.errors import ConfigError, ModelError
-from core.ports import ChatReply, ChatRequest, Message, ToolCall, Usage
+from agentfn.errors import ConfigError, ModelError
+from agentfn.ports import ChatReply, ChatRequest, Message, ToolCall, Usage
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 

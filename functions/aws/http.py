@@ -12,9 +12,9 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from core.api import Request
-from functions import runtime
-from functions.aws.observability import annotate, logger, metrics
+from agentfn.api import Request
+from agentfn.functions import runtime
+from agentfn.functions.aws.observability import annotate, logger, metrics
 
 app = APIGatewayHttpResolver()
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]

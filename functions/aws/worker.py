@@ -19,11 +19,11 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from core.delivery import TriggerAcker
-from core.ports import QueueMessage
-from events.cloudevents import job_of
-from functions import runtime
-from functions.aws.observability import annotate, logger, metrics
+from agentfn.delivery import TriggerAcker
+from agentfn.events.cloudevents import job_of
+from agentfn.functions import runtime
+from agentfn.functions.aws.observability import annotate, logger, metrics
+from agentfn.ports import QueueMessage
 
 processor = BatchProcessor(event_type=EventType.SQS)
 

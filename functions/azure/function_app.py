@@ -12,10 +12,10 @@ import logging
 
 import azure.functions as func
 
-from core.api import Request
-from core.correlation import correlation_id
-from events.cloudevents import job_of
-from functions import runtime
+from agentfn.api import Request
+from agentfn.correlation import correlation_id
+from agentfn.events.cloudevents import job_of
+from agentfn.functions import runtime
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 log = logging.getLogger("agentfn.azure")
@@ -48,8 +48,8 @@ def http(req: func.HttpRequest) -> func.HttpResponse:
     arg_name="msg", queue_name="%AGENTFN_QUEUE_NAME%", connection="AzureWebJobsStorage"
 )
 def worker(msg: func.QueueMessage) -> None:
-    from core.delivery import TriggerAcker
-    from core.ports import QueueMessage
+    from agentfn.delivery import TriggerAcker
+    from agentfn.ports import QueueMessage
 
     try:
         body = msg.get_json()

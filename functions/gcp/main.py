@@ -18,13 +18,13 @@ import flask
 import functions_framework
 from cloudevents.http.event import CloudEvent
 
-from core.api import Request
-from core.correlation import correlation_id
-from events.cloudevents import job_of
-from functions import runtime
+from agentfn.api import Request
+from agentfn.correlation import correlation_id
+from agentfn.events.cloudevents import job_of
+from agentfn.functions import runtime
 
 if TYPE_CHECKING:
-    from core.ports import QueueMessage
+    from agentfn.ports import QueueMessage
 
 log = logging.getLogger("agentfn.gcp")
 
@@ -47,7 +47,7 @@ def http(request: flask.Request) -> flask.Response:
 
 
 def decode(event_data: dict[str, Any]) -> QueueMessage:
-    from core.ports import QueueMessage
+    from agentfn.ports import QueueMessage
 
     message = event_data.get("message", {})
     raw = base64.b64decode(message.get("data", "")).decode("utf-8", errors="replace")
@@ -73,7 +73,7 @@ def decode(event_data: dict[str, Any]) -> QueueMessage:
 
 @functions_framework.cloud_event
 def worker(event: CloudEvent) -> None:
-    from core.delivery import TriggerAcker
+    from agentfn.delivery import TriggerAcker
 
     data = event.data or {}
     not_before = (data.get("message", {}).get("attributes") or {}).get("agentfn_not_before")

@@ -20,17 +20,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from core.engine import Engine
-from core.errors import AgentfnError
-from core.runs import Run
-from core.settings import Settings
-from core.workflows import LoadedBlueprint, load_blueprint
-from functions.local.progress import ProgressPrinter, summary_table, watch
-from functions.local.workers import WorkerPool, serve_worker
-from functions.runtime import build_engine
+from agentfn.engine import Engine
+from agentfn.errors import AgentfnError
+from agentfn.functions.local.progress import ProgressPrinter, summary_table, watch
+from agentfn.functions.local.workers import WorkerPool, serve_worker
+from agentfn.functions.runtime import build_engine
+from agentfn.runs import Run
+from agentfn.settings import Settings
+from agentfn.workflows import LoadedBlueprint, load_blueprint
 
 if TYPE_CHECKING:
-    from functions.local.deploy import Stack
+    from agentfn.functions.local.deploy import Stack
 
 EXAMPLE = Path(__file__).parent / "example"
 EXAMPLE_FILES = ("workflow.yaml", "tools.py", "model_rules.yaml")
@@ -259,8 +259,8 @@ def serve(
     workers: Annotated[int, typer.Option(min=0, max=64, help="Worker processes.")] = 2,
 ) -> None:
     """Serve the HTTP API and run workers on the local default."""
-    from functions.local.server import serve as bind
-    from functions.runtime import Runtime
+    from agentfn.functions.local.server import serve as bind
+    from agentfn.functions.runtime import Runtime
 
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
@@ -288,7 +288,7 @@ def package(
     ] = None,
 ) -> None:
     """Build the deployable artifact for one cloud and print its size."""
-    from functions.local.packaging import package as build
+    from agentfn.functions.local.packaging import package as build
 
     artifact = build(cloud, dest, project)
     out.print(
@@ -315,7 +315,7 @@ WorkdirOption = Annotated[
 def stack_of(
     cloud: str, name: str, region: str | None, extra: list[str], workdir: Path | None
 ) -> Stack:
-    from functions.local.deploy import LOCATION_VARIABLE, Stack
+    from agentfn.functions.local.deploy import LOCATION_VARIABLE, Stack
 
     variables = {"name": name}
     if region:
@@ -341,7 +341,7 @@ def deploy(
     workdir: WorkdirOption = None,
 ) -> None:
     """Package, then terraform init/plan/apply; record the version in the stack's bucket."""
-    from functions.local.deploy import deploy as run_deploy
+    from agentfn.functions.local.deploy import deploy as run_deploy
 
     deployed = run_deploy(
         stack_of(cloud, name, region, var, workdir), project=project, plan_only=plan
@@ -362,8 +362,7 @@ def deployments(
     workdir: WorkdirOption = None,
 ) -> None:
     """List the recorded versions of a stack."""
-    from functions.local.deploy import bucket_store
-    from functions.local.deploy import deployments as list_versions
+    from agentfn.functions.local.deploy import bucket_store, deployments as list_versions
 
     stack = stack_of(cloud, name, region, [], workdir)
     versions = list_versions(bucket_store(cloud, stack.outputs()["bucket"]))
@@ -390,7 +389,7 @@ def rollback(
     workdir: WorkdirOption = None,
 ) -> None:
     """Redeploy the artifact of version N (recorded as a new version)."""
-    from functions.local.deploy import rollback as run_rollback
+    from agentfn.functions.local.deploy import rollback as run_rollback
 
     deployed = run_rollback(stack_of(cloud, name, region, var, workdir), to)
     out.print(f"rolled back to version {to}: now version {deployed.number}")
@@ -406,7 +405,7 @@ def destroy(
     workdir: WorkdirOption = None,
 ) -> None:
     """terraform destroy the stack."""
-    from functions.local.deploy import destroy as run_destroy
+    from agentfn.functions.local.deploy import destroy as run_destroy
 
     run_destroy(stack_of(cloud, name, region, var, workdir))
     out.print(f"destroyed {cloud} stack {name}")

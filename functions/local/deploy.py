@@ -23,12 +23,13 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from core.errors import AgentfnError, ConfigError, NotFound, PreconditionFailed, UserError
-from core.ports import BlobStore
-from core.runs import iter_keys
-from functions.local.packaging import ROOT, package
+from agentfn.errors import AgentfnError, ConfigError, NotFound, PreconditionFailed, UserError
+from agentfn.functions.local.packaging import package
+from agentfn.ports import BlobStore
+from agentfn.runs import iter_keys
 
-IAC = ROOT / "iac" / "terraform"
+# The Terraform modules live beside the sources (functions/local/ → the repository root).
+IAC = Path(__file__).resolve().parents[2] / "iac" / "terraform"
 LOCATION_VARIABLE = {"aws": "region", "gcp": "region", "azure": "location"}
 VERSIONS = "deployments/versions/"
 
@@ -99,7 +100,7 @@ class Stack:
 
 
 def bucket_store(cloud: str, bucket: str) -> BlobStore:
-    from adapters.registry import open_blobstore
+    from agentfn.adapters.registry import open_blobstore
 
     url = {"aws": f"s3://{bucket}", "gcp": f"gs://{bucket}", "azure": f"az://{bucket}"}[cloud]
     return open_blobstore(url)

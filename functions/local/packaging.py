@@ -1,12 +1,13 @@
 """``agentfn package --cloud aws|gcp|azure``: build the artifact a cloud function deploys.
 
-- aws: a Lambda zip with agentfn and every dependency vendored from this environment (so the
-  build needs no network; build on Linux x86_64 with the Python the Lambda runtime uses).
-  Handlers: ``functions.aws.http.handler`` and ``functions.aws.worker.handler``.
-- gcp: a Cloud Functions source folder: our packages, a root ``main.py`` exposing ``http``
-  and ``worker``, and a pinned ``requirements.txt`` that Cloud Build installs.
-- azure: a Function App folder: ``function_app.py`` exposing ``app``, ``host.json``, our
-  packages and a pinned ``requirements.txt``.
+- aws: a Lambda zip with the ``agentfn`` package and every dependency vendored from this
+  environment (so the build needs no network; build on Linux x86_64 with the Python the Lambda
+  runtime uses). Handlers: ``agentfn.functions.aws.http.handler`` and
+  ``agentfn.functions.aws.worker.handler``.
+- gcp: a Cloud Functions source folder: the ``agentfn`` package, a root ``main.py`` exposing
+  ``http`` and ``worker``, and a pinned ``requirements.txt`` that Cloud Build installs.
+- azure: a Function App folder: ``function_app.py`` exposing ``app``, ``host.json``, the
+  ``agentfn`` package and a pinned ``requirements.txt``.
 
 A project folder (workflows, tool modules, rule files) given with ``--project`` is copied to
 ``project/`` inside the artifact; deployments point ``AGENTFN_PROJECT`` at it.
@@ -15,6 +16,7 @@ A project folder (workflows, tool modules, rule files) given with ``--project`` 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import shutil
 import zipfile
@@ -27,11 +29,12 @@ from typing import Literal
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from core.errors import ConfigError, UserError
+from agentfn.errors import ConfigError, UserError
 
 Cloud = Literal["aws", "gcp", "azure"]
-ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("core", "adapters", "functions", "events")
+# Sub-packages that an editable install keeps in folders of their own (pyproject.toml's
+# package-dir); in a wheel they already sit inside agentfn/.
+SUBPACKAGES = ("adapters", "functions", "events")
 EXTRAS: dict[str, tuple[str, ...]] = {
     "aws": ("aws", "openai"),
     "gcp": ("gcp", "openai"),
@@ -39,15 +42,15 @@ EXTRAS: dict[str, tuple[str, ...]] = {
 }
 # Provided by the platform's runtime, never shipped.
 SKIP = {"pip", "setuptools", "wheel", "agentfn"}
-GCP_MAIN = """\"\"\"Cloud Functions entry points: see functions/gcp/main.py.\"\"\"
+GCP_MAIN = """\"\"\"Cloud Functions entry points: see agentfn/functions/gcp/main.py.\"\"\"
 
-from functions.gcp.main import http, worker
+from agentfn.functions.gcp.main import http, worker
 
 __all__ = ["http", "worker"]
 """
-AZURE_APP = """\"\"\"Azure Functions app: see functions/azure/function_app.py.\"\"\"
+AZURE_APP = """\"\"\"Azure Functions app: see agentfn/functions/azure/function_app.py.\"\"\"
 
-from functions.azure.function_app import app
+from agentfn.functions.azure.function_app import app
 
 __all__ = ["app"]
 """
@@ -95,16 +98,21 @@ def _applies(req: Requirement, extras: set[str]) -> bool:
     return req.marker.evaluate({"extra": ""})
 
 
+def _package_dir(name: str) -> Path:
+    module = importlib.import_module(name)
+    return Path(str(module.__file__)).parent
+
+
 def _copy_sources(dest: Path) -> None:
-    for name in PACKAGES:
-        shutil.copytree(
-            ROOT / name,
-            dest / name,
-            ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "samples", "example"),
-        )
-    shutil.copytree(
-        ROOT / "functions" / "local" / "example", dest / "functions" / "local" / "example"
-    )
+    """The ``agentfn`` package as it installs, from an editable or a regular install."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "samples", "example")
+    target = dest / "agentfn"
+    shutil.copytree(_package_dir("agentfn"), target, ignore=ignore)
+    for sub in SUBPACKAGES:
+        if not (target / sub).is_dir():
+            shutil.copytree(_package_dir(f"agentfn.{sub}"), target / sub, ignore=ignore)
+    example = _package_dir("agentfn.functions.local") / "example"
+    shutil.copytree(example, target / "functions" / "local" / "example", ignore=ignore)
 
 
 def _vendor(dists: list[Distribution], dest: Path) -> None:
@@ -149,7 +157,7 @@ def package(cloud: str, out_dir: Path, project: Path | None = None) -> Artifact:
         (build / "main.py").write_text(GCP_MAIN)
     else:
         (build / "function_app.py").write_text(AZURE_APP)
-        shutil.copy2(ROOT / "functions" / "azure" / "host.json", build / "host.json")
+        shutil.copy2(_package_dir("agentfn.functions.azure") / "host.json", build / "host.json")
     archive = out_dir / f"agentfn-{cloud}.zip"
     _zip(build, archive)  # what Terraform uploads (Cloud Storage object, zip deploy)
     return _artifact("gcp" if cloud == "gcp" else "azure", build, archive)

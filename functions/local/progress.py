@@ -13,8 +13,8 @@ from collections.abc import Callable
 from rich.console import Console
 from rich.table import Table
 
-from core.runs import Run, RunStore
-from core.workflows import Blueprint
+from agentfn.runs import Run, RunStore
+from agentfn.workflows import Blueprint
 
 _MARK = {"started": "[cyan]>[/]", "finished": "[green]✓[/]", "skipped": "[yellow]-[/]"}
 

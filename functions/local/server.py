@@ -6,7 +6,7 @@ import logging
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-from core.api import MAX_BODY_BYTES, Api, Request, Response
+from agentfn.api import MAX_BODY_BYTES, Api, Request, Response
 
 log = logging.getLogger("agentfn.serve")
 

@@ -13,8 +13,8 @@ import sys
 import threading
 from types import FrameType
 
-from core.settings import Settings
-from functions.runtime import build_engine
+from agentfn.functions.runtime import build_engine
+from agentfn.settings import Settings
 
 
 def serve_worker(settings: Settings, *, poll_s: float = 0.05) -> int:
@@ -43,7 +43,7 @@ class WorkerPool:
         for _ in range(self.count):
             self.processes.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "functions.local.cli", "worker"],
+                    [sys.executable, "-m", "agentfn", "worker"],
                     env=env,
                     stdin=subprocess.DEVNULL,
                 )

@@ -71,7 +71,7 @@ AZURE_REQUEST = (
 
 CASES: dict[str, dict[str, tuple[str, str]]] = {
     "aws-lambda (Powertools APIGatewayHttpResolver)": {
-        "ours": ("import functions.aws.http as m", f"m.handler({AWS_EVENT!r}, None)"),
+        "ours": ("import agentfn.functions.aws.http as m", f"m.handler({AWS_EVENT!r}, None)"),
         "bare": ("import bare as m", f"m.handler({AWS_EVENT!r}, None)"),
     },
     "gcp (functions-framework)": {
@@ -88,7 +88,7 @@ CASES: dict[str, dict[str, tuple[str, str]]] = {
     },
     "azure (azure-functions v2)": {
         "ours": (
-            "import functions.azure.function_app as m\ncall = m.http.build().get_user_function()",
+            "import agentfn.functions.azure.function_app as m\ncall = m.http.build().get_user_function()",
             f"call({AZURE_REQUEST})",
         ),
         "bare": (

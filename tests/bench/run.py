@@ -17,14 +17,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from adapters.local.env_secrets import EnvSecretStore
-from adapters.local.filesystem import FileBlobStore
-from adapters.local.sqlite_queue import SqliteQueue
-from adapters.models.factory import build_model
-from core.engine import Engine
-from core.model_spec import ModelSpec
-from core.ports import Model
-from core.workflows import load_blueprint
+from agentfn.adapters.local.env_secrets import EnvSecretStore
+from agentfn.adapters.local.filesystem import FileBlobStore
+from agentfn.adapters.local.sqlite_queue import SqliteQueue
+from agentfn.adapters.models.factory import build_model
+from agentfn.engine import Engine
+from agentfn.model_spec import ModelSpec
+from agentfn.ports import Model
+from agentfn.workflows import load_blueprint
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "bench"
@@ -33,7 +33,7 @@ QUEUE_JOBS = 2000
 REPEATS = 3
 
 TOOLS = """
-from core.tools import tool
+from agentfn.tools import tool
 
 
 @tool
@@ -97,7 +97,7 @@ def plain_loop() -> float:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         (folder / "tools.py").write_text(TOOLS)
-        from core.tools import load_tool_module
+        from agentfn.tools import load_tool_module
 
         add = load_tool_module(folder / "tools.py")[0]
         started = time.perf_counter()

@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 
-from adapters.local import EnvSecretStore, FileBlobStore, SqliteQueue
-from core.errors import PreconditionFailed
-from core.ports import BlobStore, Queue, SecretStore
+from agentfn.adapters.local import EnvSecretStore, FileBlobStore, SqliteQueue
+from agentfn.errors import PreconditionFailed
+from agentfn.ports import BlobStore, Queue, SecretStore
 from tests.contract.harness import AdapterFactory, FakeClock, SecretHarness
 
 Spec = tuple[str, dict[str, Any]]  # (factory name, picklable kwargs)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.ports import SecretStore
+from agentfn.ports import SecretStore
 
 
 class FakeClock:

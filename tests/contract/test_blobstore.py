@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from adapters.local import FileBlobStore
-from core.errors import NotFound, PreconditionFailed, UserError
-from core.ports import BlobStore
+from agentfn.adapters.local import FileBlobStore
+from agentfn.errors import NotFound, PreconditionFailed, UserError
+from agentfn.ports import BlobStore
 
 # --------------------------------------------------------------------------- basics
 

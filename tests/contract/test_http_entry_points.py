@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from functions.local.cli import EXAMPLE
+from agentfn.functions.local.cli import EXAMPLE
 from tests.support.entry_points import (
     AzureEntry,
     EntryPoint,

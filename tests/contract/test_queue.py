@@ -16,12 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
-from adapters.local import SqliteQueue
-from core.errors import UserError
-from core.ports import Queue, QueueMessage
+from agentfn.adapters.local import SqliteQueue
+from agentfn.errors import UserError
+from agentfn.ports import Queue, QueueMessage
 
 
 def _drain(queue: Queue, batch: int = 10) -> list[QueueMessage]:

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from adapters.local import EnvSecretStore
-from adapters.local.env_secrets import parse_dotenv
-from core.errors import NotFound, UserError
-from core.ports import SecretStore
+from agentfn.adapters.local import EnvSecretStore
+from agentfn.adapters.local.env_secrets import parse_dotenv
+from agentfn.errors import NotFound, UserError
+from agentfn.ports import SecretStore
 
 SECRET = "s3cr3t-VALUE-do-not-leak"
 

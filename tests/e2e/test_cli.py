@@ -21,7 +21,7 @@ def agentfn(
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTFN_")}
     env["COLUMNS"] = "200"
     return subprocess.run(
-        [sys.executable, "-m", "functions.local.cli", "--home", str(home), *args],
+        [sys.executable, "-m", "agentfn.functions.local.cli", "--home", str(home), *args],
         cwd=cwd or ROOT,
         env=env,
         capture_output=True,

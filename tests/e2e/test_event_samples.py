@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from core.runs import RunStatus
-from events.cloudevents import EVENTS, StepReadyEvent, export_schemas, job_of, step_ready
-from functions import runtime
-from functions.local.cli import EXAMPLE
+from agentfn.events.cloudevents import EVENTS, StepReadyEvent, export_schemas, job_of, step_ready
+from agentfn.functions import runtime
+from agentfn.functions.local.cli import EXAMPLE
+from agentfn.runs import RunStatus
 from tests.support.entry_points import LambdaContext
 
 SAMPLES = Path(__file__).resolve().parents[2] / "events" / "samples"
@@ -43,7 +43,7 @@ def deployment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None
         monkeypatch.setenv(key, value)
     runtime.reset()
     api = runtime.current().api
-    from core.api import Request
+    from agentfn.api import Request
 
     put = api.handle(
         Request(
@@ -66,8 +66,8 @@ def pending_job() -> dict[str, Any]:
 
 
 def test_api_gateway_sample_starts_a_run_carrying_the_correlation_id(deployment: None) -> None:
-    import functions.aws.http as http
-    import functions.aws.worker as worker
+    import agentfn.functions.aws.http as http
+    import agentfn.functions.aws.worker as worker
 
     event = sample("aws/apigw_http_v2.json")
     event["headers"]["authorization"] = f"Bearer {KEY}"
@@ -100,7 +100,7 @@ def test_api_gateway_sample_starts_a_run_carrying_the_correlation_id(deployment:
 
 
 def test_function_url_sample_is_served(deployment: None) -> None:
-    import functions.aws.http as http
+    import agentfn.functions.aws.http as http
 
     reply = http.handler(sample("aws/lambda_function_url.json"), LambdaContext())
     assert reply["statusCode"] == 200 and json.loads(reply["body"])["status"] == "ok"
@@ -109,7 +109,7 @@ def test_function_url_sample_is_served(deployment: None) -> None:
 def run_id_from_azure_http_sample() -> str:
     import azure.functions as func
 
-    import functions.azure.function_app as app
+    import agentfn.functions.azure.function_app as app
 
     raw = sample("azure/http_request.json")
     request = func.HttpRequest(
@@ -131,9 +131,9 @@ def test_sqs_pubsub_and_azure_queue_samples_each_run_a_step(deployment: None) ->
     from azure.functions.queue import QueueMessage as HostQueueMessage
     from cloudevents.http import CloudEvent
 
-    import functions.aws.worker as aws_worker
-    import functions.azure.function_app as azure_app
-    import functions.gcp.main as gcp_main
+    import agentfn.functions.aws.worker as aws_worker
+    import agentfn.functions.azure.function_app as azure_app
+    import agentfn.functions.gcp.main as gcp_main
 
     run_id = run_id_from_azure_http_sample()
     store = runtime.current().engine.store

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import boto3
 
-from adapters.aws import S3BlobStore, SqsQueue
-from adapters.local.env_secrets import EnvSecretStore
-from adapters.models.factory import build_model
-from core.engine import Engine
-from core.model_spec import ModelSpec
-from core.ports import Model
-from core.runs import Run, RunStatus
-from core.workflows import load_blueprint
+from agentfn.adapters.aws import S3BlobStore, SqsQueue
+from agentfn.adapters.local.env_secrets import EnvSecretStore
+from agentfn.adapters.models.factory import build_model
+from agentfn.engine import Engine
+from agentfn.model_spec import ModelSpec
+from agentfn.ports import Model
+from agentfn.runs import Run, RunStatus
+from agentfn.workflows import load_blueprint
 from tests.support.emulators.aws import ensure_moto
 from tests.support.engine_harness import drain, make_engine
 

@@ -11,15 +11,15 @@ from pathlib import Path
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
 
-from adapters.azure.blob import AzureBlobStore
-from adapters.azure.storage_queue import AzureStorageQueue
-from adapters.local import EnvSecretStore, FileBlobStore, SqliteQueue
-from adapters.models.factory import build_model
-from core.engine import Engine
-from core.model_spec import ModelSpec
-from core.ports import BlobStore, Model, Queue
-from core.runs import Run, RunStatus
-from core.workflows import load_blueprint
+from agentfn.adapters.azure.blob import AzureBlobStore
+from agentfn.adapters.azure.storage_queue import AzureStorageQueue
+from agentfn.adapters.local import EnvSecretStore, FileBlobStore, SqliteQueue
+from agentfn.adapters.models.factory import build_model
+from agentfn.engine import Engine
+from agentfn.model_spec import ModelSpec
+from agentfn.ports import BlobStore, Model, Queue
+from agentfn.runs import Run, RunStatus
+from agentfn.workflows import load_blueprint
 from tests.support.emulators.azure import ensure_azurite
 from tests.support.engine_harness import drain
 

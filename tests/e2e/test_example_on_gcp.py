@@ -11,15 +11,15 @@ import time
 import uuid
 from pathlib import Path
 
-from adapters.gcp.gcs import GcsBlobStore
-from adapters.gcp.pubsub import PubSubQueue
-from adapters.local.env_secrets import EnvSecretStore
-from adapters.models.factory import build_model
-from core.engine import Engine
-from core.model_spec import ModelSpec
-from core.ports import Model
-from core.runs import Run, RunStatus
-from core.workflows import load_blueprint
+from agentfn.adapters.gcp.gcs import GcsBlobStore
+from agentfn.adapters.gcp.pubsub import PubSubQueue
+from agentfn.adapters.local.env_secrets import EnvSecretStore
+from agentfn.adapters.models.factory import build_model
+from agentfn.engine import Engine
+from agentfn.model_spec import ModelSpec
+from agentfn.ports import Model
+from agentfn.runs import Run, RunStatus
+from agentfn.workflows import load_blueprint
 from tests.support.emulators.gcp import PROJECT, ensure_pubsub, gcs_client
 from tests.support.engine_harness import drain, make_engine
 

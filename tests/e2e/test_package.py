@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from functions.local.cli import EXAMPLE
-from functions.local.packaging import package
+from agentfn.functions.local.cli import EXAMPLE
+from agentfn.functions.local.packaging import package
 
 ROOT = Path(__file__).resolve().parents[2]
 FRESH_ENV = {"PATH": "/usr/bin:/bin", "POWERTOOLS_TRACE_DISABLED": "true", "HOME": "/tmp"}
@@ -44,7 +44,7 @@ def test_aws_zip_is_self_contained(tmp_path: Path) -> None:
     assert not any(n.startswith(("tests/", "events/samples/")) for n in names)
     event = (ROOT / "events/samples/aws/lambda_function_url.json").read_text()
     out = fresh_python(
-        "import json, functions.aws.http as h, functions.aws.worker as w\n"
+        "import json, agentfn.functions.aws.http as h, agentfn.functions.aws.worker as w\n"
         "assert h.__file__.startswith(sys.path[0]) and w.__file__.startswith(sys.path[0])\n"
         "import boto3; assert boto3.__file__.startswith(sys.path[0])\n"
         f"reply = h.handler(json.loads({event!r}), None)\n"
@@ -95,7 +95,7 @@ def test_source_folders_import_their_entry_points(
 
 
 def test_unknown_cloud_is_refused(tmp_path: Path) -> None:
-    from core.errors import UserError
+    from agentfn.errors import UserError
 
     with pytest.raises(UserError, match="unknown cloud 'ibm'"):
         package("ibm", tmp_path)

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from core.runs import RunStatus
-from functions import runtime
+from agentfn.functions import runtime
+from agentfn.runs import RunStatus
 from tests.support.engine_harness import ledger, project
 from tests.support.entry_points import LambdaContext
 
@@ -69,7 +69,7 @@ def configure(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, wf: Path, queue_u
 
 def start_run_over_http(wf: Path) -> str:
     """PUT the workflow and POST a run through the cloud-neutral API (as every handler does)."""
-    from core.api import Request
+    from agentfn.api import Request
 
     api = runtime.current().api
     auth = {"authorization": f"Bearer {KEY}"}
@@ -123,14 +123,14 @@ def test_sqs_batches_through_the_lambda_worker(
 ) -> None:
     import boto3
 
-    from adapters.aws.sqs import SqsQueue
+    from agentfn.adapters.aws.sqs import SqsQueue
     from tests.support.emulators.aws import ensure_moto
 
     endpoint = ensure_moto()
     name = f"handlers-{uuid.uuid4().hex[:8]}"
     SqsQueue.create(name, max_attempts=5)
     configure(monkeypatch, tmp_path, workflow, f"sqs://{name}")
-    import functions.aws.worker as worker
+    import agentfn.functions.aws.worker as worker
 
     sqs = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1")
     url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
@@ -193,14 +193,14 @@ def test_pubsub_messages_through_the_cloudevent_worker(
     from cloudevents.http import CloudEvent
     from google.cloud import pubsub_v1
 
-    from adapters.gcp.pubsub import PubSubQueue
+    from agentfn.adapters.gcp.pubsub import PubSubQueue
     from tests.support.emulators.gcp import ensure_pubsub
 
     ensure_pubsub()
     topic = f"handlers-{uuid.uuid4().hex[:8]}"
     queue = PubSubQueue.create("agentfn-test", topic, max_attempts=5)
     configure(monkeypatch, tmp_path, workflow, f"pubsub://agentfn-test/{topic}")
-    import functions.gcp.main as main
+    import agentfn.functions.gcp.main as main
 
     subscriber = pubsub_v1.SubscriberClient()
     subscription = f"projects/agentfn-test/subscriptions/{queue.subscription}"
@@ -271,7 +271,7 @@ def test_storage_queue_messages_through_the_queue_trigger(
     from azure.functions.queue import QueueMessage as HostQueueMessage  # what the host binds
     from azure.storage.queue import QueueClient
 
-    from adapters.azure.storage_queue import AzureStorageQueue
+    from agentfn.adapters.azure.storage_queue import AzureStorageQueue
     from tests.support.emulators.azure import ensure_azurite
 
     ensure_azurite()
@@ -279,7 +279,7 @@ def test_storage_queue_messages_through_the_queue_trigger(
     name = f"handlers-{uuid.uuid4().hex[:8]}"
     AzureStorageQueue.create(name, max_attempts=5)
     configure(monkeypatch, tmp_path, workflow, f"azqueue://{name}")
-    import functions.azure.function_app as app
+    import agentfn.functions.azure.function_app as app
 
     call = app.worker.build().get_user_function()
     client = QueueClient.from_connection_string(os.environ["AZURE_STORAGE_CONNECTION_STRING"], name)

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 def agentfn(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "functions.local.cli", *args],
+        [sys.executable, "-m", "agentfn.functions.local.cli", *args],
         cwd=cwd,
         env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
         capture_output=True,
@@ -106,8 +106,8 @@ def test_deploy_check_redeploy_rollback_destroy(aws_env: dict[str, str], tmp_pat
         sm.describe_secret(SecretId=f"{NAME}/AGENTFN_API_KEY")["Name"] == f"{NAME}/AGENTFN_API_KEY"
     )  # type: ignore[attr-defined]
     for fn, handler in (
-        ("http", "functions.aws.http.handler"),
-        ("worker", "functions.aws.worker.handler"),
+        ("http", "agentfn.functions.aws.http.handler"),
+        ("worker", "agentfn.functions.aws.worker.handler"),
     ):
         config = lam.get_function_configuration(FunctionName=f"{NAME}-{fn}")  # type: ignore[attr-defined]
         assert config["Handler"] == handler and config["Runtime"] == "python3.11"

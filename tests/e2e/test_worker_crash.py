@@ -9,10 +9,10 @@ import sys
 import time
 from pathlib import Path
 
-from core.runs import RunStatus
-from core.settings import Settings
-from core.workflows import load_blueprint
-from functions.runtime import build_engine
+from agentfn.functions.runtime import build_engine
+from agentfn.runs import RunStatus
+from agentfn.settings import Settings
+from agentfn.workflows import load_blueprint
 from tests.support.engine_harness import ledger, project
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def start_worker(settings: Settings) -> subprocess.Popen[bytes]:
     env = {**os.environ, **settings.as_env()}
     return subprocess.Popen(
-        [sys.executable, "-m", "functions.local.cli", "worker", "--poll", "0.02"],
+        [sys.executable, "-m", "agentfn.functions.local.cli", "worker", "--poll", "0.02"],
         cwd=ROOT,
         env=env,
         stdin=subprocess.DEVNULL,

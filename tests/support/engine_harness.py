@@ -6,20 +6,20 @@ import textwrap
 import time
 from pathlib import Path
 
-from adapters.local.env_secrets import EnvSecretStore
-from adapters.local.filesystem import FileBlobStore
-from adapters.local.sqlite_queue import SqliteQueue
-from adapters.models.factory import build_model
-from core.engine import Engine
-from core.model_spec import ModelSpec
-from core.ports import Model
-from core.runs import Run
+from agentfn.adapters.local.env_secrets import EnvSecretStore
+from agentfn.adapters.local.filesystem import FileBlobStore
+from agentfn.adapters.local.sqlite_queue import SqliteQueue
+from agentfn.adapters.models.factory import build_model
+from agentfn.engine import Engine
+from agentfn.model_spec import ModelSpec
+from agentfn.ports import Model
+from agentfn.runs import Run
 
 TOOLS = '''
 import time
 from pathlib import Path
 
-from core.tools import tool
+from agentfn.tools import tool
 
 LEDGER = Path(__file__).with_name("ledger.txt")
 

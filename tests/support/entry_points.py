@@ -67,10 +67,10 @@ class LambdaEntry:
     name = "aws-lambda"
 
     def __init__(self) -> None:
-        from functions import runtime
+        from agentfn.functions import runtime
 
         runtime.reset()
-        import functions.aws.http as module
+        import agentfn.functions.aws.http as module
 
         self.module = module
         self.template = json.loads((SAMPLES / "aws" / "apigw_http_v2.json").read_text())
@@ -93,7 +93,7 @@ class LambdaEntry:
         return Reply(out["statusCode"], {k.lower(): v for k, v in out["headers"].items()}, data)
 
     def close(self) -> None:
-        from functions import runtime
+        from agentfn.functions import runtime
 
         runtime.reset()
 
@@ -102,10 +102,10 @@ class AzureEntry:
     name = "azure-functions"
 
     def __init__(self) -> None:
-        from functions import runtime
+        from agentfn.functions import runtime
 
         runtime.reset()
-        import functions.azure.function_app as module
+        import agentfn.functions.azure.function_app as module
 
         self.call = module.http.build().get_user_function()
 
@@ -131,7 +131,7 @@ class AzureEntry:
         )
 
     def close(self) -> None:
-        from functions import runtime
+        from agentfn.functions import runtime
 
         runtime.reset()
 
@@ -206,7 +206,7 @@ def local_entry(env: dict[str, str]) -> ServedEntry:
     command = [
         sys.executable,
         "-m",
-        "functions.local.cli",
+        "agentfn.functions.local.cli",
         "serve",
         "--port",
         str(port),

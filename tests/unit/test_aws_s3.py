@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import boto3
 import pytest
 
-from adapters.aws.s3 import PART_SIZE, S3BlobStore
-from core.errors import ConfigError, NotFound, PreconditionFailed, UserError
+from agentfn.adapters.aws.s3 import PART_SIZE, S3BlobStore
+from agentfn.errors import ConfigError, NotFound, PreconditionFailed, UserError
 from tests.support.emulators.aws import ensure_moto
 
 

@@ -8,8 +8,8 @@ import uuid
 import boto3
 import pytest
 
-from adapters.aws.secrets_manager import SecretsManagerStore
-from core.errors import ConfigError, NotFound, UserError
+from agentfn.adapters.aws.secrets_manager import SecretsManagerStore
+from agentfn.errors import ConfigError, NotFound, UserError
 from tests.support.emulators.aws import ensure_moto
 
 VALUE = "unit-s3cr3t-never-logged"

@@ -14,9 +14,9 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from adapters.aws.sqs import A_DUE, A_ID, SqsQueue
-from core.errors import ConfigError, UserError
-from core.ports import QueueMessage
+from agentfn.adapters.aws.sqs import A_DUE, A_ID, SqsQueue
+from agentfn.errors import ConfigError, UserError
+from agentfn.ports import QueueMessage
 from tests.support.emulators.aws import ensure_moto
 
 

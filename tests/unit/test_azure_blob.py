@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
 
-import adapters.azure.blob as blob_module
-from adapters.azure.blob import STREAM_OPTIONS, AzureBlobStore, blob_service_client
-from core.errors import ConfigError, NotFound, PreconditionFailed, UserError
+import agentfn.adapters.azure.blob as blob_module
+from agentfn.adapters.azure.blob import STREAM_OPTIONS, AzureBlobStore, blob_service_client
+from agentfn.errors import ConfigError, NotFound, PreconditionFailed, UserError
 from tests.support.emulators.azure import ensure_azurite
 
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from adapters.azure.key_vault import KeyVaultSecretStore
-from core.errors import ConfigError, InternalError, NotFound, UserError
+from agentfn.adapters.azure.key_vault import KeyVaultSecretStore
+from agentfn.errors import ConfigError, InternalError, NotFound, UserError
 from tests.contract.harness import FakeClock
 from tests.support.fake_key_vault import (
     RESOURCE,

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from adapters.azure.storage_queue import AzureStorageQueue
-from core.errors import ConfigError, UserError
-from core.ports import QueueMessage
+from agentfn.adapters.azure.storage_queue import AzureStorageQueue
+from agentfn.errors import ConfigError, UserError
+from agentfn.ports import QueueMessage
 from tests.support.emulators.azure import ensure_azurite
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import BlueprintError
-from core.workflows import load_blueprint
-from functions.local.cli import EXAMPLE
+from agentfn.errors import BlueprintError
+from agentfn.functions.local.cli import EXAMPLE
+from agentfn.workflows import load_blueprint
 from tests.support.engine_harness import project
 
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.costs import Price, PriceTable
-from core.ports import Usage
+from agentfn.costs import Price, PriceTable
+from agentfn.ports import Usage
 
 
 def test_cost_from_price_table() -> None:

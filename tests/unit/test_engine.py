@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import Conflict, UserError
-from core.runs import RunStatus, StepRecord
-from core.workflows import load_blueprint
-from events.cloudevents import job_of
+from agentfn.errors import Conflict, UserError
+from agentfn.events.cloudevents import job_of
+from agentfn.runs import RunStatus, StepRecord
+from agentfn.workflows import load_blueprint
 from tests.support.engine_harness import drain, ledger, make_engine, project
 
 FAST_RETRY = "retry: {max_attempts: 3, backoff: {base_s: 0, max_s: 0, jitter: false}}"

@@ -1,4 +1,4 @@
-"""Tests for core.expressions: the whitelist evaluator, its limits, and templates."""
+"""Tests for agentfn.expressions: the whitelist evaluator, its limits, and templates."""
 
 from __future__ import annotations
 
@@ -10,12 +10,11 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
-from hypothesis import assume, given, settings
-from hypothesis import strategies as st
+from hypothesis import assume, given, settings, strategies as st
 
-from core import expressions
-from core.errors import ExpressionError
-from core.expressions import (
+from agentfn import expressions
+from agentfn.errors import ExpressionError
+from agentfn.expressions import (
     Expression,
     Template,
     compile_expression,

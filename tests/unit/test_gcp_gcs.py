@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from google.api_core import exceptions as gexc
 
-from adapters.gcp.gcs import DEFAULT_CHUNK_SIZE, GcsBlobStore, _ChunkReader
-from core.errors import ConfigError, NotFound, PreconditionFailed, UserError
+from agentfn.adapters.gcp.gcs import DEFAULT_CHUNK_SIZE, GcsBlobStore, _ChunkReader
+from agentfn.errors import ConfigError, NotFound, PreconditionFailed, UserError
 from tests.support.emulators.gcp import gcs_client
 
 

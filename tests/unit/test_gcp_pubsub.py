@@ -14,10 +14,10 @@ import pytest
 from google.api_core import exceptions as gexc
 from google.pubsub_v1 import PubsubMessage
 
-import adapters.gcp.pubsub as pubsub_module
-from adapters.gcp.pubsub import NATIVE_COUNT, PubSubQueue
-from core.errors import ConfigError, UserError
-from core.ports import QueueMessage
+import agentfn.adapters.gcp.pubsub as pubsub_module
+from agentfn.adapters.gcp.pubsub import NATIVE_COUNT, PubSubQueue
+from agentfn.errors import ConfigError, UserError
+from agentfn.ports import QueueMessage
 from tests.support.emulators.gcp import PROJECT, ensure_pubsub
 
 

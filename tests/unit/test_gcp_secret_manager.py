@@ -15,8 +15,8 @@ import google_crc32c
 import pytest
 from google.api_core import exceptions as gexc
 
-from adapters.gcp.secret_manager import ENDPOINT_VAR, GcpSecretManagerStore
-from core.errors import ConfigError, InternalError, NotFound, UserError
+from agentfn.adapters.gcp.secret_manager import ENDPOINT_VAR, GcpSecretManagerStore
+from agentfn.errors import ConfigError, InternalError, NotFound, UserError
 from tests.contract.backends.gcp import put_secret, secret_manager_client
 from tests.contract.harness import FakeClock
 from tests.support.emulators.gcp import secret_manager

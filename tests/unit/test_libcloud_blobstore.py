@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.libcloud import LibcloudBlobStore
-from core.errors import ConfigError, PreconditionFailed, UserError
+from agentfn.adapters.libcloud import LibcloudBlobStore
+from agentfn.errors import ConfigError, PreconditionFailed, UserError
 
 
 def _store(tmp_path: Path, **kwargs: object) -> LibcloudBlobStore:

@@ -6,12 +6,12 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from adapters.models import ScriptedModel, build_model, clear_model_cache
-from adapters.models.openai_chat import OpenAIChatModel
-from core.errors import ConfigError, NotFound
-from core.model_spec import ModelSpec
-from core.ports import ChatRequest, Message, Model, SecretStore
-from core.resilience import ResilientModel
+from agentfn.adapters.models import ScriptedModel, build_model, clear_model_cache
+from agentfn.adapters.models.openai_chat import OpenAIChatModel
+from agentfn.errors import ConfigError, NotFound
+from agentfn.model_spec import ModelSpec
+from agentfn.ports import ChatRequest, Message, Model, SecretStore
+from agentfn.resilience import ResilientModel
 
 
 class DictSecrets:

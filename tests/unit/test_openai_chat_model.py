@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from adapters.models.openai_chat import OpenAIChatModel
-from core.errors import ModelError, TransientModelError
-from core.ports import ChatRequest, Message, Model, ToolCall, ToolSpec
-from core.resilience import Backoff, CircuitBreaker, ResilientModel
+from agentfn.adapters.models.openai_chat import OpenAIChatModel
+from agentfn.errors import ModelError, TransientModelError
+from agentfn.ports import ChatRequest, Message, Model, ToolCall, ToolSpec
+from agentfn.resilience import Backoff, CircuitBreaker, ResilientModel
 from tests.support.chat_server import ChatCompletionsServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -235,7 +235,7 @@ def test_repr_hides_the_key(server: ChatCompletionsServer) -> None:
 def test_module_import_does_not_import_the_sdk() -> None:
     code = (
         "import sys\n"
-        "import adapters.models.openai_chat, adapters.models\n"
+        "import agentfn.adapters.models.openai_chat, agentfn.adapters.models\n"
         "print('openai' in sys.modules)\n"
     )
     out = subprocess.run(

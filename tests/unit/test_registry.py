@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from adapters import registry
-from adapters.local import EnvSecretStore, FileBlobStore, SqliteQueue
-from core.errors import ConfigError
+from agentfn.adapters import registry
+from agentfn.adapters.local import EnvSecretStore, FileBlobStore, SqliteQueue
+from agentfn.errors import ConfigError
 
 
 def test_local_schemes(tmp_path: Path) -> None:
@@ -69,7 +69,9 @@ def test_a_missing_extra_names_what_to_install(monkeypatch: pytest.MonkeyPatch) 
         return real_import(name, *args, **kwargs)
 
     for module in list(sys.modules):
-        if module.split(".")[0] in ("boto3", "botocore") or module.startswith("adapters.aws"):
+        if module.split(".")[0] in ("boto3", "botocore") or module.startswith(
+            "agentfn.adapters.aws"
+        ):
             monkeypatch.delitem(sys.modules, module)
     monkeypatch.setattr(builtins, "__import__", no_aws_sdk)
     with pytest.raises(ConfigError, match=r"needs the aws extra \(pip install 'agentfn\[aws\]'\)"):

@@ -5,13 +5,12 @@ import random
 import threading
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 from pydantic import ValidationError
 
-from core.errors import CircuitOpen, ModelError, TransientModelError
-from core.ports import ChatReply, ChatRequest, Message
-from core.resilience import Backoff, CircuitBreaker, ResilientModel, call_with_retries
+from agentfn.errors import CircuitOpen, ModelError, TransientModelError
+from agentfn.ports import ChatReply, ChatRequest, Message
+from agentfn.resilience import Backoff, CircuitBreaker, ResilientModel, call_with_retries
 
 
 class FakeClock:

@@ -6,8 +6,8 @@ import multiprocessing
 import time
 from pathlib import Path
 
-from adapters.local.filesystem import FileBlobStore
-from core.runs import Run, RunStore, new_run_id
+from agentfn.adapters.local.filesystem import FileBlobStore
+from agentfn.runs import Run, RunStore, new_run_id
 
 
 def bump(root: str, run_id: str, times: int) -> None:

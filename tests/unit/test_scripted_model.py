@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from adapters.models.scripted import Script, ScriptedModel
-from core.errors import ConfigError, ModelError
-from core.ports import ChatRequest, Message, Model, ToolCall
+from agentfn.adapters.models.scripted import Script, ScriptedModel
+from agentfn.errors import ConfigError, ModelError
+from agentfn.ports import ChatRequest, Message, Model, ToolCall
 
 RULES = """
 model: scripted-demo

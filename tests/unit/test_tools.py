@@ -8,8 +8,8 @@ from typing import Annotated, Literal
 import pytest
 from pydantic import BaseModel, Field
 
-from core.errors import ToolError, UserError
-from core.tools import Tool, ToolRegistry, load_registry, load_tool_module, tool
+from agentfn.errors import ToolError, UserError
+from agentfn.tools import Tool, ToolRegistry, load_registry, load_tool_module, tool
 
 
 class Point(BaseModel):
@@ -86,9 +86,7 @@ def test_bad_tool_definitions() -> None:
 
 def test_registry_and_module_loading(tmp_path: Path) -> None:
     module = tmp_path / "mytools.py"
-    module.write_text(
-        "from core.tools import tool\n\n@tool\ndef ping(x: int) -> int:\n    return x\n"
-    )
+    module.write_text("from agentfn import tool\n\n@tool\ndef ping(x: int) -> int:\n    return x\n")
     registry = load_registry([module])
     assert registry.names() == ["ping"]
     assert registry.get("ping").invoke({"x": 3}) == 3

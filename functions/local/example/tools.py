@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from core.tools import tool
+from agentfn.tools import tool
 
 KNOWLEDGE = {
     "cold starts": [

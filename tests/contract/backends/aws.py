@@ -17,8 +17,8 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from adapters.aws import S3BlobStore, SecretsManagerStore, SqsQueue
-from core.ports import SecretStore
+from agentfn.adapters.aws import S3BlobStore, SecretsManagerStore, SqsQueue
+from agentfn.ports import SecretStore
 from tests.contract.harness import AdapterFactory, SecretHarness
 from tests.support.emulators.aws import ensure_moto
 

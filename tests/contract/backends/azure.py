@@ -17,10 +17,10 @@ from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from adapters.azure.blob import AzureBlobStore
-from adapters.azure.key_vault import KeyVaultSecretStore
-from adapters.azure.storage_queue import AzureStorageQueue
-from core.ports import SecretStore
+from agentfn.adapters.azure.blob import AzureBlobStore
+from agentfn.adapters.azure.key_vault import KeyVaultSecretStore
+from agentfn.adapters.azure.storage_queue import AzureStorageQueue
+from agentfn.ports import SecretStore
 from tests.contract.harness import AdapterFactory, SecretHarness
 from tests.support.emulators.azure import ensure_azurite
 from tests.support.fake_key_vault import FakeKeyVault, ensure_fake_key_vault

@@ -25,10 +25,10 @@ from google.cloud.secretmanager_v1 import (
     SecretPayload,
 )
 
-from adapters.gcp.gcs import GcsBlobStore
-from adapters.gcp.pubsub import PubSubQueue
-from adapters.gcp.secret_manager import GcpSecretManagerStore
-from core.ports import SecretStore
+from agentfn.adapters.gcp.gcs import GcsBlobStore
+from agentfn.adapters.gcp.pubsub import PubSubQueue
+from agentfn.adapters.gcp.secret_manager import GcpSecretManagerStore
+from agentfn.ports import SecretStore
 from tests.contract.harness import AdapterFactory, SecretHarness
 from tests.support.emulators.gcp import PROJECT, ensure_pubsub, gcs_client, secret_manager
 

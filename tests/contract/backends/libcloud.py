@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from adapters.libcloud import LibcloudBlobStore
+from agentfn.adapters.libcloud import LibcloudBlobStore
 from tests.contract.harness import AdapterFactory
 
 

@@ -186,7 +186,7 @@ resource "aws_lambda_function" "http" {
   function_name    = "${var.name}-http"
   role             = aws_iam_role.http.arn
   runtime          = "python3.11"
-  handler          = "functions.aws.http.handler"
+  handler          = "agentfn.functions.aws.http.handler"
   filename         = var.artifact
   source_code_hash = filebase64sha256(var.artifact)
   memory_size      = var.memory_mb
@@ -201,7 +201,7 @@ resource "aws_lambda_function" "worker" {
   function_name    = "${var.name}-worker"
   role             = aws_iam_role.worker.arn
   runtime          = "python3.11"
-  handler          = "functions.aws.worker.handler"
+  handler          = "agentfn.functions.aws.worker.handler"
   filename         = var.artifact
   source_code_hash = filebase64sha256(var.artifact)
   memory_size      = var.memory_mb
