@@ -6,11 +6,14 @@ function instance stays warm), so adapters and clients are created once, not per
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agentfn.api import Api
 from agentfn.settings import Settings
@@ -20,7 +23,7 @@ if TYPE_CHECKING:
     from agentfn.catalog import Catalog
     from agentfn.engine import Engine
     from agentfn.model_spec import ModelSpec
-    from agentfn.ports import BlobStore, Model, Queue, SecretStore
+    from agentfn.ports import BlobStore, Model, Queue, QueueMessage, SecretStore
 
 # Adapters, the engine and the catalog are imported on first use, not at cold start: a
 # function instance answering /healthz never loads them.
@@ -83,6 +86,7 @@ class Runtime:
         return Api(self)
 
 
+log = logging.getLogger("agentfn.worker")
 _lock = threading.Lock()
 _current: Runtime | None = None
 
@@ -105,3 +109,63 @@ def reset() -> None:
 
 def build_engine(settings: Settings) -> Engine:
     return Runtime(settings).engine
+
+
+# ---------------------------------------------------------------- queue-triggered entry points
+
+
+class StepNotSettled(Exception):
+    """The job must run again later: the entry point fails so its platform redelivers it.
+
+    Lambda reports the record in ``batchItemFailures``; Cloud Functions and Azure Functions
+    fail the invocation, and Pub/Sub or the Functions host redeliver the message.
+    """
+
+
+def job_body(raw: object) -> dict[str, Any]:
+    """A delivered message's JSON body; anything else is wrapped, for the engine to dead-letter
+    with the reason (a malformed job is never silently dropped)."""
+    value: object = raw
+    if isinstance(raw, str | bytes):
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+            return {"raw": text}
+    return value if isinstance(value, dict) else {"raw": value}
+
+
+def correlation_of(body: dict[str, Any]) -> str:
+    """The job's correlation id, bound for everything the invocation logs."""
+    from agentfn.correlation import bind
+    from agentfn.events.cloudevents import job_of
+
+    cid = str(job_of(body).get("cid", ""))
+    bind(cid)
+    return cid
+
+
+def handle_triggered(
+    message: QueueMessage, *, report: Callable[[str, dict[str, Any]], None] | None = None
+) -> str:
+    """Run one platform-delivered job; raise :class:`StepNotSettled` if it must come back.
+
+    The platform owns the message: success deletes it, failure redelivers it, so the engine
+    settles through a :class:`~agentfn.delivery.TriggerAcker` instead of the queue.
+    ``report(outcome, job)`` is the platform's logging and metrics (Powertools on Lambda).
+    """
+    from agentfn.delivery import TriggerAcker
+    from agentfn.events.cloudevents import job_of
+
+    rt = current()
+    acker = TriggerAcker(rt.queue)
+    outcome = rt.engine.handle(message, acker)
+    job = job_of(message.body)
+    (report or _log_outcome)(outcome, job)
+    if acker.failed:
+        raise StepNotSettled(f"step {job.get('step')!r} of run {job.get('run')!r}: {outcome}")
+    return outcome
+
+
+def _log_outcome(outcome: str, job: dict[str, Any]) -> None:
+    log.info("job handled", extra={"outcome": outcome, "step": job.get("step")})

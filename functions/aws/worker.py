@@ -7,7 +7,6 @@ its attempts is moved to the dead-letter queue by the engine and reported as a s
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import (
@@ -19,8 +18,6 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from agentfn.delivery import TriggerAcker
-from agentfn.events.cloudevents import job_of
 from agentfn.functions import runtime
 from agentfn.functions.aws.observability import annotate, logger, metrics
 from agentfn.ports import QueueMessage
@@ -28,36 +25,24 @@ from agentfn.ports import QueueMessage
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
-class StepNotSettled(Exception):
-    """The step must run again later: report the record as failed so SQS redelivers it."""
+def report(outcome: str, job: dict[str, Any]) -> None:
+    metrics.add_metric(name=f"step_{outcome}", unit="Count", value=1)
+    logger.info("job handled", extra={"outcome": outcome, "step": job.get("step")})
 
 
 def record_handler(record: SQSRecord) -> str:
-    try:
-        body = json.loads(record.body)
-    except ValueError:
-        body = {"raw": record.body}  # the engine dead-letters malformed jobs with the reason
-    if not isinstance(body, dict):
-        body = {"raw": body}
-    annotate(str(job_of(body).get("cid", "")))
+    body = runtime.job_body(record.body)
+    annotate(runtime.correlation_of(body))
     message = QueueMessage(
         id=record.message_id,
         body=body,
         attempts=int(record.attributes.approximate_receive_count or 1),
         receipt=record.receipt_handle,
     )
-    rt = runtime.current()
-    postpone = getattr(rt.queue, "postpone_if_early", None)
+    postpone = getattr(runtime.current().queue, "postpone_if_early", None)
     if postpone is not None and postpone(message, record.message_attributes or {}):
         return "postponed"  # a delay longer than SQS's 15 minutes: re-sent for later
-    acker = TriggerAcker(rt.queue)
-    outcome = rt.engine.handle(message, acker)
-    metrics.add_metric(name=f"step_{outcome}", unit="Count", value=1)
-    logger.info("job handled", extra={"outcome": outcome, "step": job_of(body).get("step")})
-    if acker.failed:
-        job = job_of(body)
-        raise StepNotSettled(f"step {job.get('step')!r} of run {job.get('run')!r}: {outcome}")
-    return outcome
+    return runtime.handle_triggered(message, report=report)
 
 
 @metrics.log_metrics

@@ -8,21 +8,14 @@ the poison queue.
 
 from __future__ import annotations
 
-import logging
-
 import azure.functions as func
 
 from agentfn.api import Request
-from agentfn.correlation import correlation_id
-from agentfn.events.cloudevents import job_of
 from agentfn.functions import runtime
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
-log = logging.getLogger("agentfn.azure")
-
-
-class StepNotSettled(Exception):
-    """The step must run again later: fail the invocation so the host redelivers."""
+# Fails an invocation so the host redelivers the message (one class for every entry point).
+StepNotSettled = runtime.StepNotSettled
 
 
 @app.route(route="{*path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
@@ -48,16 +41,13 @@ def http(req: func.HttpRequest) -> func.HttpResponse:
     arg_name="msg", queue_name="%AGENTFN_QUEUE_NAME%", connection="AzureWebJobsStorage"
 )
 def worker(msg: func.QueueMessage) -> None:
-    from agentfn.delivery import TriggerAcker
     from agentfn.ports import QueueMessage
 
     try:
-        body = msg.get_json()
+        body = runtime.job_body(msg.get_json())
     except ValueError:
-        body = {"raw": msg.get_body().decode("utf-8", errors="replace")}
-    if not isinstance(body, dict):
-        body = {"raw": body}
-    correlation_id.set(str(job_of(body).get("cid", "")))
+        body = runtime.job_body(msg.get_body())
+    runtime.correlation_of(body)
     message = QueueMessage(
         id=msg.id or "",
         body=body,
@@ -65,9 +55,4 @@ def worker(msg: func.QueueMessage) -> None:
         # The trigger listens to the priority-0 queue; the adapter's receipt names it.
         receipt=f"0/{msg.pop_receipt}" if msg.pop_receipt else "",
     )
-    rt = runtime.current()
-    acker = TriggerAcker(rt.queue)
-    outcome = rt.engine.handle(message, acker)
-    log.info("step %s", outcome, extra={"correlation_id": correlation_id.get()})
-    if acker.failed:
-        raise StepNotSettled(f"job {body.get('step')!r} must run again ({outcome})")
+    runtime.handle_triggered(message)

@@ -9,8 +9,6 @@ max delivery attempts, move it to the dead-letter topic.
 from __future__ import annotations
 
 import base64
-import json
-import logging
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -19,18 +17,13 @@ import functions_framework
 from cloudevents.http.event import CloudEvent
 
 from agentfn.api import Request
-from agentfn.correlation import correlation_id
-from agentfn.events.cloudevents import job_of
 from agentfn.functions import runtime
 
 if TYPE_CHECKING:
     from agentfn.ports import QueueMessage
 
-log = logging.getLogger("agentfn.gcp")
-
-
-class StepNotSettled(Exception):
-    """The step must run again later: fail the invocation so Pub/Sub redelivers."""
+# Fails an invocation so Pub/Sub redelivers the message (one class for every entry point).
+StepNotSettled = runtime.StepNotSettled
 
 
 @functions_framework.http
@@ -50,13 +43,6 @@ def decode(event_data: dict[str, Any]) -> QueueMessage:
     from agentfn.ports import QueueMessage
 
     message = event_data.get("message", {})
-    raw = base64.b64decode(message.get("data", "")).decode("utf-8", errors="replace")
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        body = {"raw": raw}
-    if not isinstance(body, dict):
-        body = {"raw": body}
     attributes = message.get("attributes") or {}
     return QueueMessage(
         id=str(
@@ -65,7 +51,7 @@ def decode(event_data: dict[str, Any]) -> QueueMessage:
             or message.get("message_id")
             or ""
         ),
-        body=body,
+        body=runtime.job_body(base64.b64decode(message.get("data", ""))),
         attempts=int(event_data.get("deliveryAttempt") or 1),
         receipt="",  # push delivery has no ack id: the response acks
     )
@@ -73,8 +59,6 @@ def decode(event_data: dict[str, Any]) -> QueueMessage:
 
 @functions_framework.cloud_event
 def worker(event: CloudEvent) -> None:
-    from agentfn.delivery import TriggerAcker
-
     data = event.data or {}
     not_before = (data.get("message", {}).get("attributes") or {}).get("agentfn_not_before")
     if not_before is not None and float(not_before) > time.time():
@@ -82,10 +66,5 @@ def worker(event: CloudEvent) -> None:
         # redeliver it with its retry backoff until it is due.
         raise StepNotSettled(f"job not due for {float(not_before) - time.time():.0f}s")
     message = decode(data)
-    correlation_id.set(str(job_of(message.body).get("cid", "")))
-    rt = runtime.current()
-    acker = TriggerAcker(rt.queue)
-    outcome = rt.engine.handle(message, acker)
-    log.info("step %s", outcome, extra={"correlation_id": correlation_id.get()})
-    if acker.failed:
-        raise StepNotSettled(f"job {message.body.get('step')!r} must run again ({outcome})")
+    runtime.correlation_of(message.body)
+    runtime.handle_triggered(message)

@@ -26,6 +26,7 @@ import pytest
 from agentfn.adapters.local import EnvSecretStore, FileBlobStore, SqliteQueue
 from agentfn.errors import PreconditionFailed
 from agentfn.ports import BlobStore, Queue, SecretStore
+from agentfn.testing import MemoryBlobStore, MemoryQueue
 from tests.contract.harness import AdapterFactory, FakeClock, SecretHarness
 
 Spec = tuple[str, dict[str, Any]]  # (factory name, picklable kwargs)
@@ -45,6 +46,22 @@ def _load_backends() -> list[Any]:
     return [importlib.import_module(f"tests.contract.backends.{name}") for name in names]
 
 
+_MEMORY: dict[str, Any] = {}  # in-process adapters by spec id, so a spec rebuilds its instance
+
+
+def _memory_spec(tmp_path: Path) -> dict[str, Any]:
+    return {"instance": uuid.uuid4().hex}
+
+
+def _memory(kind: Callable[..., Any]) -> Callable[..., Any]:
+    def build(instance: str, **kwargs: Any) -> Any:
+        if instance not in _MEMORY:
+            _MEMORY[instance] = kind(**kwargs)
+        return _MEMORY[instance]
+
+    return build
+
+
 def _local_queue_spec(tmp_path: Path) -> dict[str, Any]:
     return {"path": str(tmp_path / "queue.db"), "name": f"q-{uuid.uuid4().hex[:8]}"}
 
@@ -54,10 +71,14 @@ BLOBSTORES: dict[str, AdapterFactory] = {
         spec=lambda tmp_path: {"root": str(tmp_path / "blobs")},
         build=FileBlobStore,
     ),
+    "memory": AdapterFactory(spec=_memory_spec, build=_memory(MemoryBlobStore), in_process=True),
 }
 
 QUEUES: dict[str, AdapterFactory] = {
     "local": AdapterFactory(spec=_local_queue_spec, build=SqliteQueue, fake_clock=True),
+    "memory": AdapterFactory(
+        spec=_memory_spec, build=_memory(MemoryQueue), fake_clock=True, in_process=True
+    ),
 }
 
 
@@ -264,9 +285,43 @@ def _run_workers(
                 p.wait()
 
 
+def _run_threads(worker: str, args_list: list[list[Any]], timeout: float) -> list[Any]:
+    """The in-process stand-in for :func:`_run_workers`: one thread per args, started together."""
+    import threading
+
+    fn = globals()[worker]
+    barrier = threading.Barrier(len(args_list))
+    results: list[Any] = [None] * len(args_list)
+    errors: list[BaseException] = []
+
+    def body(i: int, args: list[Any]) -> None:
+        try:
+            barrier.wait(timeout)
+            results[i] = fn(*json.loads(json.dumps(args)))
+        except BaseException as exc:  # reported below, with the worker's name
+            errors.append(exc)
+
+    threads = [threading.Thread(target=body, args=(i, a)) for i, a in enumerate(args_list)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    if errors or any(t.is_alive() for t in threads):
+        raise AssertionError(f"worker {worker} failed: {errors or 'timed out'}")
+    return results
+
+
+def _in_process(args_list: list[list[Any]]) -> bool:
+    specs = [a for args in args_list for a in args if isinstance(a, tuple | list) and len(a) == 2]
+    factories = [{**BLOBSTORES, **QUEUES}.get(s[0]) for s in specs if isinstance(s[0], str)]
+    return any(f is not None and f.in_process for f in factories)
+
+
 @pytest.fixture
 def run_workers(tmp_path: Path) -> Callable[..., list[Any]]:
     def run(worker: str, args_list: list[list[Any]], timeout: float = 60.0) -> list[Any]:
+        if _in_process(args_list):
+            return _run_threads(worker, args_list, timeout)
         return _run_workers(tmp_path, worker, args_list, timeout)
 
     return run

@@ -9,19 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from agentfn.ports import SecretStore
+from agentfn.testing import FakeClock
 
-
-class FakeClock:
-    """Deterministic time for adapters that accept a clock."""
-
-    def __init__(self, start: float = 1_000_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+__all__ = ["AdapterFactory", "FakeClock", "SecretHarness"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +31,9 @@ class AdapterFactory:
     # Whether ``receive`` returns higher priorities first. Services without message priorities
     # (SQS, Pub/Sub, Storage Queues) carry the priority on the message but cannot order by it.
     priority: bool = True
+    # An adapter that lives in one process (agentfn.testing's in-memory ports): the same spec
+    # builds the same instance, and the cross-process races run as racing threads instead.
+    in_process: bool = False
 
 
 class SecretHarness:
