@@ -1,4 +1,9 @@
-"""`agentfn package`: each cloud's artifact imports its handlers in a fresh interpreter."""
+"""`agentfn package`: each cloud's artifact loads the entry points its Terraform stack names.
+
+The handler strings are read from the stacks (Lambda ``handler``, Cloud Functions
+``entry_point``), never restated here, and resolved in a fresh interpreter that sees only the
+artifact — the way each platform loads it.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import pytest
 
 from agentfn.functions.local.cli import EXAMPLE
 from agentfn.functions.local.packaging import package
+from tests.support.stacks import stack_values
 
 ROOT = Path(__file__).resolve().parents[2]
 FRESH_ENV = {"PATH": "/usr/bin:/bin", "POWERTOOLS_TRACE_DISABLED": "true", "HOME": "/tmp"}
@@ -32,6 +38,19 @@ def fresh_python(code: str, *, path: Path, no_site: bool, cwd: Path) -> str:
     return result.stdout
 
 
+def test_artifacts_hold_one_package_at_the_top(tmp_path: Path) -> None:
+    """Our code ships as agentfn/ only: no core/, adapters/, functions/ or events/ beside it."""
+    ours = {"core", "adapters", "functions", "events"}
+    aws = package("aws", tmp_path / "aws", EXAMPLE)
+    with zipfile.ZipFile(aws.path) as zf:
+        tops = {n.split("/")[0] for n in zf.namelist()}
+    assert "agentfn" in tops and "project" in tops and not tops & ours
+    for cloud in ("gcp", "azure"):
+        folder = package(cloud, tmp_path / cloud, EXAMPLE).path
+        entries = {p.name for p in folder.iterdir()}
+        assert "agentfn" in entries and not entries & ours, entries
+
+
 def test_aws_zip_is_self_contained(tmp_path: Path) -> None:
     artifact = package("aws", tmp_path / "dist", EXAMPLE)
     assert artifact.path.name == "agentfn-aws.zip" and artifact.size_bytes > 1_000_000
@@ -39,15 +58,25 @@ def test_aws_zip_is_self_contained(tmp_path: Path) -> None:
     with zipfile.ZipFile(artifact.path) as zf:
         names = set(zf.namelist())
         zf.extractall(root)
-    assert {"functions/aws/http.py", "functions/aws/worker.py", "project/workflow.yaml"} <= names
-    assert any(n.startswith("boto3/") for n in names)
-    assert not any(n.startswith(("tests/", "events/samples/")) for n in names)
+    assert "project/workflow.yaml" in names and any(n.startswith("boto3/") for n in names)
+    assert not any(n.startswith(("tests/", "agentfn/events/samples/")) for n in names)
+    handlers = stack_values("aws", "aws_lambda_function", "handler")
+    assert set(handlers) == {"http", "worker"}
+    for handler in handlers.values():  # "module.path.function", as Lambda resolves it
+        assert handler.startswith("agentfn.functions.aws."), handler
+        assert handler.rsplit(".", 1)[0].replace(".", "/") + ".py" in names
     event = (ROOT / "events/samples/aws/lambda_function_url.json").read_text()
     out = fresh_python(
-        "import json, agentfn.functions.aws.http as h, agentfn.functions.aws.worker as w\n"
-        "assert h.__file__.startswith(sys.path[0]) and w.__file__.startswith(sys.path[0])\n"
+        "import importlib, json\n"
+        f"handlers = {handlers!r}\n"
+        "fns = {}\n"
+        "for name, path in handlers.items():\n"
+        "    module, attr = path.rsplit('.', 1)\n"
+        "    m = importlib.import_module(module)\n"
+        "    assert m.__file__.startswith(sys.path[0]), m.__file__\n"
+        "    fns[name] = getattr(m, attr); assert callable(fns[name])\n"
         "import boto3; assert boto3.__file__.startswith(sys.path[0])\n"
-        f"reply = h.handler(json.loads({event!r}), None)\n"
+        f"reply = fns['http'](json.loads({event!r}), None)\n"
         "print(json.dumps(reply))\n",
         path=root,
         no_site=True,  # no site-packages at all: everything must come from the zip
@@ -63,20 +92,25 @@ def test_zip_is_reproducible(tmp_path: Path) -> None:
     assert first.sha256 == second.sha256
 
 
-@pytest.mark.parametrize(
-    ("cloud", "code", "entry"),
-    [
-        ("gcp", "import main; assert callable(main.http) and callable(main.worker)", "main.py"),
-        (
-            "azure",
-            "import function_app; assert function_app.app is not None",
-            "function_app.py",
-        ),
-    ],
+def gcp_code() -> str:
+    entry_points = stack_values(
+        "gcp", "google_cloudfunctions2_function", "build_config", "entry_point"
+    )
+    assert set(entry_points) == {"http", "worker"}
+    checks = "".join(f"assert callable(main.{e})\n" for e in entry_points.values())
+    return "import main\n" + checks
+
+
+AZURE_CODE = (
+    "import function_app\n"
+    "names = sorted(f.get_function_name() for f in function_app.app.get_functions())\n"
+    "assert names == ['http', 'worker'], names\n"
 )
-def test_source_folders_import_their_entry_points(
-    tmp_path: Path, cloud: str, code: str, entry: str
-) -> None:
+
+
+@pytest.mark.parametrize(("cloud", "entry"), [("gcp", "main.py"), ("azure", "function_app.py")])
+def test_source_folders_import_their_entry_points(tmp_path: Path, cloud: str, entry: str) -> None:
+    code = gcp_code() if cloud == "gcp" else AZURE_CODE
     artifact = package(cloud, tmp_path / "dist", EXAMPLE)
     folder = artifact.path
     assert (folder / entry).is_file() and (folder / "requirements.txt").is_file()
@@ -87,7 +121,7 @@ def test_source_folders_import_their_entry_points(
             "routePrefix": ""
         }
     fresh_python(
-        code + "\nimport functions; assert functions.__file__.startswith(sys.path[0])",
+        code + "\nimport agentfn; assert agentfn.__file__.startswith(sys.path[0])",
         path=folder,
         no_site=False,  # dependencies come from requirements.txt at deploy time
         cwd=tmp_path,

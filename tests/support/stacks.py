@@ -1,0 +1,100 @@
+"""Facts read from the Terraform stacks, so tests load artifacts the way the stack deploys them.
+
+A test that needs a handler string, an entry point or a function's environment reads it here
+from ``iac/terraform/modules/<cloud>``, never restates it: a stack that names a handler the
+artifact lacks, or an environment the code does not expect, fails the test that loads it.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import hcl2
+
+MODULES = Path(__file__).resolve().parents[2] / "iac" / "terraform" / "modules"
+_REF = re.compile(r"\$\{([^{}]*)\}")
+
+
+def _load(cloud: str) -> list[dict[str, Any]]:
+    docs = []
+    for tf in sorted((MODULES / cloud).glob("*.tf")):
+        with tf.open() as f:
+            docs.append(hcl2.load(f))
+    return docs
+
+
+def _unquote(value: object) -> str:
+    return str(value).strip('"')
+
+
+def resources(cloud: str, resource_type: str) -> dict[str, dict[str, Any]]:
+    """``{name: body}`` of every resource of one type in a cloud's module."""
+    found: dict[str, dict[str, Any]] = {}
+    for doc in _load(cloud):
+        for item in doc.get("resource", []):
+            for rtype, named in item.items():
+                if _unquote(rtype) == resource_type:
+                    found.update({_unquote(n): body for n, body in named.items()})
+    return found
+
+
+def stack_values(cloud: str, resource_type: str, *path: str) -> dict[str, str]:
+    """``{resource name: the value at path}``, e.g. every Lambda's ``handler``."""
+    found = {}
+    for name, body in resources(cloud, resource_type).items():
+        value: Any = body
+        for key in path:
+            value = value[key]
+            if isinstance(value, list):
+                value = value[0]
+        found[name] = _unquote(value)
+    return found
+
+
+def _variables(cloud: str) -> dict[str, str]:
+    defaults = {}
+    for doc in _load(cloud):
+        for item in doc.get("variable", []):
+            for name, body in item.items():
+                if "default" in body:
+                    defaults[_unquote(name)] = _unquote(body["default"])
+    return defaults
+
+
+def _locals(cloud: str) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for doc in _load(cloud):
+        for item in doc.get("locals", []):
+            values.update({_unquote(k): v for k, v in item.items() if k != "__is_block__"})
+    return values
+
+
+def stack_environment(cloud: str, variables: dict[str, str] | None = None) -> dict[str, str]:
+    """The function environment the stack sets (``local.environment``), rendered.
+
+    ``var.x`` takes ``variables`` or the variable's default, ``local.x`` its value,
+    ``tostring(...)`` its argument; a reference to a resource attribute (a bucket's name, a
+    queue's URL — known only after apply) becomes ``<type.name.attr>``, which no code on a
+    cold path may need to resolve.
+    """
+    known = {**_variables(cloud), **(variables or {})}
+    locals_ = _locals(cloud)
+
+    def expression(text: str) -> str:
+        text = text.strip()
+        call = re.fullmatch(r"tostring\((.*)\)", text)
+        if call:
+            return expression(call.group(1))
+        if text.startswith("var."):
+            return known[text[4:]]
+        if text.startswith("local."):
+            return render(locals_[text[6:]])
+        return f"<{text}>"
+
+    def render(value: object) -> str:
+        return _REF.sub(lambda m: expression(m.group(1)), _unquote(value))
+
+    environment = locals_.get("environment", {})
+    return {_unquote(k): render(v) for k, v in environment.items()}
