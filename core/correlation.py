@@ -7,7 +7,6 @@ run, and travels in every job body as ``cid``; workers bind it to their logger p
 from __future__ import annotations
 
 import contextvars
-import logging
 
 correlation_id: contextvars.ContextVar[str] = contextvars.ContextVar("correlation_id", default="")
 
@@ -15,11 +14,3 @@ correlation_id: contextvars.ContextVar[str] = contextvars.ContextVar("correlatio
 def bind(value: str) -> None:
     """Make ``value`` the correlation id of everything this context logs from now on."""
     correlation_id.set(value)
-
-
-class CorrelationFilter(logging.Filter):
-    """Adds ``correlation_id`` to every record (for non-Powertools handlers)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.correlation_id = correlation_id.get()
-        return True

@@ -189,12 +189,3 @@ class Model(Protocol):
     name: str
 
     def chat(self, request: ChatRequest) -> ChatReply: ...
-
-
-@dataclass(slots=True)
-class Ports:
-    """The adapters one deployment runs with."""
-
-    blobs: BlobStore
-    queue: Queue
-    secrets: SecretStore

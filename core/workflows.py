@@ -25,7 +25,7 @@ from agentfn.http_tools import HttpTool, HttpToolSpec
 from agentfn.model_spec import ModelSpec
 from agentfn.resilience import Backoff
 from agentfn.tools import ToolRegistry, load_registry
-from agentfn.yaml_source import PathKey, YamlSource, load_yaml_file, parse_yaml
+from agentfn.yaml_source import PathKey, YamlSource, load_yaml_file
 
 NODE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,62}$")
 MAX_FAN_OUT = 1000
@@ -233,10 +233,6 @@ def load_blueprint(path: str | Path, *, check_tools: bool = True) -> LoadedBluep
     base_dir = path.resolve().parent
     validate_blueprint(bp, source, base_dir, check_tools=check_tools)
     return LoadedBlueprint(blueprint=bp, base_dir=str(base_dir), source=str(path))
-
-
-def parse_blueprint_text(text: str, file: str = "<blueprint>") -> Blueprint:
-    return parse_blueprint(parse_yaml(text, file))
 
 
 def parse_blueprint(source: YamlSource) -> Blueprint:

@@ -168,4 +168,7 @@ def handle_triggered(
 
 
 def _log_outcome(outcome: str, job: dict[str, Any]) -> None:
-    log.info("job handled", extra={"outcome": outcome, "step": job.get("step")})
+    from agentfn.correlation import correlation_id
+
+    extra = {"outcome": outcome, "step": job.get("step"), "correlation_id": correlation_id.get()}
+    log.info("job handled", extra=extra)
