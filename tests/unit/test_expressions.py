@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 from hypothesis import assume, given, settings, strategies as st
 
-from agentfn import expressions
 from agentfn.errors import ExpressionError
 from agentfn.expressions import (
     Expression,
     Template,
+    _expression,
+    _limits,
     compile_expression,
     compile_template,
     evaluate,
@@ -504,15 +505,15 @@ def test_huge_integer_literal() -> None:
 
 @pytest.fixture
 def fresh_cache() -> Iterator[None]:
-    expressions._compile_cached.cache_clear()
+    _expression.compile_cached.cache_clear()
     yield
-    expressions._compile_cached.cache_clear()
+    _expression.compile_cached.cache_clear()
 
 
 @pytest.mark.usefixtures("fresh_cache")
 def test_long_string_literal(monkeypatch: pytest.MonkeyPatch) -> None:
     # The 2000-character source limit normally makes this unreachable; lift it to check.
-    monkeypatch.setattr(expressions, "MAX_SOURCE_LENGTH", 20_000)
+    monkeypatch.setattr(_limits, "MAX_SOURCE_LENGTH", 20_000)
     with pytest.raises(ExpressionError, match="string literal is too long: 10001 characters"):
         compile_expression("x + '" + "a" * 10_001 + "'")
     assert evaluate("len('" + "a" * 10_000 + "')", {}) == 10_000
