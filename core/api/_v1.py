@@ -1,52 +1,40 @@
-"""The v1 routes: runs, catalog (agents, workflows) and tools.
+"""The /v1 routes (runs, catalog, tools), each declared once, by the decorator on its handler.
 
-Imported on the first request that needs them, so a cold start answering /healthz does not pay
-for the run, workflow and response models.
+The registry imports this module on the first request under /v1/ (and when the OpenAPI
+document is built), so a cold start answering /healthz does not pay for pydantic, the run and
+workflow models or the tool registry.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from typing import TypeVar
 
-from pydantic import BaseModel, ValidationError
-
-from agentfn import api_models as m
 from agentfn.agents import AgentSpec
-from agentfn.api import JSON_TYPES, YAML_TYPES, Call, Request, Response, Services, json_response
+from agentfn.api import _models as m
+from agentfn.api._http import JSON_TYPES, YAML_TYPES, Response, json_response
+from agentfn.api._routing import Call, QueryParam, Routes, Services
 from agentfn.errors import ToolError, UnsupportedMediaType, UserError, ValidationFailed
 from agentfn.http_tools import HttpTool, HttpToolSpec
 from agentfn.tools import ToolRegistry, load_registry
 
-BaseModelT = TypeVar("BaseModelT", bound=BaseModel)
+routes = Routes()
 
-
-def parse_json_body(request: Request, model: type[BaseModelT]) -> BaseModelT:
-    raw = request.body or b"{}"
-    if request.body and request.content_type not in JSON_TYPES:
-        raise UnsupportedMediaType(
-            f"send JSON with content-type application/json (got {request.content_type or 'none'})",
-            field="content-type",
-        )
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise UserError(f"body is not valid JSON: {exc}", field="body") from None
-    if not isinstance(data, dict):
-        raise ValidationFailed("body must be a JSON object", field="body")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "body"
-        message = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
-        raise ValidationFailed(f"{where}: {message}", field=where) from None
+LIMIT = QueryParam("limit", {"type": "integer", "minimum": 1, "maximum": 200})
+CURSOR = QueryParam("cursor", {"type": "string"})
 
 
 # ---------------------------------------------------------------------- runs
 
 
+@routes.route(
+    "POST",
+    "/v1/runs",
+    summary="Start a run of a stored workflow",
+    status=202,
+    body=m.CreateRun,
+    response=m.RunSummary,
+)
 def create_run(services: Services, call: Call) -> Response:
     body = call.body(m.CreateRun)
     loaded = services.catalog.load_workflow(body.workflow)
@@ -59,6 +47,13 @@ def create_run(services: Services, call: Call) -> Response:
     return json_response(202, m.RunSummary.of(run), {"location": f"/v1/runs/{run.id}"})
 
 
+@routes.route(
+    "GET",
+    "/v1/runs",
+    summary="List runs, newest first",
+    response=m.RunPage,
+    query=(LIMIT, CURSOR),
+)
 def list_runs(services: Services, call: Call) -> Response:
     query = call.request.query
     try:
@@ -75,23 +70,46 @@ def list_runs(services: Services, call: Call) -> Response:
     return json_response(200, page)
 
 
+@routes.route(
+    "GET",
+    "/v1/runs/{run_id}",
+    summary="A run with its steps, tokens and cost",
+    response=m.RunView,
+)
 def get_run(services: Services, call: Call) -> Response:
     run = services.engine.store.get(call.params["run_id"])
     steps = list(services.engine.store.steps(run.id))
     return json_response(200, m.RunView.full(run, steps))
 
 
+@routes.route("POST", "/v1/runs/{run_id}/cancel", summary="Cancel a run", response=m.RunSummary)
 def cancel_run(services: Services, call: Call) -> Response:
     run = services.engine.cancel(call.params["run_id"])
     return json_response(200, m.RunSummary.of(run))
 
 
+@routes.route(
+    "POST",
+    "/v1/runs/{run_id}/replay",
+    summary="Replay a run",
+    status=202,
+    body=m.ReplayRun,
+    response=m.RunSummary,
+)
 def replay_run(services: Services, call: Call) -> Response:
     body = call.body(m.ReplayRun)
     run = services.engine.replay(call.params["run_id"], live=body.live)
     return json_response(202, m.RunSummary.of(run), {"location": f"/v1/runs/{run.id}"})
 
 
+@routes.route(
+    "POST",
+    "/v1/runs/{run_id}/signals/{name}",
+    summary="Resume a run parked on a wait node",
+    status=202,
+    body=m.Signal,
+    response=m.RunSummary,
+)
 def signal_run(services: Services, call: Call) -> Response:
     body = call.body(m.Signal)
     run = services.engine.signal(call.params["run_id"], call.params["name"], body.payload)
@@ -101,15 +119,26 @@ def signal_run(services: Services, call: Call) -> Response:
 # ------------------------------------------------------------------ catalog
 
 
+@routes.route("GET", "/v1/agents/{name}", summary="An agent", response=AgentSpec)
 def get_agent(services: Services, call: Call) -> Response:
     return json_response(200, services.catalog.get_agent(call.params["name"]))
 
 
+@routes.route(
+    "PUT",
+    "/v1/agents/{name}",
+    summary="Create or replace an agent",
+    body=AgentSpec,
+    response=AgentSpec,
+)
 def put_agent(services: Services, call: Call) -> Response:
     spec = call.body(AgentSpec)
     return json_response(200, services.catalog.put_agent(call.params["name"], spec))
 
 
+@routes.route(
+    "GET", "/v1/workflows/{name}", summary="A workflow blueprint", response=m.WorkflowView
+)
 def get_workflow(services: Services, call: Call) -> Response:
     name = call.params["name"]
     text = services.catalog.workflow_text(name)
@@ -125,6 +154,13 @@ def get_workflow(services: Services, call: Call) -> Response:
     return json_response(200, view)
 
 
+@routes.route(
+    "PUT",
+    "/v1/workflows/{name}",
+    summary="Create or replace a workflow (YAML body, validated)",
+    text_body="application/yaml",
+    response=m.WorkflowView,
+)
 def put_workflow(services: Services, call: Call) -> Response:
     request = call.request
     if request.content_type not in (*YAML_TYPES, *JSON_TYPES):
@@ -156,6 +192,14 @@ def put_workflow(services: Services, call: Call) -> Response:
 # ------------------------------------------------------------------ tools
 
 
+@routes.route(
+    "POST",
+    "/v1/tools",
+    summary="Register a declarative HTTP tool",
+    status=201,
+    body=HttpToolSpec,
+    response=HttpToolSpec,
+)
 def create_tool(services: Services, call: Call) -> Response:
     spec = call.body(HttpToolSpec)
     return json_response(201, services.catalog.put_tool(spec))
@@ -174,6 +218,7 @@ def _python_tools(services: Services) -> list[m.ToolView]:
     ]
 
 
+@routes.route("GET", "/v1/tools", summary="List tools", response=m.ToolList)
 def list_tools(services: Services, call: Call) -> Response:
     http = [
         m.ToolView(name=t.name, kind="http", description=t.description, parameters=t.parameters)
@@ -183,6 +228,13 @@ def list_tools(services: Services, call: Call) -> Response:
     return json_response(200, m.ToolList(items=items))
 
 
+@routes.route(
+    "POST",
+    "/v1/tools/{name}/test",
+    summary="Call a tool once",
+    body=m.ToolTest,
+    response=m.ToolResult,
+)
 def test_tool(services: Services, call: Call) -> Response:
     name = call.params["name"]
     body = call.body(m.ToolTest)

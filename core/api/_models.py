@@ -1,7 +1,8 @@
 """Pydantic models at the HTTP edge: request bodies, responses, and the error envelope.
 
 The same models validate requests and generate /openapi.json, so the document cannot drift
-from what the API accepts.
+from what the API accepts. Only the /v1 handlers and the OpenAPI builder import this module:
+a cold start answering /healthz does not load pydantic.
 """
 
 from __future__ import annotations

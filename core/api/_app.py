@@ -1,0 +1,59 @@
+"""The :class:`Api` every entry point calls, over the one registry of this API's routes.
+
+The top of the package: it mounts the public routes (always loaded) and the /v1 routes
+(imported by the first request under /v1/), then maps every outcome to a response: correlation
+id, body size limit, authentication, and errors as JSON (never a leaked traceback).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from agentfn.api import _public
+from agentfn.api._http import MAX_BODY_BYTES, Request, Response, error_response
+from agentfn.api._routing import Call, Registry, Routes, Services
+from agentfn.errors import AgentfnError, InternalError, MethodNotAllowed, PayloadTooLarge
+
+log = logging.getLogger("agentfn.api")
+
+
+def _v1_routes() -> Routes:
+    from agentfn.api import _v1  # pydantic, the models and the tool registry: not on /healthz
+
+    return _v1.routes
+
+
+REGISTRY = Registry(_public.routes, lazy={"/v1/": _v1_routes})
+
+
+class Api:
+    def __init__(self, services: Services, registry: Registry = REGISTRY) -> None:
+        self.services = services
+        self.registry = registry
+
+    def handle(self, request: Request) -> Response:
+        correlation_id = request.headers.get("x-correlation-id") or uuid.uuid4().hex
+        headers = {"x-correlation-id": correlation_id}
+        try:
+            response = self._dispatch(request, correlation_id)
+        except MethodNotAllowed as exc:
+            return error_response(exc, {**headers, "allow": exc.field or ""})
+        except AgentfnError as exc:
+            return error_response(exc, headers)
+        except Exception:  # a bug or an outage: log it, never leak its details to the caller
+            log.exception("unhandled error", extra={"correlation_id": correlation_id})
+            return error_response(InternalError("internal error"), headers)
+        response.headers.update(headers)
+        return response
+
+    def _dispatch(self, request: Request, correlation_id: str) -> Response:
+        if len(request.body) > MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"body exceeds the limit of {MAX_BODY_BYTES} bytes", field="body")
+        path = request.path.rstrip("/") or "/"
+        route, params = self.registry.resolve(request.method, path)
+        principal = (
+            None if route.public else self.services.authenticator.authenticate(request.headers)
+        )
+        call = Call(request, params, principal, correlation_id, self.registry)
+        return route.handler(self.services, call)
