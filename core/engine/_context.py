@@ -1,0 +1,143 @@
+"""What a step's executor is handed: the run's cached context and the step's own view of it.
+
+``RunContext`` is cached per blueprint snapshot in each process (tools, models, prices are
+built once). ``StepContext`` is built for one step of one run and is the only thing an
+executor receives, so executors never reach into the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from agentfn.costs import PriceTable
+from agentfn.errors import ExpressionError, StepFailed
+from agentfn.expressions import compile_expression
+from agentfn.http_tools import HttpTool
+from agentfn.model_spec import ModelSpec
+from agentfn.ports import Model, Usage
+from agentfn.prompt_log import PromptLog
+from agentfn.runs import Run, RunStore, StepOutcome
+from agentfn.steps import StepKey
+from agentfn.tools import ToolRegistry, load_registry
+from agentfn.workflows import Blueprint, LoadedBlueprint
+
+ModelFactory = Callable[[ModelSpec, Path], Model]
+
+
+@dataclass
+class RunContext:
+    """What executing a run's steps needs, cached per blueprint snapshot in each process."""
+
+    loaded: LoadedBlueprint
+    model_factory: ModelFactory
+    _models: dict[str, Model] = field(default_factory=dict)
+
+    @property
+    def blueprint(self) -> Blueprint:
+        return self.loaded.blueprint
+
+    @cached_property
+    def tools(self) -> ToolRegistry:
+        registry = load_registry(self.blueprint.tool_paths(self.loaded.base_path))
+        for spec in self.loaded.http_tools:
+            registry.register(HttpTool(spec))
+        return registry
+
+    @cached_property
+    def prices(self) -> PriceTable:
+        return PriceTable(self.blueprint.prices)
+
+    def model(self, name: str) -> Model:
+        if name not in self._models:
+            self._models[name] = self.model_factory(
+                self.blueprint.models[name], self.loaded.base_path
+            )
+        return self._models[name]
+
+
+class NodeOutputs(Mapping[str, Any]):
+    """``steps.<node>.output`` in expressions: loads finished nodes' outputs on first use."""
+
+    def __init__(self, store: RunStore, run: Run) -> None:
+        self._store = store
+        self._run = run
+        self._cache: dict[str, Any] = {}
+
+    def __getitem__(self, node: str) -> Any:
+        if node not in self._cache:
+            if node not in self._run.finished:
+                raise KeyError(node)
+            self._cache[node] = {"output": self._store.node_output(self._run.id, node)}
+        return self._cache[node]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._run.finished))
+
+    def __len__(self) -> int:
+        return len(self._run.finished)
+
+
+def expression_names(store: RunStore, run: Run) -> dict[str, Any]:
+    """The names templates and expressions see: ``input``, ``steps``, ``run``."""
+    return {
+        "input": run.input,
+        "steps": NodeOutputs(store, run),
+        "run": {"id": run.id, "workflow": run.workflow},
+    }
+
+
+@dataclass
+class StepContext:
+    """One step of one run, as its executor sees it.
+
+    ``complete`` records the output of the node (or fan-out item) the step finishes and
+    decides its outgoing edges; everything else an executor needs is a field.
+    """
+
+    run: Run
+    step: StepKey
+    context: RunContext
+    store: RunStore
+    prompts: PromptLog
+    clock: Callable[[], float]
+
+    @property
+    def blueprint(self) -> Blueprint:
+        return self.context.blueprint
+
+    @property
+    def tools(self) -> ToolRegistry:
+        return self.context.tools
+
+    def names(self) -> dict[str, Any]:
+        return expression_names(self.store, self.run)
+
+    def complete(
+        self, unit: str, value: Any, *, usage: Usage | None = None, cost_usd: float = 0.0
+    ) -> StepOutcome:
+        """Record a node's (or fan-out item's) output once and decide its outgoing edges."""
+        value = self.store.record_once(self.store.node_key(self.run.id, unit), value)
+        outcome = StepOutcome(
+            output=value, completes=unit, usage=usage or Usage(), cost_usd=cost_usd
+        )
+        if "[" not in unit:
+            outcome.edges = self.edges(unit, value)
+        return outcome
+
+    def edges(self, node: str, value: Any) -> dict[str, bool]:
+        """Which outgoing edges of ``node`` fire for its output ``value``."""
+        edges: dict[str, bool] = {}
+        names = {**self.names(), "output": value}
+        for edge in self.blueprint.outgoing.get(node, []):
+            active = True
+            if edge.when is not None:
+                try:
+                    active = bool(compile_expression(edge.when).evaluate(names))
+                except ExpressionError as exc:
+                    raise StepFailed(f"edge {node} -> {edge.target}: {exc.message}") from None
+            edges[edge.target] = edges.get(edge.target, False) or active
+        return edges

@@ -1,0 +1,29 @@
+"""Tool nodes: render the arguments, call the tool, record its result as the node's output."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from agentfn.engine._context import StepContext
+from agentfn.engine._executors._registry import executor
+from agentfn.errors import StepFailed
+from agentfn.runs import StepOutcome
+from agentfn.workflows import ToolNode, render_args
+
+
+@executor(ToolNode)
+def tool_step(sc: StepContext, node: ToolNode) -> StepOutcome:
+    value = invoke_tool(sc, node.tool, node.args, sc.names())
+    return sc.complete(sc.step.node, value)
+
+
+def invoke_tool(sc: StepContext, tool: str, args: Any, names: Mapping[str, Any]) -> Any:
+    """Call ``tool`` with ``args`` rendered against ``names`` (also a parallel item's body)."""
+    return sc.tools.get(tool).invoke(_as_args(render_args(args, names)))
+
+
+def _as_args(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise StepFailed(f"tool arguments must render to a mapping, got {type(value).__name__}")
+    return value

@@ -1,0 +1,422 @@
+"""The job lifecycle: load, claim, execute, record, advance, send, ack.
+
+Nothing here knows a node kind: executing a step is the executor registry's job
+(``_executors``), and how an outcome changes the run record is the fold's (``_fold``). This
+module owns the order of the writes, so a crash between any two of them is repaired by the
+next delivery of the same job.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from contextlib import suppress
+from typing import Any
+
+from agentfn.correlation import bind, correlation_id
+from agentfn.delivery import Acker
+from agentfn.engine._context import ModelFactory, RunContext, StepContext, expression_names
+from agentfn.engine._executors import execute, resume
+from agentfn.engine._fold import fail_run, fold, seed
+from agentfn.errors import (
+    AgentfnError,
+    Conflict,
+    ExpressionError,
+    NotFound,
+    PreconditionFailed,
+    StepFailed,
+    ToolError,
+    UserError,
+    WorkerLost,
+)
+from agentfn.events.cloudevents import job_of, step_ready
+from agentfn.expressions import compile_template
+from agentfn.ports import BlobStore, Queue, QueueMessage
+from agentfn.prompt_log import PromptLog
+from agentfn.runs import (
+    Run,
+    RunError,
+    RunStatus,
+    RunStore,
+    StepOutcome,
+    StepRecord,
+    new_run_id,
+)
+from agentfn.steps import StepKey
+from agentfn.workflows import LoadedBlueprint, RetryPolicy
+
+log = logging.getLogger("agentfn.engine")
+
+NOT_RETRYABLE: tuple[type[BaseException], ...] = (StepFailed, UserError, ToolError)
+
+
+class Engine:
+    def __init__(
+        self,
+        blobs: BlobStore,
+        queue: Queue,
+        *,
+        model_factory: ModelFactory,
+        lease_s: float = 60.0,
+        worker: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.blobs = blobs
+        self.queue = queue
+        self.store = RunStore(blobs, worker=worker)
+        self.prompts = PromptLog(blobs)
+        self.model_factory = model_factory
+        self.lease_s = lease_s
+        self.worker = self.store.worker
+        self.clock = clock
+        self._contexts: dict[str, RunContext] = {}
+        self._lock = threading.Lock()
+
+    # ================================================================== API
+
+    def start(
+        self,
+        loaded: LoadedBlueprint,
+        given: Mapping[str, Any],
+        *,
+        correlation_id: str | None = None,
+        replay_of: str | None = None,
+        live: bool = False,
+        priority: int = 0,
+    ) -> Run:
+        """Validate the input, record the run, and enqueue its first steps."""
+        bp = loaded.blueprint
+        values = bp.bind_inputs(given)
+        now = self.clock()
+        run_id = new_run_id(now)
+        run = Run(
+            id=run_id,
+            workflow=bp.name,
+            input=values,
+            blueprint_key=self.store.save_blueprint(loaded),
+            created_at=now,
+            updated_at=now,
+            correlation_id=correlation_id or run_id,
+            replay_of=replay_of,
+            live_replay=live,
+        )
+        seed(run, bp)
+        self.store.create(run)
+        for key in sorted(run.pending):
+            self._send(run, key, priority=priority)
+        bind(run.correlation_id)
+        log.info("run started", extra={"run_id": run.id, "correlation_id": run.correlation_id})
+        return run
+
+    def replay(self, run_id: str, *, live: bool = False) -> Run:
+        """Run again with the same blueprint snapshot and input.
+
+        Model calls are served from the original run's prompt log where the conversation is
+        identical (so a replay is deterministic and free), unless ``live`` asks for new calls.
+        """
+        original = self.store.get(run_id)
+        loaded = self.store.load_blueprint(original.blueprint_key)
+        return self.start(loaded, original.input, replay_of=original.id, live=live)
+
+    def cancel(self, run_id: str) -> Run:
+        def change(run: Run) -> bool:
+            if run.status.terminal:
+                raise Conflict(f"run {run_id!r} is already {run.status.value}")
+            run.status = RunStatus.cancelled
+            run.finished_at = self.clock()
+            return True
+
+        return self.store.update(run_id, change)
+
+    def signal(self, run_id: str, name: str, payload: Any = None) -> Run:
+        """Deliver a named signal to a run parked on a wait node."""
+        run = self.store.get(run_id)
+        if run.status.terminal:
+            raise Conflict(f"run {run_id!r} is already {run.status.value}")
+        nodes = [n for n, w in sorted(run.waiting.items()) if w.signal == name]
+        if not nodes:
+            raise Conflict(f"run {run_id!r} is not waiting for signal {name!r}", field="name")
+        ctx = self._context(run)
+        wake = StepKey(nodes[0], phase="wake")
+        outcome = resume(self._step_context(ctx, run, wake), name, payload)
+        added, run = self._advance(ctx, run_id, str(wake), outcome)
+        for k in added or []:
+            self._send(run, k)
+        return run
+
+    # ================================================================== worker side
+
+    def work(
+        self,
+        *,
+        stop: Callable[[], bool] = lambda: False,
+        poll_s: float = 0.2,
+        batch: int = 1,
+    ) -> int:
+        """Receive and handle jobs until ``stop()``; returns how many were handled."""
+        handled = 0
+        while not stop():
+            messages = self.queue.receive(batch, visibility_timeout=self.lease_s)
+            if not messages:
+                time.sleep(poll_s)
+                continue
+            for message in messages:
+                self.handle(message)
+                handled += 1
+        return handled
+
+    def handle(self, message: QueueMessage, acker: Acker | None = None) -> str:
+        """Handle one delivered job; acks, retries or dead-letters it. Returns what happened.
+
+        ``acker`` settles the message; by default the engine's queue. Triggered functions pass
+        a :class:`agentfn.delivery.TriggerAcker`, because their platform deletes a message when the
+        function succeeds and redelivers it when it fails.
+        """
+        acker = acker or self.queue
+        body = job_of(message.body)
+        bind(str(body.get("cid", "")))
+        run_id, key = body.get("run"), body.get("step")
+        if not isinstance(run_id, str) or not isinstance(key, str):
+            acker.dead_letter(message, "malformed job: needs string fields 'run' and 'step'")
+            return "dead"
+        try:
+            run = self.store.get(run_id)
+            step = StepKey.parse(key)
+        except (NotFound, UserError) as exc:
+            acker.dead_letter(message, f"{type(exc).__name__}: {exc}")
+            return "dead"
+        if run.status.terminal:
+            acker.ack(message)
+            return "skipped"
+        ctx = self._context(run)
+        existing = self.store.get_step(run_id, key)
+        if key in run.done:
+            if existing is not None and existing[0].status == "done" and not existing[0].enqueued:
+                self._finish(ctx, run_id, existing[0], existing[1])
+            acker.ack(message)
+            return "duplicate"
+        now = self.clock()
+        if existing is not None:
+            record, etag = existing
+            if record.status == "done" and record.outcome is not None:
+                self._finish(ctx, run_id, record, etag)
+                acker.ack(message)
+                return "duplicate"
+            if (
+                record.status == "running"
+                and record.lease_until > now
+                and record.worker != self.worker
+            ):
+                acker.retry(message, delay=min(record.lease_until - now, self.lease_s))
+                return "deferred"
+        # Count attempts on the step record too: some triggers (Pub/Sub through Eventarc
+        # without a dead-letter policy) always report a first delivery.
+        attempt = max(message.attempts, existing[0].attempt + 1 if existing else 1)
+        claim = StepRecord(
+            key=key,
+            status="running",
+            attempt=attempt,
+            worker=self.worker,
+            started_at=now,
+            lease_until=now + self.lease_s,
+        )
+        try:
+            etag = self.store.put_step(run_id, claim, existing[1] if existing else None)
+        except PreconditionFailed:
+            acker.retry(message, delay=1.0)
+            return "deferred"
+
+        policy = self._policy(ctx, step)
+        if attempt > policy.max_attempts:
+            # Earlier deliveries died mid-step without recording a failure: stop here rather
+            # than let a step that kills its worker run forever.
+            lost = WorkerLost(
+                f"step {key} was started {attempt - 1} time(s) and its worker never "
+                "finished (killed, crashed or timed out)"
+            )
+            return self._fail(ctx, message, acker, run_id, step, claim, etag, lost)
+
+        started = time.perf_counter()
+        try:
+            outcome = self._execute(ctx, run, step)
+        except Exception as exc:  # every failure is recorded, retried or dead-lettered
+            return self._fail(ctx, message, acker, run_id, step, claim, etag, exc)
+        finished = claim.model_copy(
+            update={
+                "status": "done",
+                "outcome": outcome,
+                "finished_at": self.clock(),
+                "duration_ms": (time.perf_counter() - started) * 1000,
+            }
+        )
+        try:
+            etag = self.store.put_step(run_id, finished, etag)
+        except PreconditionFailed:
+            # Our lease ran out and another worker took the step over: its result counts.
+            acker.ack(message)
+            return "superseded"
+        self._finish(ctx, run_id, finished, etag)
+        acker.ack(message)
+        return "done"
+
+    def _finish(self, ctx: RunContext, run_id: str, record: StepRecord, etag: str) -> None:
+        """Advance the run with a recorded outcome, send what it added, remember that."""
+        outcome = record.outcome if record.outcome is not None else StepOutcome()
+        added, run = self._advance(ctx, run_id, record.key, outcome)
+        if added is not None:
+            for key in added:
+                self._send(run, key)
+        else:
+            # Already advanced by an earlier delivery that may have died before sending:
+            # resend what is pending. Duplicates are harmless; lost steps are not.
+            self._resend_pending(run)
+        with suppress(PreconditionFailed):  # someone else finished the bookkeeping
+            self.store.put_step(run_id, record.model_copy(update={"enqueued": True}), etag)
+
+    # ================================================================== execution
+
+    def _execute(self, ctx: RunContext, run: Run, step: StepKey) -> StepOutcome:
+        """Execute one step with the executor registered for its node's kind."""
+        return execute(self._step_context(ctx, run, step))
+
+    def _step_context(self, ctx: RunContext, run: Run, step: StepKey) -> StepContext:
+        return StepContext(
+            run=run,
+            step=step,
+            context=ctx,
+            store=self.store,
+            prompts=self.prompts,
+            clock=self.clock,
+        )
+
+    # ================================================================== advancing
+
+    def _advance(
+        self, ctx: RunContext, run_id: str, key: str, outcome: StepOutcome
+    ) -> tuple[list[str] | None, Run]:
+        """Fold one finished step into the run with CAS.
+
+        Returns the step keys the advance added, or None if an earlier delivery already
+        advanced (or the run is over).
+        """
+        added: list[str] | None = None
+
+        def change(run: Run) -> bool:
+            nonlocal added
+            now = self.clock()
+            added = fold(run, ctx.blueprint, key, outcome, now=now)
+            if added is None:
+                return False
+            if run.status is RunStatus.completed:  # this step completed the run
+                self._render_output(ctx, run, now)
+            return True
+
+        run = self.store.update(run_id, change)
+        return added, run
+
+    def _render_output(self, ctx: RunContext, run: Run, now: float) -> None:
+        """Set a completed run's ``output``; a template that fails to render fails the run."""
+        bp = ctx.blueprint
+        try:
+            if bp.output is not None:
+                run.output = compile_template(bp.output).render(self._names(run))
+            else:
+                sinks = [
+                    n.id for n in bp.nodes if n.id in run.finished and not bp.outgoing.get(n.id)
+                ]
+                run.output = {n: self.store.node_output(run.id, n) for n in sinks}
+        except ExpressionError as exc:
+            fail_run(run, RunError(step="output", type="ExpressionError", message=exc.message), now)
+
+    def _fail(
+        self,
+        ctx: RunContext,
+        message: QueueMessage,
+        acker: Acker,
+        run_id: str,
+        step: StepKey,
+        claim: StepRecord,
+        etag: str,
+        exc: Exception,
+    ) -> str:
+        text = exc.message if isinstance(exc, AgentfnError) else str(exc)
+        error = f"{type(exc).__name__}: {text}"
+        failed = claim.model_copy(
+            update={"status": "failed", "error": error, "finished_at": self.clock()}
+        )
+        with suppress(PreconditionFailed):  # another worker owns the step now
+            self.store.put_step(run_id, failed, etag)
+        policy = self._policy(ctx, step)
+        retryable = not isinstance(exc, NOT_RETRYABLE)
+        attempts = claim.attempt
+        if retryable and attempts < policy.max_attempts:
+            delay = policy.backoff.delay(attempts)
+            log.warning(
+                "step failed, retrying",
+                extra={
+                    "run_id": run_id,
+                    "correlation_id": correlation_id.get(),
+                    "step": str(step),
+                    "error": error,
+                    "delay_s": delay,
+                },
+            )
+            acker.retry(message, delay=delay)
+            return "retry"
+        run_error = RunError(
+            step=str(step), type=type(exc).__name__, message=text, attempts=attempts
+        )
+
+        def change(run: Run) -> bool:
+            if run.status.terminal:
+                return False
+            fail_run(run, run_error, self.clock())
+            return True
+
+        self.store.update(run_id, change)
+        self.queue.dead_letter(message, f"step {step} failed after {attempts} attempt(s): {error}")
+        log.error(
+            "step dead-lettered",
+            extra={
+                "run_id": run_id,
+                "correlation_id": correlation_id.get(),
+                "step": str(step),
+                "error": error,
+            },
+        )
+        return "dead"
+
+    # ================================================================== helpers
+
+    @staticmethod
+    def _policy(ctx: RunContext, step: StepKey) -> RetryPolicy:
+        node = ctx.blueprint.node_map.get(step.node)
+        return node.retry if node is not None else RetryPolicy()
+
+    def _context(self, run: Run) -> RunContext:
+        with self._lock:
+            ctx = self._contexts.get(run.blueprint_key)
+            if ctx is None:
+                ctx = RunContext(self.store.load_blueprint(run.blueprint_key), self.model_factory)
+                self._contexts[run.blueprint_key] = ctx
+            return ctx
+
+    def _names(self, run: Run) -> dict[str, Any]:
+        return expression_names(self.store, run)
+
+    def _send(self, run: Run, key: str, *, priority: int = 0) -> None:
+        delay = 0.0
+        step = StepKey.parse(key)
+        if step.phase == "wake" and step.node in run.waiting:
+            delay = max(0.0, run.waiting[step.node].deadline - self.clock())
+        self.queue.send(step_ready(run.id, key, run.correlation_id), delay=delay, priority=priority)
+
+    def _resend_pending(self, run: Run) -> None:
+        if run.status.terminal:
+            return
+        for key in sorted(run.pending):
+            record = self.store.get_step(run.id, key)
+            if record is None or record[0].status != "running":
+                self._send(run, key)
