@@ -84,6 +84,21 @@ def step_ready(run: str, step: str, cid: str) -> dict[str, Any]:
     return event.model_dump(mode="json")
 
 
+def run_requested(run: str, workflow: str, cid: str) -> dict[str, Any]:
+    """Emitted when a run is recorded and its first steps are queued."""
+    data = RunRequested(run=run, workflow=workflow, cid=cid)
+    return RunRequestedEvent(subject=run, data=data).model_dump(mode="json")
+
+
+def run_finished(
+    run: str, workflow: str, status: Literal["completed", "failed"], cid: str, error: str | None
+) -> dict[str, Any]:
+    """Emitted once, by the step (or failure) that ended the run."""
+    data = RunFinished(run=run, workflow=workflow, status=status, cid=cid, error=error)
+    event = RunCompletedEvent if status == "completed" else RunFailedEvent
+    return event(subject=run, data=data).model_dump(mode="json")
+
+
 def job_of(body: dict[str, Any]) -> dict[str, Any]:
     """The job in a message body: a step.ready event's data, or a bare job as-is."""
     if body.get("specversion") == SPEC_VERSION and body.get("type") == "agentfn.step.ready":

@@ -1,6 +1,6 @@
 """The durable step engine: one step per job, idempotent, resumable anywhere.
 
-Flow of one job (ARCHITECTURE.md, "Flow of one run"):
+Flow of one job (docs/engine.md tells it at length):
 
 1. Load the run. A finished run, or a step already in its ``done`` set, is acknowledged.
 2. Claim the step: its record is written with put_if_absent (or put_if_match over an expired

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from contextlib import suppress
-from typing import Any
+from typing import Any, Literal
 
 from agentfn.correlation import bind, correlation_id
 from agentfn.delivery import Acker
@@ -31,7 +31,7 @@ from agentfn.errors import (
     UserError,
     WorkerLost,
 )
-from agentfn.events.cloudevents import job_of, step_ready
+from agentfn.events.cloudevents import job_of, run_finished, run_requested, step_ready
 from agentfn.expressions import compile_template
 from agentfn.ports import BlobStore, Queue, QueueMessage
 from agentfn.prompt_log import PromptLog
@@ -48,6 +48,7 @@ from agentfn.steps import StepKey
 from agentfn.workflows import LoadedBlueprint, RetryPolicy
 
 log = logging.getLogger("agentfn.engine")
+events_log = logging.getLogger("agentfn.events")
 
 NOT_RETRYABLE: tuple[type[BaseException], ...] = (StepFailed, UserError, ToolError)
 
@@ -62,6 +63,7 @@ class Engine:
         lease_s: float = 60.0,
         worker: str | None = None,
         clock: Callable[[], float] = time.time,
+        events: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.blobs = blobs
         self.queue = queue
@@ -71,6 +73,9 @@ class Engine:
         self.lease_s = lease_s
         self.worker = self.store.worker
         self.clock = clock
+        # Run lifecycle events (CloudEvents: run.requested, run.completed, run.failed), one
+        # each per run; by default a structured log line on the "agentfn.events" logger.
+        self.events = events or log_event
         self._contexts: dict[str, RunContext] = {}
         self._lock = threading.Lock()
 
@@ -108,6 +113,7 @@ class Engine:
             self._send(run, key, priority=priority)
         bind(run.correlation_id)
         log.info("run started", extra={"run_id": run.id, "correlation_id": run.correlation_id})
+        self.events(run_requested(run.id, run.workflow, run.correlation_id))
         return run
 
     def replay(self, run_id: str, *, live: bool = False) -> Run:
@@ -314,7 +320,18 @@ class Engine:
             return True
 
         run = self.store.update(run_id, change)
+        if added is not None:
+            self._ended(run)
         return added, run
+
+    def _ended(self, run: Run) -> None:
+        """Emit run.completed / run.failed if the change just applied ended the run."""
+        if run.status in (RunStatus.completed, RunStatus.failed):
+            status: Literal["completed", "failed"] = (
+                "completed" if run.status is RunStatus.completed else "failed"
+            )
+            error = run.error.message if run.error is not None else None
+            self.events(run_finished(run.id, run.workflow, status, run.correlation_id, error))
 
     def _render_output(self, ctx: RunContext, run: Run, now: float) -> None:
         """Set a completed run's ``output``; a template that fails to render fails the run."""
@@ -369,13 +386,19 @@ class Engine:
             step=str(step), type=type(exc).__name__, message=text, attempts=attempts
         )
 
+        failed_now = False
+
         def change(run: Run) -> bool:
-            if run.status.terminal:
+            nonlocal failed_now
+            failed_now = not run.status.terminal
+            if not failed_now:
                 return False
             fail_run(run, run_error, self.clock())
             return True
 
-        self.store.update(run_id, change)
+        run = self.store.update(run_id, change)
+        if failed_now:
+            self._ended(run)
         self.queue.dead_letter(message, f"step {step} failed after {attempts} attempt(s): {error}")
         log.error(
             "step dead-lettered",
@@ -420,3 +443,11 @@ class Engine:
             record = self.store.get_step(run.id, key)
             if record is None or record[0].status != "running":
                 self._send(run, key)
+
+
+def log_event(event: dict[str, Any]) -> None:
+    """The default sink: one JSON log line per lifecycle event, with its correlation id."""
+    events_log.info(
+        event["type"],
+        extra={"event": event, "correlation_id": event["data"].get("cid", "")},
+    )
