@@ -16,13 +16,18 @@ from agentfn.errors import AgentfnError, ConfigError
 __all__ = ["about_url", "parse_url"]
 
 
-def parse_url(url: str, scheme: str, *, article: str = "a", query: bool = False) -> ParseResult:
-    """``urlparse(url)``, or ``ConfigError(field="url")`` if the scheme is not ``scheme`` or,
-    unless ``query``, the URL carries a query, fragment or parameters. ``article`` reads
-    before the scheme ("an s3:// URL")."""
+def parse_url(
+    url: str, scheme: str, *, article: str = "a", names: str | None = None, query: bool = False
+) -> ParseResult:
+    """``urlparse(url)``, checked in this order (each failure a ``ConfigError(field="url")``):
+    the scheme is ``scheme`` (``article`` reads before it: "an s3:// URL"); with ``names``,
+    the URL has an authority, which names that ("bucket (s3://bucket/prefix)"); unless
+    ``query``, it carries no query, fragment or parameters."""
     parsed = urlparse(url)
     if parsed.scheme != scheme:
         raise ConfigError(f"{url!r} is not {article} {scheme}:// URL", field="url")
+    if names is not None and not parsed.netloc:
+        raise ConfigError(f"{url!r} names no {names}", field="url")
     if not query and (parsed.query or parsed.fragment or parsed.params):
         raise ConfigError(f"{url!r}: {scheme}:// URLs take no query or fragment", field="url")
     return parsed

@@ -74,9 +74,7 @@ class GcpSecretManagerStore(CachedSecretStore):
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:
         """``gcp-sm://project``."""
-        parsed = parse_url(url, "gcp-sm", query=True)
-        if not parsed.netloc:
-            raise ConfigError(f"{url!r} names no project (gcp-sm://project)", field="url")
+        parsed = parse_url(url, "gcp-sm", names="project (gcp-sm://project)", query=True)
         if parsed.path.strip("/") or parsed.query or parsed.fragment or parsed.params:
             raise ConfigError(
                 f"{url!r}: gcp-sm:// URLs name only a project (gcp-sm://project)", field="url"
