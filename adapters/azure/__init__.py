@@ -11,8 +11,9 @@ import importlib
 import os
 import re
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote
 
+from agentfn.adapters._url import parse_url
 from agentfn.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -56,11 +57,7 @@ def storage_url_parts(url: str, scheme: str, *, what: str) -> tuple[str | None, 
     """
     if not isinstance(url, str):
         raise ConfigError(f"{what} URL must be a string", field="url")
-    parsed = urlparse(url)
-    if parsed.scheme != scheme:
-        raise ConfigError(f"{url!r} is not a {scheme}:// URL", field="url")
-    if parsed.query or parsed.fragment or parsed.params:
-        raise ConfigError(f"{url!r}: {scheme}:// URLs take no query or fragment", field="url")
+    parsed = parse_url(url, scheme)
     parts = [unquote(p) for p in [parsed.netloc, *parsed.path.split("/")] if p]
     if not parts:
         raise ConfigError(f"{url!r} names no {what}", field="url")
