@@ -1,14 +1,17 @@
 """BlobStore mechanics that several adapters wrote alike: how an etag a caller passes back is
-read, and how a listing that fetched one key more than a page is cut into a ``Page``.
+read, how content etags are computed, and how a listing that fetched one key more than a page
+is cut into a ``Page``.
 
 No SDK is imported.
 """
 
 from __future__ import annotations
 
+import hashlib
+
 from agentfn.ports import Page
 
-__all__ = ["bare_etag", "page_of", "quoted_etag"]
+__all__ = ["bare_etag", "content_etag", "content_hash", "page_of", "quoted_etag"]
 
 
 def bare_etag(etag: str) -> str:
@@ -30,3 +33,14 @@ def page_of(keys: list[str], limit: int) -> Page:
     if len(keys) > limit:
         return Page(keys=keys[:limit], cursor=keys[limit - 1])
     return Page(keys=keys, cursor=None)
+
+
+def content_hash(data: bytes = b"") -> hashlib.blake2b:
+    """The hash behind content etags (BLAKE2b-128): the local and Libcloud stores compute
+    their etags alike, so the same bytes have the same etag in both."""
+    return hashlib.blake2b(data, digest_size=16)
+
+
+def content_etag(digest: hashlib.blake2b) -> str:
+    """The quoted etag of a finished :func:`content_hash`."""
+    return '"' + digest.hexdigest() + '"'
