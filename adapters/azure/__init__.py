@@ -7,12 +7,12 @@ shared by the storage adapters and import no SDK.
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+from agentfn.adapters._lazy import load
 from agentfn.adapters._url import parse_url
 from agentfn.errors import ConfigError
 
@@ -36,10 +36,7 @@ _ACCOUNT = re.compile(r"[a-z0-9]{3,24}")
 
 
 def __getattr__(name: str) -> Any:
-    module = _MODULES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+    return load(__name__, _MODULES, name)
 
 
 def connection_string() -> str | None:

@@ -23,7 +23,7 @@ from google.api_core import exceptions as gexc
 
 from agentfn.adapters._errors import Outcome, translating
 
-__all__ = ["map_errors", "rest_status"]
+__all__ = ["map_errors"]
 
 # REST answers whose status name is more precise than their HTTP code.
 _REST_STATUSES: dict[str, type[gexc.GoogleAPICallError]] = {
@@ -31,7 +31,7 @@ _REST_STATUSES: dict[str, type[gexc.GoogleAPICallError]] = {
 }
 
 
-def rest_status(exc: gexc.GoogleAPICallError) -> str | None:
+def _rest_status(exc: gexc.GoogleAPICallError) -> str | None:
     """The canonical status name of a REST error body (``error.status``), if there is one."""
     try:
         body = exc.response.json() if exc.response is not None else None
@@ -46,7 +46,7 @@ def _matches(exc: gexc.GoogleAPICallError, cls: type[gexc.GoogleAPICallError]) -
     if isinstance(exc, cls):
         return True
     if isinstance(exc, gexc.BadRequest):
-        precise = _REST_STATUSES.get(rest_status(exc) or "")
+        precise = _REST_STATUSES.get(_rest_status(exc) or "")
         return precise is not None and issubclass(precise, cls)
     return False
 
