@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import contextlib
 from typing import Any, BinaryIO, Self
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import ClientError, NoRegionError
+from botocore.exceptions import ClientError
 
+from agentfn.adapters._args import check_etag, check_listing
+from agentfn.adapters._blobs import page_of, quoted_etag
+from agentfn.adapters._errors import Outcome
+from agentfn.adapters._url import about_url, parse_url
+from agentfn.adapters.aws._client import make_client
+from agentfn.adapters.aws._errors import MISSING_KEY, PRECONDITION, Key, map_errors
 from agentfn.errors import ConfigError, NotFound, PreconditionFailed, UserError
 from agentfn.keys import check_path
 from agentfn.ports import CHUNK_SIZE, Blob, Page
@@ -25,16 +29,9 @@ __all__ = ["S3BlobStore", "check_key"]
 PART_SIZE = 8 * 1024 * 1024  # multipart part size: bounds memory at about one part
 _MAX_KEY_BYTES = 1024  # S3's limit on a full object key, prefix included
 _MAX_PAGE = 1000  # S3 returns at most this many keys per ListObjectsV2 call
-_PRECONDITION_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412"})
-_MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
-
-
-def error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def _status(exc: ClientError) -> int:
-    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+# A lost conditional write, or a missing key, by code or by HTTP status.
+_LOST = PRECONDITION | {409, 412}
+_MISSING = MISSING_KEY | {404}
 
 
 def check_key(value: object, field: str = "key", *, max_bytes: int = _MAX_KEY_BYTES) -> str:
@@ -50,30 +47,6 @@ def _data(data: object) -> bytes | bytearray:
     if not isinstance(data, bytes | bytearray):
         raise UserError(f"data must be bytes, got {type(data).__name__}", field="data")
     return data
-
-
-def _quoted(etag: str) -> str:
-    """S3 compares etags with their quotes; accept callers that stripped them (or ``W/``)."""
-    etag = etag.strip()
-    if etag.startswith("W/"):
-        etag = etag[2:]
-    return '"' + etag.strip('"') + '"'
-
-
-def make_client(service: str) -> Any:
-    """A boto3 client from the standard environment (AWS_ENDPOINT_URL, AWS_REGION, keys...)."""
-    config = Config(
-        retries={"mode": "standard", "max_attempts": 5},
-        connect_timeout=10,
-        read_timeout=60,
-        max_pool_connections=16,
-    )
-    try:
-        return boto3.client(service, config=config)
-    except NoRegionError:
-        raise ConfigError(
-            f"no AWS region for {service}: set AWS_REGION or AWS_DEFAULT_REGION", field="region"
-        ) from None
 
 
 class S3BlobStore:
@@ -98,18 +71,10 @@ class S3BlobStore:
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:
         """``s3://bucket`` or ``s3://bucket/some/prefix``."""
-        parsed = urlparse(url)
-        if parsed.scheme != "s3":
-            raise ConfigError(f"{url!r} is not an s3:// URL", field="url")
-        if not parsed.netloc:
-            raise ConfigError(f"{url!r} names no bucket (s3://bucket/prefix)", field="url")
-        if parsed.query or parsed.fragment or parsed.params:
-            raise ConfigError(f"{url!r}: s3:// URLs take no query or fragment", field="url")
+        parsed = parse_url(url, "s3", article="an", names="bucket (s3://bucket/prefix)")
         prefix = unquote(parsed.path).strip("/")
-        try:
+        with about_url(url, UserError):
             return cls(parsed.netloc, prefix, **options)
-        except UserError as exc:
-            raise ConfigError(f"{url!r}: {exc.message}", field="url") from None
 
     def __repr__(self) -> str:
         return f"S3BlobStore(bucket={self.bucket!r}, prefix={self.prefix!r})"
@@ -118,10 +83,8 @@ class S3BlobStore:
 
     def get(self, key: str) -> Blob:
         name = self._name(key)
-        try:
+        with map_errors(self._errors(key)):
             response = self._client.get_object(Bucket=self.bucket, Key=name)
-        except ClientError as exc:
-            raise self._error(exc, key) from None
         body = response["Body"]
         try:
             data = body.read()
@@ -131,10 +94,7 @@ class S3BlobStore:
 
     def list(self, prefix: str = "", *, cursor: str | None = None, limit: int = 1000) -> Page:
         check_key(prefix, "prefix")
-        if cursor is not None and not isinstance(cursor, str):
-            raise UserError("cursor must be a string or None", field="cursor")
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise UserError("limit must be a positive integer", field="limit")
+        check_listing(cursor, limit)
         keys: list[str] = []
         args: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.prefix + prefix}
         if cursor:
@@ -143,16 +103,12 @@ class S3BlobStore:
         while True:
             # One key more than asked tells whether another page exists without an empty page.
             args["MaxKeys"] = min(_MAX_PAGE, limit + 1 - len(keys))
-            try:
+            with map_errors(self._errors(prefix)):
                 response = self._client.list_objects_v2(**args)
-            except ClientError as exc:
-                raise self._error(exc, prefix) from None
             keys.extend(item["Key"][cut:] for item in response.get("Contents", []))
             token = response.get("NextContinuationToken")
-            if len(keys) > limit:
-                return Page(keys=keys[:limit], cursor=keys[limit - 1])
-            if not response.get("IsTruncated") or not token:
-                return Page(keys=keys, cursor=None)
+            if len(keys) > limit or not response.get("IsTruncated") or not token:
+                return page_of(keys, limit)
             args.pop("StartAfter", None)
             args["ContinuationToken"] = token
 
@@ -165,18 +121,12 @@ class S3BlobStore:
         return self._put(key, data, "IfNoneMatch", "*")
 
     def put_if_match(self, key: str, data: bytes, etag: str) -> str:
-        if not isinstance(etag, str):
-            raise UserError("etag must be a string", field="etag")
-        return self._put(key, data, "IfMatch", _quoted(etag))
+        return self._put(key, data, "IfMatch", quoted_etag(check_etag(etag)))
 
     def delete(self, key: str) -> None:
         name = self._name(key)
-        try:
+        with map_errors({MISSING_KEY: None, **self._errors(key)}):
             self._client.delete_object(Bucket=self.bucket, Key=name)  # S3 deletes idempotently
-        except ClientError as exc:
-            if error_code(exc) in _MISSING_CODES:
-                return
-            raise self._error(exc, key) from None
 
     # ------------------------------------------------------------------ streaming
 
@@ -190,12 +140,10 @@ class S3BlobStore:
         part = _read_part(stream)
         if len(part) < PART_SIZE:
             return self._put(key, part, "")
-        try:
+        with map_errors(self._errors(key)):
             upload_id = self._client.create_multipart_upload(Bucket=self.bucket, Key=name)[
                 "UploadId"
             ]
-        except ClientError as exc:
-            raise self._error(exc, key) from None
         parts: list[dict[str, Any]] = []
         try:
             while part:
@@ -228,10 +176,8 @@ class S3BlobStore:
         the key is overwritten meanwhile (ranged parallel GETs could mix versions).
         """
         name = self._name(key)
-        try:
+        with map_errors(self._errors(key)):
             response = self._client.get_object(Bucket=self.bucket, Key=name)
-        except ClientError as exc:
-            raise self._error(exc, key) from None
         body = response["Body"]
         try:
             for chunk in body.iter_chunks(CHUNK_SIZE):
@@ -251,26 +197,25 @@ class S3BlobStore:
         args: dict[str, Any] = {"Bucket": self.bucket, "Key": name, "Body": _data(data)}
         if condition:
             args[condition] = value
-        try:
+        with map_errors(self._errors(key, condition)):
             response = self._client.put_object(**args)
-        except ClientError as exc:
-            raise self._error(exc, key, condition) from None
         return str(response["ETag"])
 
-    def _error(self, exc: ClientError, key: str, condition: str = "") -> Exception:
-        code, status = error_code(exc), _status(exc)
-        if code == "NoSuchBucket":
-            return ConfigError(f"S3 bucket {self.bucket!r} does not exist", field="bucket")
-        if condition and (code in _PRECONDITION_CODES or status in (409, 412)):
-            if condition == "IfNoneMatch":
-                return PreconditionFailed(f"blob {key!r} already exists")
-            return PreconditionFailed(f"blob {key!r} changed (etag mismatch)")
-        if condition and (code in _MISSING_CODES or status == 404):
-            return PreconditionFailed(f"blob {key!r} does not exist")
-        if code in _MISSING_CODES or status == 404:
-            return NotFound(f"blob {key!r} not found")
-        unknown: Exception = exc  # botocore is untyped
-        return unknown
+    def _errors(self, key: str, condition: str = "") -> dict[Key, Outcome[ClientError]]:
+        """What S3's answers mean for ``key``, written with ``condition`` (IfNoneMatch or
+        IfMatch) when given; other errors propagate as botocore raised them."""
+        errors: dict[Key, Outcome[ClientError]] = {
+            "NoSuchBucket": ConfigError(f"S3 bucket {self.bucket!r} does not exist", field="bucket")
+        }
+        if condition == "IfNoneMatch":
+            errors[_LOST] = PreconditionFailed(f"blob {key!r} already exists")
+        elif condition:
+            errors[_LOST] = PreconditionFailed(f"blob {key!r} changed (etag mismatch)")
+        if condition:
+            errors[_MISSING] = PreconditionFailed(f"blob {key!r} does not exist")
+        else:
+            errors[_MISSING] = NotFound(f"blob {key!r} not found")
+        return errors
 
 
 def _read_part(stream: BinaryIO) -> bytearray:

@@ -34,11 +34,23 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Self
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs
 
 from botocore.exceptions import ClientError
 
-from agentfn.adapters.aws.s3 import error_code, make_client
+from agentfn.adapters._args import check_limit, check_max_attempts
+from agentfn.adapters._errors import Outcome
+from agentfn.adapters._url import about_url, parse_url
+from agentfn.adapters.aws._client import make_client
+from agentfn.adapters.aws._errors import (
+    BAD_MESSAGE,
+    MISSING_QUEUE,
+    QUEUE_EXISTS,
+    STALE_RECEIPT,
+    Key,
+    error_code,
+    map_errors,
+)
 from agentfn.errors import ConfigError, UserError
 from agentfn.ports import DeadLetter, QueueMessage
 from agentfn.queue_args import check_max_messages, check_priority, encode_body, seconds
@@ -67,16 +79,6 @@ A_FAILED_AT = "agentfn-failed-at"
 A_QUEUE = "agentfn-queue"  # the source queue of a dead letter (a DLQ may be shared)
 
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
-_STALE_CODES = frozenset(
-    {
-        "ReceiptHandleIsInvalid",
-        "InvalidParameterValue",
-        "AWS.SimpleQueueService.ReceiptHandleIsInvalid",
-        "MessageNotInflight",
-        "AWS.SimpleQueueService.MessageNotInflight",
-    }
-)
-_MISSING_QUEUE = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
 # Characters SQS accepts in bodies and string attributes; anything else is replaced.
 _INVALID_CHARS = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
@@ -162,8 +164,7 @@ class SqsQueue:
         _check_queue_ref(queue, "queue")
         if dead_letter_queue is not None:
             _check_queue_ref(dead_letter_queue, "dead_letter_queue")
-        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-            raise UserError("max_attempts must be an integer >= 1", field="max_attempts")
+        check_max_attempts(max_attempts)
         if isinstance(wait_time_s, bool) or not isinstance(wait_time_s, int):
             raise ConfigError("wait_time_s must be an integer in 0..20", field="wait_time_s")
         if not 0 <= wait_time_s <= 20:
@@ -181,9 +182,7 @@ class SqsQueue:
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:
         """``sqs://queue-name`` with optional ``?dlq=name`` and ``?wait=seconds``."""
-        parsed = urlparse(url)
-        if parsed.scheme != "sqs":
-            raise ConfigError(f"{url!r} is not an sqs:// URL", field="url")
+        parsed = parse_url(url, "sqs", article="an", query=True)
         name = parsed.netloc
         if not name or parsed.path not in ("", "/") or parsed.fragment or parsed.params:
             raise ConfigError(f"{url!r} must be sqs://queue-name[?dlq=name&wait=N]", field="url")
@@ -205,10 +204,8 @@ class SqsQueue:
             if not wait.isdigit() or int(wait) > 20:
                 raise ConfigError(f"{url!r}: wait must be whole seconds 0..20", field="url")
             options.setdefault("wait_time_s", int(wait))
-        try:
+        with about_url(url, ConfigError):
             return cls(name, **options)
-        except ConfigError as exc:
-            raise ConfigError(f"{url!r}: {exc.message}", field="url") from None
 
     @classmethod
     def create(
@@ -227,8 +224,7 @@ class SqsQueue:
                 f"got {name!r}",
                 field="queue",
             )
-        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-            raise UserError("max_attempts must be an integer >= 1", field="max_attempts")
+        check_max_attempts(max_attempts)
         sqs = client if client is not None else make_client("sqs")
         retention = {"MessageRetentionPeriod": str(DLQ_RETENTION_S)}
         dlq_url = _create_or_update(sqs, f"{name}-dlq", retention)
@@ -249,11 +245,8 @@ class SqsQueue:
         for url in (resolved.url, resolved.dlq_url):
             if url is None:
                 continue
-            try:
+            with map_errors({MISSING_QUEUE: None}):
                 self._client.delete_queue(QueueUrl=url)
-            except ClientError as exc:
-                if error_code(exc) not in _MISSING_QUEUE:
-                    raise
 
     def __repr__(self) -> str:
         return (
@@ -297,7 +290,7 @@ class SqsQueue:
         out: list[QueueMessage] = []
         while len(out) < max_messages:
             started = self.clock()
-            try:
+            with map_errors(self._errors()):
                 response = self._client.receive_message(
                     QueueUrl=url,
                     MaxNumberOfMessages=min(_SQS_BATCH, max_messages - len(out)),
@@ -306,8 +299,6 @@ class SqsQueue:
                     MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
                     MessageAttributeNames=["All"],
                 )
-            except ClientError as exc:
-                raise self._error(exc) from None
             raw = response.get("Messages", [])
             if not raw:
                 break
@@ -324,11 +315,8 @@ class SqsQueue:
         handle = self._live_handle(message)
         if handle is None:
             return
-        try:
+        with map_errors(self._errors(stale=True)):
             self._client.delete_message(QueueUrl=self._resolve().url, ReceiptHandle=handle)
-        except ClientError as exc:
-            if error_code(exc) not in _STALE_CODES:
-                raise self._error(exc) from None
 
     def retry(self, message: QueueMessage, *, delay: float = 0.0) -> None:
         """Make the job visible again after ``delay`` (rounded up; at most 12 h)."""
@@ -336,15 +324,12 @@ class SqsQueue:
         handle = self._live_handle(message)
         if handle is None:
             return
-        try:
+        with map_errors(self._errors(stale=True)):
             self._client.change_message_visibility(
                 QueueUrl=self._resolve().url,
                 ReceiptHandle=handle,
                 VisibilityTimeout=min(_whole_seconds(delay_s), MAX_VISIBILITY_S),
             )
-        except ClientError as exc:
-            if error_code(exc) not in _STALE_CODES:
-                raise self._error(exc) from None
 
     def dead_letter(self, message: QueueMessage, reason: str) -> None:
         handle = self._live_handle(message)
@@ -352,11 +337,8 @@ class SqsQueue:
             return
         resolved = self._resolve()
         self._send_dead(resolved, message.id, message.body, message.attempts, str(reason))
-        try:
+        with map_errors(self._errors(stale=True)):
             self._client.delete_message(QueueUrl=resolved.url, ReceiptHandle=handle)
-        except ClientError as exc:
-            if error_code(exc) not in _STALE_CODES:
-                raise self._error(exc) from None
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         """Dead letters of this queue, newest first (reads at most 1000 of them).
@@ -365,39 +347,39 @@ class SqsQueue:
         re-sends it to the dead-letter queue stamped with "max attempts (N) exceeded" and the
         time it was found, so later calls list it in a stable place.
         """
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise UserError("limit must be a positive integer", field="limit")
+        check_limit(limit)
         resolved = self._resolve()
         dlq = self._dlq_url(resolved)
         stamped: list[DeadLetter] = []
         held: list[str] = []
         unstamped: list[tuple[str, DeadLetter, dict[str, str]]] = []
-        try:
-            while len(held) + len(unstamped) < _SCAN_MAX:
-                response = self._client.receive_message(
-                    QueueUrl=dlq,
-                    MaxNumberOfMessages=_SQS_BATCH,
-                    VisibilityTimeout=_PEEK_HIDE_S,
-                    WaitTimeSeconds=self.wait_time_s,
-                    MessageSystemAttributeNames=["All"],
-                    MessageAttributeNames=["All"],
-                )
-                batch = response.get("Messages", [])
-                if not batch:
-                    break
-                for item in batch:
-                    handle = str(item["ReceiptHandle"])
-                    attrs = _read_attrs(item.get("MessageAttributes"))
-                    dead = self._as_dead_letter(resolved, item, attrs)
-                    if dead is None or A_REASON in attrs:
-                        held.append(handle)  # None: another queue's, in a shared DLQ
-                        if dead is not None:
-                            stamped.append(dead)
-                    else:
-                        unstamped.append((handle, dead, attrs))
-        except ClientError as exc:
-            self._release(dlq, held + [h for h, _, _ in unstamped])
-            raise self._error(exc) from None
+        with map_errors(self._errors()):
+            try:
+                while len(held) + len(unstamped) < _SCAN_MAX:
+                    response = self._client.receive_message(
+                        QueueUrl=dlq,
+                        MaxNumberOfMessages=_SQS_BATCH,
+                        VisibilityTimeout=_PEEK_HIDE_S,
+                        WaitTimeSeconds=self.wait_time_s,
+                        MessageSystemAttributeNames=["All"],
+                        MessageAttributeNames=["All"],
+                    )
+                    batch = response.get("Messages", [])
+                    if not batch:
+                        break
+                    for item in batch:
+                        handle = str(item["ReceiptHandle"])
+                        attrs = _read_attrs(item.get("MessageAttributes"))
+                        dead = self._as_dead_letter(resolved, item, attrs)
+                        if dead is None or A_REASON in attrs:
+                            held.append(handle)  # None: another queue's, in a shared DLQ
+                            if dead is not None:
+                                stamped.append(dead)
+                        else:
+                            unstamped.append((handle, dead, attrs))
+            except ClientError:
+                self._release(dlq, held + [h for h, _, _ in unstamped])
+                raise
         found = stamped + self._stamp(resolved, dlq, unstamped, {d.id for d in stamped}, held)
         self._release(dlq, held)
         ranked = sorted(enumerate(found), key=lambda e: (e[1].failed_at, e[0]), reverse=True)
@@ -500,14 +482,8 @@ class SqsQueue:
             args["DelaySeconds"] = min(delay_s, MAX_DELAY_S)
         if attrs:
             args["MessageAttributes"] = attrs
-        try:
+        with map_errors({BAD_MESSAGE: _refused, **self._errors()}):
             response = self._client.send_message(**args)
-        except ClientError as exc:
-            if error_code(exc) in ("InvalidParameterValue", "InvalidMessageContents"):
-                raise UserError(
-                    f"SQS refused the message: {error_code(exc)}", field="body"
-                ) from None
-            raise self._error(exc) from None
         return str(response["MessageId"])
 
     def _send_dead(
@@ -573,11 +549,8 @@ class SqsQueue:
                 log.warning("could not release peeked dead letters: %s", error_code(exc))
 
     def _delete_quietly(self, url: str, handle: str) -> None:
-        try:
+        with map_errors(self._errors(stale=True)):
             self._client.delete_message(QueueUrl=url, ReceiptHandle=handle)
-        except ClientError as exc:
-            if error_code(exc) not in _STALE_CODES:
-                raise self._error(exc) from None
 
     def _live_handle(self, message: QueueMessage) -> str | None:
         """The SQS receipt handle, or None if the receipt's visibility timeout has run out."""
@@ -605,13 +578,11 @@ class SqsQueue:
         with self._lock:
             if self._resolved is not None:
                 return self._resolved
-            try:
+            with map_errors(self._errors()):
                 url = self._url_of(self.queue)
                 attrs = self._client.get_queue_attributes(
                     QueueUrl=url, AttributeNames=["QueueArn", "RedrivePolicy"]
                 )["Attributes"]
-            except ClientError as exc:
-                raise self._error(exc) from None
             arn = str(attrs.get("QueueArn", ""))
             policy: dict[str, Any] = {}
             if attrs.get("RedrivePolicy"):
@@ -657,18 +628,23 @@ class SqsQueue:
         args = {"QueueName": ref}
         if owner:
             args["QueueOwnerAWSAccountId"] = owner
-        try:
+        with map_errors({MISSING_QUEUE: _missing(ref)}):
             return str(self._client.get_queue_url(**args)["QueueUrl"])
-        except ClientError as exc:
-            if error_code(exc) in _MISSING_QUEUE:
-                raise ConfigError(f"SQS queue {ref!r} does not exist", field="queue") from None
-            raise
 
-    def _error(self, exc: ClientError) -> Exception:
-        if error_code(exc) in _MISSING_QUEUE:
-            return ConfigError(f"SQS queue {self.queue!r} does not exist", field="queue")
-        unknown: Exception = exc  # botocore is untyped
-        return unknown
+    def _errors(self, *, stale: bool = False) -> dict[Key, Outcome[ClientError]]:
+        """What SQS's answers mean here: a missing queue is a setting to fix; with ``stale``,
+        a receipt SQS no longer honours is a no-op. Other errors propagate as raised."""
+        errors: dict[Key, Outcome[ClientError]] = {STALE_RECEIPT: None} if stale else {}
+        errors[MISSING_QUEUE] = _missing(self.queue)
+        return errors
+
+
+def _missing(queue: str) -> ConfigError:
+    return ConfigError(f"SQS queue {queue!r} does not exist", field="queue")
+
+
+def _refused(exc: ClientError) -> UserError:
+    return UserError(f"SQS refused the message: {error_code(exc)}", field="body")
 
 
 def _create_or_update(sqs: Any, name: str, attributes: dict[str, str]) -> str:
@@ -677,7 +653,7 @@ def _create_or_update(sqs: Any, name: str, attributes: dict[str, str]) -> str:
     try:
         url = str(sqs.create_queue(QueueName=name)["QueueUrl"])
     except ClientError as exc:
-        if error_code(exc) not in ("QueueAlreadyExists", "QueueNameExists"):
+        if error_code(exc) not in QUEUE_EXISTS:
             raise
         url = str(sqs.get_queue_url(QueueName=name)["QueueUrl"])
     sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)

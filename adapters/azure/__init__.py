@@ -7,12 +7,13 @@ shared by the storage adapters and import no SDK.
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote
 
+from agentfn.adapters._lazy import load
+from agentfn.adapters._url import parse_url
 from agentfn.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -35,10 +36,7 @@ _ACCOUNT = re.compile(r"[a-z0-9]{3,24}")
 
 
 def __getattr__(name: str) -> Any:
-    module = _MODULES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+    return load(__name__, _MODULES, name)
 
 
 def connection_string() -> str | None:
@@ -56,11 +54,7 @@ def storage_url_parts(url: str, scheme: str, *, what: str) -> tuple[str | None, 
     """
     if not isinstance(url, str):
         raise ConfigError(f"{what} URL must be a string", field="url")
-    parsed = urlparse(url)
-    if parsed.scheme != scheme:
-        raise ConfigError(f"{url!r} is not a {scheme}:// URL", field="url")
-    if parsed.query or parsed.fragment or parsed.params:
-        raise ConfigError(f"{url!r}: {scheme}:// URLs take no query or fragment", field="url")
+    parsed = parse_url(url, scheme)
     parts = [unquote(p) for p in [parsed.netloc, *parsed.path.split("/")] if p]
     if not parts:
         raise ConfigError(f"{url!r} names no {what}", field="url")

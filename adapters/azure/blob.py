@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections import OrderedDict
-from typing import Any, BinaryIO, NoReturn, Self, cast
+from typing import Any, BinaryIO, Self, cast
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
@@ -21,7 +21,12 @@ from azure.core.exceptions import (
 from azure.core.paging import PageIterator
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
+from agentfn.adapters._args import as_bytes, check_etag, check_listing
+from agentfn.adapters._blobs import quoted_etag
+from agentfn.adapters._errors import Outcome
+from agentfn.adapters._url import about_url
 from agentfn.adapters.azure import connection_string, default_credential, storage_url_parts
+from agentfn.adapters.azure._errors import Key, map_errors
 from agentfn.errors import ConfigError, NotFound, PreconditionFailed, UserError
 from agentfn.keys import check_path
 from agentfn.ports import CHUNK_SIZE, Blob, Page
@@ -138,10 +143,8 @@ class AzureBlobStore:
         service = options.get("service")
         if service is None and account is not None:
             service = blob_service_client(account=account, credential=options.get("credential"))
-        try:
+        with about_url(url, UserError):
             return cls(container, prefix, service=service)
-        except UserError as exc:
-            raise ConfigError(f"{url!r}: {exc.message}", field="url") from None
 
     def __repr__(self) -> str:
         return (
@@ -161,11 +164,10 @@ class AzureBlobStore:
         attempts = 0
         while True:
             try:
-                downloader = self._container.download_blob(name, max_concurrency=1)
-                data = downloader.readall()
+                with map_errors(self._errors(key)):
+                    downloader = self._container.download_blob(name, max_concurrency=1)
+                    data = downloader.readall()
                 return Blob(key=key, data=data, etag=str(downloader.properties.etag))
-            except ResourceNotFoundError as exc:
-                self._raise_missing(exc, key)
             except ResourceModifiedError:
                 # Rewritten between two ranged reads of a large blob: read it again.
                 attempts += 1
@@ -174,10 +176,7 @@ class AzureBlobStore:
 
     def list(self, prefix: str = "", *, cursor: str | None = None, limit: int = 1000) -> Page:
         _check_path(prefix, "prefix", allow_empty=True)
-        if cursor is not None and not isinstance(cursor, str):
-            raise UserError("cursor must be a string or None", field="cursor")
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise UserError("limit must be a positive integer", field="limit")
+        check_listing(cursor, limit)
         marker = self._marker(prefix, cursor) if cursor is not None else None
         extra: dict[str, Any] = {}
         if cursor is not None and marker is None:
@@ -186,7 +185,7 @@ class AzureBlobStore:
             extra["start_from"] = self.prefix + cursor
         keys: list[str] = []
         skip = len(self.prefix)
-        try:
+        with map_errors(self._errors()):
             while True:
                 want = min(limit - len(keys), _MAX_RESULTS)
                 pages = cast(
@@ -203,8 +202,6 @@ class AzureBlobStore:
                 keys.extend(n[skip:] for n in names if cursor is None or n[skip:] > cursor)
                 if len(keys) >= limit or not marker:
                     break
-        except ResourceNotFoundError as exc:
-            self._raise_missing(exc)
         if marker:  # the loop only stops with a token once the page is full
             self._remember(prefix, keys[-1], marker)
             return Page(keys=keys, cursor=keys[-1])
@@ -213,47 +210,36 @@ class AzureBlobStore:
     # ------------------------------------------------------------------ writes
 
     def put(self, key: str, data: bytes) -> str:
-        return self._upload(key, self._bytes(data), overwrite=True)
+        return self._upload(key, as_bytes(data), overwrite=True)
 
     def put_if_absent(self, key: str, data: bytes) -> str:
         name = self._name(key)
-        data = self._bytes(data)
-        try:
+        data = as_bytes(data)
+        exists = PreconditionFailed(f"blob {key!r} already exists")
+        # Some services answer 412 (ResourceModifiedError) to If-None-Match: *.
+        with map_errors(
+            {ResourceExistsError: exists, ResourceModifiedError: exists, **self._errors()}
+        ):
             return self._upload_name(name, data, overwrite=False)
-        except ResourceExistsError:
-            raise PreconditionFailed(f"blob {key!r} already exists") from None
-        except ResourceModifiedError:  # some services answer 412 to If-None-Match: *
-            raise PreconditionFailed(f"blob {key!r} already exists") from None
-        except ResourceNotFoundError as exc:
-            self._raise_missing(exc)
 
     def put_if_match(self, key: str, data: bytes, etag: str) -> str:
         name = self._name(key)
-        data = self._bytes(data)
-        if not isinstance(etag, str):
-            raise UserError("etag must be a string", field="etag")
-        try:
+        data = as_bytes(data)
+        etag = quoted_etag(check_etag(etag))
+        errors: dict[Key, Outcome[Exception]] = {
+            ResourceModifiedError: PreconditionFailed(f"blob {key!r} changed or does not exist"),
+            **self._errors(),
+            ResourceNotFoundError: PreconditionFailed(f"blob {key!r} does not exist"),
+        }
+        with map_errors(errors):
             return self._upload_name(
-                name,
-                data,
-                overwrite=True,
-                etag=_quoted(etag),
-                match_condition=MatchConditions.IfNotModified,
+                name, data, overwrite=True, etag=etag, match_condition=MatchConditions.IfNotModified
             )
-        except ResourceModifiedError:
-            raise PreconditionFailed(f"blob {key!r} changed or does not exist") from None
-        except ResourceNotFoundError as exc:
-            if _error_code(exc) == "ContainerNotFound":
-                self._raise_missing(exc)
-            raise PreconditionFailed(f"blob {key!r} does not exist") from None
 
     def delete(self, key: str) -> None:
         name = self._name(key)
-        try:
+        with map_errors({**self._errors(), ResourceNotFoundError: None}):
             self._container.delete_blob(name, delete_snapshots="include")
-        except ResourceNotFoundError as exc:
-            if _error_code(exc) == "ContainerNotFound":
-                self._raise_missing(exc)
 
     # ------------------------------------------------------------------ streaming
 
@@ -261,25 +247,20 @@ class AzureBlobStore:
         name = self._name(key)
         if not hasattr(stream, "read"):
             raise UserError("stream must be a readable binary file object", field="stream")
-        try:
+        with map_errors(self._errors()):
             result = self._container.get_blob_client(name).upload_blob(
                 stream, length=None, overwrite=True, max_concurrency=1
             )
-        except ResourceNotFoundError as exc:
-            self._raise_missing(exc)
         return str(result["etag"])
 
     def download(self, key: str, sink: BinaryIO) -> str:
         name = self._name(key)
         if not hasattr(sink, "write"):
             raise UserError("sink must be a writable binary file object", field="sink")
-        try:
+        changed = PreconditionFailed(f"blob {key!r} changed while being downloaded")
+        with map_errors({**self._errors(key), ResourceModifiedError: changed}):
             downloader = self._container.download_blob(name, max_concurrency=1)
             downloader.readinto(sink)
-        except ResourceNotFoundError as exc:
-            self._raise_missing(exc, key)
-        except ResourceModifiedError:
-            raise PreconditionFailed(f"blob {key!r} changed while being downloaded") from None
         return str(downloader.properties.etag)
 
     # ------------------------------------------------------------------ internals
@@ -298,19 +279,9 @@ class AzureBlobStore:
             )
         return name
 
-    @staticmethod
-    def _bytes(data: bytes) -> bytes:
-        if isinstance(data, bytearray | memoryview):
-            return bytes(data)
-        if not isinstance(data, bytes):
-            raise UserError(f"data must be bytes, got {type(data).__name__}", field="data")
-        return data
-
     def _upload(self, key: str, data: bytes, *, overwrite: bool) -> str:
-        try:
+        with map_errors(self._errors()):
             return self._upload_name(self._name(key), data, overwrite=overwrite)
-        except ResourceNotFoundError as exc:
-            self._raise_missing(exc)
 
     def _upload_name(self, name: str, data: bytes, **kwargs: Any) -> str:
         result = self._container.get_blob_client(name).upload_blob(
@@ -318,17 +289,19 @@ class AzureBlobStore:
         )
         return str(result["etag"])
 
-    def _raise_missing(self, exc: ResourceNotFoundError, key: str | None = None) -> NoReturn:
-        """A missing container is a configuration problem; a missing blob is ``NotFound``."""
-        if _error_code(exc) == "ContainerNotFound":
-            raise ConfigError(
+    def _errors(self, key: str | None = None) -> dict[Key, Outcome[Exception]]:
+        """A missing container is a configuration problem; a missing blob, when ``key`` names
+        the one read, is ``NotFound``. Other errors propagate as the SDK raised them."""
+        errors: dict[Key, Outcome[Exception]] = {
+            (ResourceNotFoundError, "ContainerNotFound"): ConfigError(
                 f"container {self.container!r} does not exist in storage account "
                 f"{self.service.account_name!r}",
                 field="url",
-            ) from None
-        if key is None:
-            raise exc
-        raise NotFound(f"blob {key!r} not found") from None
+            )
+        }
+        if key is not None:
+            errors[ResourceNotFoundError] = NotFound(f"blob {key!r} not found")
+        return errors
 
     def _marker(self, prefix: str, cursor: str) -> str | None:
         with self._markers_lock:
@@ -343,17 +316,3 @@ class AzureBlobStore:
             self._markers.move_to_end((prefix, cursor))
             while len(self._markers) > _MARKERS:
                 self._markers.popitem(last=False)
-
-
-def _error_code(exc: ResourceNotFoundError) -> str:
-    """The service's error code as plain text (the SDK sometimes gives an enum member)."""
-    code = getattr(exc, "error_code", None)
-    return str(getattr(code, "value", code) or "")
-
-
-def _quoted(etag: str) -> str:
-    """Accept etags with or without quotes (and a weak ``W/`` marker), like FileBlobStore."""
-    etag = etag.strip()
-    if etag.startswith("W/"):
-        etag = etag[2:]
-    return '"' + etag.strip('"') + '"'

@@ -1,9 +1,9 @@
 """SecretStore on Azure Key Vault, read through the official ``SecretClient``.
 
 The SDK handles Key Vault's challenge authentication (the first request is answered 401 with
-the tenant and resource to get a token for). Values are cached for ``ttl_s`` so a hot path
-does not call the vault each time, while a rotated secret is picked up within one TTL. Values
-never appear in messages, reprs or logs.
+the tenant and resource to get a token for). Values are cached for ``ttl_s``
+(agentfn.adapters._secret_cache) so a hot path does not call the vault each time, while a
+rotated secret is picked up within one TTL. Values never appear in messages, reprs or logs.
 
 Key Vault names allow only letters, digits and '-', so a requested name maps ``_`` to ``-``
 (``AGENTFN_API_KEY`` reads the vault secret ``AGENTFN-API-KEY``); names are case-insensitive.
@@ -14,10 +14,10 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
-import threading
 import time
 from collections.abc import Callable
-from typing import Any, NoReturn, Self
+from functools import partial
+from typing import Any, Self
 from urllib.parse import urlparse
 
 from azure.core.exceptions import (
@@ -28,8 +28,10 @@ from azure.core.exceptions import (
 )
 from azure.keyvault.secrets import SecretClient
 
+from agentfn.adapters._secret_cache import CachedSecretStore
 from agentfn.adapters.azure import default_credential
-from agentfn.errors import ConfigError, InternalError, NotFound, UserError
+from agentfn.adapters.azure._errors import error_code, map_errors
+from agentfn.errors import AgentfnError, ConfigError, InternalError, NotFound, UserError
 
 __all__ = ["KeyVaultSecretStore"]
 
@@ -69,7 +71,7 @@ def _check_vault_url(vault_url: object) -> str:
     return f"https://{netloc}" + (f":{port}" if port is not None else "")
 
 
-class KeyVaultSecretStore:
+class KeyVaultSecretStore(CachedSecretStore):
     """Secrets from one vault's latest versions; cached for ``ttl_s`` seconds by ``clock``.
 
     ``credential`` defaults to ``DefaultAzureCredential``. ``connection_verify`` may name a CA
@@ -88,16 +90,11 @@ class KeyVaultSecretStore:
         connection_verify: bool | str = True,
         verify_challenge_resource: bool | None = None,
     ) -> None:
-        if isinstance(ttl_s, bool) or not isinstance(ttl_s, int | float) or not ttl_s >= 0:
-            raise ConfigError("ttl_s must be >= 0", field="ttl_s")
+        super().__init__(ttl_s=ttl_s, clock=clock)
         self.vault_url = _check_vault_url(vault_url)
         host = urlparse(self.vault_url).hostname or ""
         if verify_challenge_resource is None:
             verify_challenge_resource = not _is_loopback(host)
-        self.ttl_s = float(ttl_s)
-        self._clock = clock
-        self._cache: dict[str, tuple[str, float]] = {}
-        self._lock = threading.Lock()
         self._client = SecretClient(
             self.vault_url,
             credential if credential is not None else default_credential(),
@@ -137,89 +134,89 @@ class KeyVaultSecretStore:
     def __repr__(self) -> str:
         return f"KeyVaultSecretStore(vault_url={self.vault_url!r}, cached={len(self._cache)})"
 
-    def get(self, name: str) -> str:
+    def close(self) -> None:
+        """Close the SDK client's connections."""
+        self._client.close()
+
+    def _cache_key(self, name: str) -> str:
         if not isinstance(name, str) or not name or "=" in name or "\x00" in name:
             raise UserError(
                 "secret name must be a non-empty string without '=' or NUL", field="name"
             )
-        vault_name = name.replace("_", "-")
-        if not _SECRET_NAME.fullmatch(vault_name):
+        if not _SECRET_NAME.fullmatch(_vault_name(name)):
             raise UserError(
                 f"secret name {name!r} cannot name a Key Vault secret: use at most 127 letters, "
                 "digits, '-' and '_' (read as '-')",
                 field="name",
             )
-        key = vault_name.lower()
-        now = self._clock()
-        with self._lock:
-            hit = self._cache.get(key)
-            if hit is not None and now - hit[1] < self.ttl_s:
-                return hit[0]
-        value = self._fetch(name, vault_name)
-        with self._lock:
-            self._cache[key] = (value, now)
-        log.debug("secret %r loaded from Key Vault %s", name, self.vault_url)
-        return value
+        return _vault_name(name).lower()  # Key Vault names are case-insensitive
 
-    def clear(self) -> None:
-        """Forget cached values, e.g. after a known rotation."""
-        with self._lock:
-            self._cache.clear()
-
-    def close(self) -> None:
-        """Close the SDK client's connections."""
-        self._client.close()
-
-    def _fetch(self, name: str, vault_name: str) -> str:
-        try:
+    def _fetch(self, name: str) -> str:
+        vault_name = _vault_name(name)
+        as_named = f" (as {vault_name!r})" if vault_name != name else ""
+        with map_errors(
+            {
+                ResourceNotFoundError: NotFound(
+                    f"secret {name!r} not found in Key Vault {self.vault_url}{as_named}"
+                ),
+                (ClientAuthenticationError, 401): partial(self._denied, name),
+                (ClientAuthenticationError, 403): partial(self._denied, name),
+                ClientAuthenticationError: self._no_token,
+                (HttpResponseError, 403): partial(self._forbidden, name),
+                (HttpResponseError, 401): partial(self._denied, name),
+                HttpResponseError: partial(self._failed, name),
+                ServiceRequestError: self._unreachable,
+                # The SDK rejects a challenge whose resource does not match the vault's domain.
+                ValueError: lambda exc: ConfigError(
+                    f"Key Vault {self.vault_url} sent an unacceptable authentication "
+                    f"challenge: {exc}",
+                    field="secrets",
+                ),
+            }
+        ):
             secret = self._client.get_secret(vault_name)
-        except ResourceNotFoundError:
-            # Misses are not cached: a secret added later is seen on the next call.
-            with self._lock:
-                self._cache.pop(vault_name.lower(), None)
-            raise NotFound(
-                f"secret {name!r} not found in Key Vault {self.vault_url}"
-                + (f" (as {vault_name!r})" if vault_name != name else "")
-            ) from None
-        except ClientAuthenticationError as exc:
-            if exc.status_code in (401, 403):
-                self._denied(name, exc)
-            # The credential could not get a token: its message says why, and holds no value.
-            first = str(exc.message or type(exc).__name__).splitlines()[0]
-            raise ConfigError(
-                f"cannot get a token for Key Vault {self.vault_url}: {first}", field="secrets"
-            ) from None
-        except HttpResponseError as exc:
-            if exc.status_code == 403 and "disabled" in str(exc.message).lower():
-                raise NotFound(f"secret {name!r} is disabled in {self.vault_url}") from None
-            if exc.status_code in (401, 403):
-                self._denied(name, exc)
-            raise InternalError(
-                f"Key Vault {self.vault_url} failed reading secret {name!r}: "
-                f"HTTP {exc.status_code} {_code(exc)}".rstrip()
-            ) from None
-        except ServiceRequestError as exc:
-            why = type(exc).__name__
-            if "CERTIFICATE_VERIFY_FAILED" in str(exc):
-                why = "its TLS certificate is not trusted (see connection_verify)"
-            raise InternalError(f"cannot reach Key Vault {self.vault_url}: {why}") from None
-        except ValueError as exc:
-            # The SDK rejects a challenge whose resource does not match the vault's domain.
-            raise ConfigError(
-                f"Key Vault {self.vault_url} sent an unacceptable authentication challenge: {exc}",
-                field="secrets",
-            ) from None
+        log.debug("secret %r loaded from Key Vault %s", name, self.vault_url)
         return secret.value if secret.value is not None else ""
 
-    def _denied(self, name: str, exc: HttpResponseError) -> NoReturn:
-        raise ConfigError(
+    # What each refusal means; messages name the vault and the secret, never a value.
+
+    def _denied(self, name: str, exc: Exception) -> ConfigError:
+        return ConfigError(
             f"Key Vault {self.vault_url} denied reading secret {name!r} "
-            f"(HTTP {exc.status_code} {_code(exc)}); the identity needs the "
+            f"(HTTP {_status(exc)} {error_code(exc)}); the identity needs the "
             "'Key Vault Secrets User' role or a 'get' access policy",
             field="secrets",
-        ) from None
+        )
+
+    def _forbidden(self, name: str, exc: Exception) -> AgentfnError:
+        if "disabled" in str(getattr(exc, "message", "")).lower():
+            return NotFound(f"secret {name!r} is disabled in {self.vault_url}")
+        return self._denied(name, exc)
+
+    def _no_token(self, exc: Exception) -> ConfigError:
+        # The credential could not get a token: its message says why, and holds no value.
+        first = str(getattr(exc, "message", None) or type(exc).__name__).splitlines()[0]
+        return ConfigError(
+            f"cannot get a token for Key Vault {self.vault_url}: {first}", field="secrets"
+        )
+
+    def _failed(self, name: str, exc: Exception) -> InternalError:
+        return InternalError(
+            f"Key Vault {self.vault_url} failed reading secret {name!r}: "
+            f"HTTP {_status(exc)} {error_code(exc)}".rstrip()
+        )
+
+    def _unreachable(self, exc: Exception) -> InternalError:
+        why = type(exc).__name__
+        if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            why = "its TLS certificate is not trusted (see connection_verify)"
+        return InternalError(f"cannot reach Key Vault {self.vault_url}: {why}")
 
 
-def _code(exc: HttpResponseError) -> str:
-    error = getattr(exc, "error", None)
-    return str(getattr(error, "code", "") or "")
+def _vault_name(name: str) -> str:
+    """Key Vault names allow only letters, digits and '-': ``_`` reads as ``-``."""
+    return name.replace("_", "-")
+
+
+def _status(exc: Exception) -> object:
+    return getattr(exc, "status_code", None)

@@ -25,12 +25,15 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, NoReturn, Self
+from typing import Any, Self
 
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import QueueClient, QueueMessage as AzureMessage, QueueServiceClient
 
+from agentfn.adapters._args import check_limit, check_max_attempts
+from agentfn.adapters._errors import Outcome
 from agentfn.adapters.azure import connection_string, default_credential, storage_url_parts
+from agentfn.adapters.azure._errors import Key, error_code, map_errors
 from agentfn.errors import ConfigError, UserError
 from agentfn.ports import DeadLetter, QueueMessage
 from agentfn.queue_args import check_max_messages, check_priority, encode_body, seconds
@@ -56,6 +59,12 @@ _HOST_REASON = (
     "moved to the poison queue by the Azure Functions host after maxDequeueCount deliveries"
 )
 _DEAD_LETTER_HOLD_S = 60  # keeps a job hidden while it is copied to the poison queue
+# A receipt that no longer holds its message: redelivered, released, already deleted, or its
+# queue is gone (then so is the message). Acting on one is a no-op.
+_STALE: dict[Key, Outcome[Exception]] = {
+    ResourceNotFoundError: None,
+    (HttpResponseError, 400, "PopReceiptMismatch"): None,
+}
 
 
 def queue_service_client(
@@ -113,20 +122,6 @@ def _decode(content: object) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def _error_code(exc: HttpResponseError) -> str:
-    """The service's error code as plain text (the SDK sometimes gives an enum member)."""
-    code = getattr(exc, "error_code", None)
-    return str(getattr(code, "value", code) or "")
-
-
-def _stale(exc: HttpResponseError) -> bool:
-    """The receipt no longer holds the message: redelivered, released, already deleted, or
-    its queue is gone (then so is the message)."""
-    if isinstance(exc, ResourceNotFoundError):
-        return True
-    return exc.status_code == 400 and _error_code(exc) == "PopReceiptMismatch"
-
-
 class AzureStorageQueue:
     """At-least-once job queue on Storage Queues; see the module docstring for the layout.
 
@@ -146,9 +141,7 @@ class AzureStorageQueue:
         priority_refresh_s: float = 1.0,
     ) -> None:
         self.name = _check_name(queue_name, "url", max_len=_MAX_BASE_NAME)
-        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-            raise UserError("max_attempts must be an integer >= 1", field="max_attempts")
-        self.max_attempts = max_attempts
+        self.max_attempts = check_max_attempts(max_attempts)
         self.poison_name = _check_name(
             poison_queue if poison_queue is not None else f"{queue_name}-poison", "poison_queue"
         )
@@ -228,8 +221,10 @@ class AzureStorageQueue:
         try:
             sent = client.send_message(content, **kwargs)
         except ResourceNotFoundError as exc:
-            if priority == 0 or _error_code(exc) != "QueueNotFound":
-                self._raise_missing(exc, self.name)
+            if error_code(exc) != "QueueNotFound":
+                raise
+            if priority == 0:
+                raise self._no_queue(self.name) from None
             self._create(client)  # first job at this priority
             sent = client.send_message(content, **kwargs)
         with self._lock:
@@ -253,8 +248,10 @@ class AzureStorageQueue:
                         )
                     )
                 except ResourceNotFoundError as exc:
-                    if priority == 0 or _error_code(exc) != "QueueNotFound":
-                        self._raise_missing(exc, self.name)
+                    if error_code(exc) != "QueueNotFound":
+                        raise
+                    if priority == 0:
+                        raise self._no_queue(self.name) from None
                     with self._lock:  # a side queue was deleted: forget it
                         self._known.discard(priority)
                     break
@@ -273,11 +270,8 @@ class AzureStorageQueue:
         if target is None:
             return
         client, pop_receipt, _ = target
-        try:
+        with map_errors(_STALE):
             client.delete_message(message.id, pop_receipt)
-        except HttpResponseError as exc:
-            if not _stale(exc):
-                raise
 
     def retry(self, message: QueueMessage, *, delay: float = 0.0) -> None:
         """Release the job early; the receipt becomes stale (the job is no longer ours)."""
@@ -286,32 +280,25 @@ class AzureStorageQueue:
         if target is None:
             return
         client, pop_receipt, _ = target
-        try:
+        with map_errors(_STALE):
             client.update_message(message.id, pop_receipt, visibility_timeout=_seconds(delay_s))
-        except HttpResponseError as exc:
-            if not _stale(exc):
-                raise
 
     def dead_letter(self, message: QueueMessage, reason: str) -> None:
         target = self._target(message)
         if target is None:
             return
         client, pop_receipt, priority = target
-        try:
+        held = None
+        with map_errors(_STALE):
             # Proves the receipt is current and keeps the job ours while it is copied.
             held = client.update_message(
                 message.id, pop_receipt, visibility_timeout=_DEAD_LETTER_HOLD_S
             )
-        except HttpResponseError as exc:
-            if not _stale(exc):
-                raise
-            return
+        if held is None:
+            return  # stale: the job is no longer ours to move
         self._bury(message.id, message.body, message.attempts, str(reason), priority)
-        try:
+        with map_errors(_STALE):
             client.delete_message(message.id, held.pop_receipt)
-        except HttpResponseError as exc:
-            if not _stale(exc):
-                raise
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         """Dead letters, newest first, from a peek at the poison queue.
@@ -319,12 +306,9 @@ class AzureStorageQueue:
         Peeking is free of side effects but the service returns at most the 32 oldest
         messages, so with more than 32 dead letters this lists the 32 oldest, newest first.
         """
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise UserError("limit must be a positive integer", field="limit")
-        try:
+        check_limit(limit)
+        with map_errors(self._missing(self.poison_name)):
             peeked = list(self._poison.peek_messages(max_messages=_PEEK))
-        except ResourceNotFoundError as exc:
-            self._raise_missing(exc, self.poison_name)
         return [self._dead(m) for m in reversed(peeked)][:limit]
 
     # ------------------------------------------------------------------ extras
@@ -432,11 +416,8 @@ class AzureStorageQueue:
     ) -> None:
         # Copy first, then delete: a crash in between leaves a duplicate, never a loss.
         self._bury(str(raw.id), body, attempts, reason, priority)
-        try:
+        with map_errors(_STALE):
             self._client(priority).delete_message(raw.id, raw.pop_receipt)
-        except HttpResponseError as exc:
-            if not _stale(exc):
-                raise
 
     def _bury(
         self, msg_id: str, body: dict[str, Any], attempts: int, reason: str, priority: int
@@ -461,10 +442,8 @@ class AzureStorageQueue:
             else:  # a foreign message bigger than what send() allows: keep its start
                 text = json.dumps(body, separators=(",", ":"))
                 body = {"truncated": True, "raw": text[:_MAX_RAW]}
-        try:
+        with map_errors(self._missing(self.poison_name)):
             self._poison.send_message(content, time_to_live=-1)
-        except ResourceNotFoundError as exc:
-            self._raise_missing(exc, self.poison_name)
 
     def _dead(self, raw: AzureMessage) -> DeadLetter:
         data = _decode(raw.content)
@@ -510,11 +489,13 @@ class AzureStorageQueue:
         with contextlib.suppress(ResourceExistsError):
             client.create_queue()
 
-    def _raise_missing(self, exc: ResourceNotFoundError, name: str) -> NoReturn:
-        if _error_code(exc) == "QueueNotFound":
-            raise ConfigError(
-                f"queue {name!r} does not exist in storage account "
-                f"{self.service.account_name!r} (create it with AzureStorageQueue.create)",
-                field="url",
-            ) from None
-        raise exc
+    def _no_queue(self, name: str) -> ConfigError:
+        return ConfigError(
+            f"queue {name!r} does not exist in storage account "
+            f"{self.service.account_name!r} (create it with AzureStorageQueue.create)",
+            field="url",
+        )
+
+    def _missing(self, name: str) -> dict[Key, Outcome[Exception]]:
+        """A missing queue is a setting to fix; other errors propagate as raised."""
+        return {(ResourceNotFoundError, "QueueNotFound"): self._no_queue(name)}

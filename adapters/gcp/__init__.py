@@ -5,8 +5,9 @@ Each class is imported on first access, so a deployment pays only for the SDK it
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import TYPE_CHECKING, Any
+
+from agentfn.adapters._lazy import load
 
 if TYPE_CHECKING:
     from agentfn.adapters.gcp.gcs import GcsBlobStore
@@ -23,7 +24,4 @@ _MODULES = {
 
 
 def __getattr__(name: str) -> Any:
-    module = _MODULES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(module), name)
+    return load(__name__, _MODULES, name)

@@ -12,11 +12,14 @@ from __future__ import annotations
 import io
 import re
 from typing import Any, BinaryIO, Self
-from urllib.parse import urlparse
 
 import google.cloud.storage as storage
 from google.api_core import exceptions as gexc
 
+from agentfn.adapters._args import as_bytes, check_etag, check_listing
+from agentfn.adapters._blobs import bare_etag, page_of
+from agentfn.adapters._url import about_url, parse_url
+from agentfn.adapters.gcp._errors import map_errors
 from agentfn.errors import ConfigError, NotFound, PreconditionFailed, UserError
 from agentfn.keys import check_path
 from agentfn.ports import Blob, Page
@@ -39,10 +42,7 @@ def _check_path(value: object, field: str, *, allow_empty: bool) -> str:
 
 def _generation(etag: str) -> int | None:
     """The generation an etag names, or None if it cannot be one of ours."""
-    etag = etag.strip()
-    if etag.startswith("W/"):
-        etag = etag[2:]
-    etag = etag.strip('"')
+    etag = bare_etag(etag)
     if not etag.isascii() or not etag.isdigit():
         return None
     generation = int(etag)
@@ -152,21 +152,13 @@ class GcsBlobStore:
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:
         """``gs://bucket`` or ``gs://bucket/prefix``."""
-        parsed = urlparse(url)
-        if parsed.scheme != "gs":
-            raise ConfigError(f"{url!r} is not a gs:// URL", field="url")
-        if not parsed.netloc:
-            raise ConfigError(f"{url!r} names no bucket (gs://bucket/prefix)", field="url")
-        if parsed.query or parsed.fragment or parsed.params:
-            raise ConfigError(f"{url!r}: gs:// URLs take no query or fragment", field="url")
+        parsed = parse_url(url, "gs", names="bucket (gs://bucket/prefix)")
         if not _BUCKET.fullmatch(parsed.netloc) or ".." in parsed.netloc:
             raise ConfigError(f"{url!r}: {parsed.netloc!r} is not a valid bucket name", field="url")
         prefix = parsed.path.strip("/")
         if prefix:
-            try:
+            with about_url(url, UserError):
                 _check_path(prefix, "prefix", allow_empty=False)
-            except UserError as exc:
-                raise ConfigError(f"{url!r}: {exc.message}", field="url") from None
         return cls(parsed.netloc, prefix, **options)
 
     def __repr__(self) -> str:
@@ -176,18 +168,13 @@ class GcsBlobStore:
 
     def get(self, key: str) -> Blob:
         blob = self._blob(key)
-        try:
+        with map_errors({gexc.NotFound: NotFound(f"blob {key!r} not found")}):
             data = blob.download_as_bytes()
-        except gexc.NotFound:
-            raise NotFound(f"blob {key!r} not found") from None
         return Blob(key=key, data=data, etag=str(blob.generation))
 
     def list(self, prefix: str = "", *, cursor: str | None = None, limit: int = 1000) -> Page:
         _check_path(prefix, "prefix", allow_empty=True)
-        if cursor is not None and not isinstance(cursor, str):
-            raise UserError("cursor must be a string or None", field="cursor")
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise UserError("limit must be a positive integer", field="limit")
+        check_listing(cursor, limit)
         full_prefix = self.prefix + prefix
         after = self.prefix + cursor if cursor is not None else None
         # start_offset is inclusive: ask from the cursor and drop it (and anything before).
@@ -209,9 +196,7 @@ class GcsBlobStore:
             keys.append(name[len(self.prefix) :])
             if len(keys) >= want:
                 break
-        if len(keys) > limit:
-            return Page(keys=keys[:limit], cursor=keys[limit - 1])
-        return Page(keys=keys, cursor=None)
+        return page_of(keys, limit)
 
     # ------------------------------------------------------------------ writes
 
@@ -219,32 +204,25 @@ class GcsBlobStore:
         return self._write(key, data, None)
 
     def put_if_absent(self, key: str, data: bytes) -> str:
-        try:
+        with map_errors(
+            {gexc.PreconditionFailed: PreconditionFailed(f"blob {key!r} already exists")}
+        ):
             return self._write(key, data, 0)
-        except gexc.PreconditionFailed:
-            raise PreconditionFailed(f"blob {key!r} already exists") from None
 
     def put_if_match(self, key: str, data: bytes, etag: str) -> str:
-        blob_data = self._bytes(data)
+        blob_data = as_bytes(data)
         self._check_key(key)
-        if not isinstance(etag, str):
-            raise UserError("etag must be a string", field="etag")
-        generation = _generation(etag)
+        generation = _generation(check_etag(etag))
         if generation is None:
             raise PreconditionFailed(f"blob {key!r} changed (etag mismatch)")
-        try:
+        lost = PreconditionFailed(f"blob {key!r} changed or does not exist (etag mismatch)")
+        with map_errors({gexc.PreconditionFailed: lost}):
             return self._write(key, blob_data, generation)
-        except gexc.PreconditionFailed:
-            raise PreconditionFailed(
-                f"blob {key!r} changed or does not exist (etag mismatch)"
-            ) from None
 
     def delete(self, key: str) -> None:
         blob = self._blob(key)
-        try:
+        with map_errors({gexc.NotFound: None}):
             blob.delete()
-        except gexc.NotFound:
-            return
 
     # ------------------------------------------------------------------ streaming
 
@@ -263,20 +241,17 @@ class GcsBlobStore:
         """
         name = self._check_key(key)
         head = self._blob(key)
-        try:
+        with map_errors({gexc.NotFound: NotFound(f"blob {key!r} not found")}):
             head.reload()
-        except gexc.NotFound:
-            raise NotFound(f"blob {key!r} not found") from None
         generation = int(head.generation)
         pinned = self._bucket_().blob(name, chunk_size=self.chunk_size, generation=generation)
         try:
             pinned.download_to_file(sink)
         except gexc.NotFound:
             # That generation is gone: replaced by a newer one, or deleted.
-            try:
+            deleted = NotFound(f"blob {key!r} was deleted while being downloaded")
+            with map_errors({gexc.NotFound: deleted}):
                 self._blob(key).reload()
-            except gexc.NotFound:
-                raise NotFound(f"blob {key!r} was deleted while being downloaded") from None
             raise PreconditionFailed(f"blob {key!r} changed while being downloaded") from None
         return str(generation)
 
@@ -305,16 +280,8 @@ class GcsBlobStore:
     def _blob(self, key: str, *, chunk_size: int | None = None) -> Any:
         return self._bucket_().blob(self._check_key(key), chunk_size=chunk_size)
 
-    @staticmethod
-    def _bytes(data: bytes) -> bytes:
-        if isinstance(data, bytearray | memoryview):
-            return bytes(data)
-        if not isinstance(data, bytes):
-            raise UserError(f"data must be bytes, got {type(data).__name__}", field="data")
-        return data
-
     def _write(self, key: str, data: bytes, if_generation_match: int | None) -> str:
-        data = self._bytes(data)
+        data = as_bytes(data)
         blob = self._blob(key)
         blob.upload_from_string(
             data, content_type=_CONTENT_TYPE, if_generation_match=if_generation_match

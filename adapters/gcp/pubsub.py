@@ -35,7 +35,7 @@ import warnings
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, Self
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs
 
 from google.api_core import exceptions as gexc
 from google.auth.credentials import AnonymousCredentials
@@ -48,7 +48,10 @@ from google.pubsub_v1 import (
     Subscription,
 )
 
-from agentfn.errors import ConfigError, UserError
+from agentfn.adapters._args import check_limit, check_max_attempts
+from agentfn.adapters._url import about_url, parse_url
+from agentfn.adapters.gcp._errors import map_errors
+from agentfn.errors import ConfigError
 from agentfn.ports import DeadLetter, QueueMessage
 from agentfn.queue_args import check_max_messages, check_priority, encode_body, seconds
 
@@ -148,8 +151,7 @@ class PubSubQueue:
     ) -> None:
         if not isinstance(project, str) or not _PROJECT.fullmatch(project):
             raise ConfigError(f"invalid Google Cloud project id {project!r}", field="project")
-        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-            raise UserError("max_attempts must be an integer >= 1", field="max_attempts")
+        check_max_attempts(max_attempts)
         self.project = project
         self.topic = _name(topic, "topic")
         self.subscription = _name(subscription or f"{topic}-agentfn", "subscription")
@@ -167,9 +169,7 @@ class PubSubQueue:
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:
         """``pubsub://project/topic[?subscription=&dead_letter=&dead_letter_subscription=&wait=]``."""
-        parsed = urlparse(url)
-        if parsed.scheme != "pubsub":
-            raise ConfigError(f"{url!r} is not a pubsub:// URL", field="url")
+        parsed = parse_url(url, "pubsub", query=True)
         topic = parsed.path.strip("/")
         if not parsed.netloc or not topic or "/" in topic:
             raise ConfigError(f"{url!r} must look like pubsub://project/topic", field="url")
@@ -198,10 +198,8 @@ class PubSubQueue:
             kwargs["dead_letter_topic"] = values["dead_letter"]
         if "dead_letter_subscription" in values:
             kwargs["dead_letter_subscription"] = values["dead_letter_subscription"]
-        try:
+        with about_url(url, ConfigError):
             return cls(parsed.netloc, topic, values.get("subscription"), **{**kwargs, **options})
-        except ConfigError as exc:
-            raise ConfigError(f"{url!r}: {exc.message}", field="url") from None
 
     @classmethod
     def create(
@@ -338,8 +336,7 @@ class PubSubQueue:
         Reads up to 1000 messages and releases them again (ack deadline 0), so they stay
         there; concurrent readers each see only the messages the other is not holding.
         """
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise UserError("limit must be a positive integer", field="limit")
+        check_limit(limit)
         held: list[ReceivedMessage] = []
         try:
             while len(held) < _DEAD_LETTER_SCAN:
@@ -395,19 +392,23 @@ class PubSubQueue:
         return attributes
 
     def _publish(self, topic: str, data: bytes, attributes: dict[str, str]) -> None:
-        try:
+        missing = ConfigError(
+            f"Pub/Sub topic {topic!r} does not exist (PubSubQueue.create makes it)", field="queue"
+        )
+        with map_errors({gexc.NotFound: missing}):
             self._pub().publish(
                 topic=topic, messages=[PubsubMessage(data=data, attributes=attributes)]
             )
-        except gexc.NotFound:
-            raise ConfigError(
-                f"Pub/Sub topic {topic!r} does not exist (PubSubQueue.create makes it)",
-                field="queue",
-            ) from None
 
     def _pull(self, subscription: str, max_messages: int) -> list[ReceivedMessage]:
         sub = self._sub()
-        try:
+        missing = ConfigError(
+            f"Pub/Sub subscription {subscription!r} does not exist (PubSubQueue.create makes it)",
+            field="queue",
+        )
+        # An empty long poll ends in DeadlineExceeded: no messages.
+        response = None
+        with map_errors({gexc.DeadlineExceeded: None, gexc.NotFound: missing}):
             if self.wait_s > 0:
                 response = sub.pull(
                     subscription=subscription,
@@ -431,15 +432,7 @@ class PubSubQueue:
                             "return_immediately": True,
                         }
                     )
-        except gexc.DeadlineExceeded:
-            return []
-        except gexc.NotFound:
-            raise ConfigError(
-                f"Pub/Sub subscription {subscription!r} does not exist "
-                "(PubSubQueue.create makes it)",
-                field="queue",
-            ) from None
-        return list(response.received_messages)
+        return list(response.received_messages) if response is not None else []
 
     def _settle(self, subscription: str, ack_ids: Sequence[str], deadline: int | None) -> set[str]:
         """Ack (``deadline`` None) or set the ack deadline; return the ack ids found stale.

@@ -1,8 +1,9 @@
 """SecretStore on Google Secret Manager: ``projects/{project}/secrets/{name}/versions/latest``.
 
-Values are cached for ``ttl_s`` so a hot path does not call the API each time, while a new
-version (a rotation) is picked up within one TTL. Values never appear in messages, reprs or
-logs; payloads are checked against their CRC32C before they are trusted.
+Values are cached for ``ttl_s`` (agentfn.adapters._secret_cache) so a hot path does not call
+the API each time, while a new version (a rotation) is picked up within one TTL. Values never
+appear in messages, reprs or logs; payloads are checked against their CRC32C before they are
+trusted.
 """
 
 from __future__ import annotations
@@ -10,17 +11,18 @@ from __future__ import annotations
 import logging
 import os
 import re
-import threading
 import time
 from collections.abc import Callable
 from typing import Any, Self
-from urllib.parse import urlparse
 
 import google_crc32c
 from google.api_core import exceptions as gexc
 from google.auth.credentials import AnonymousCredentials
 from google.cloud.secretmanager_v1 import SecretManagerServiceClient
 
+from agentfn.adapters._secret_cache import CachedSecretStore
+from agentfn.adapters._url import parse_url
+from agentfn.adapters.gcp._errors import map_errors
 from agentfn.errors import ConfigError, InternalError, NotFound, UserError
 
 __all__ = ["ENDPOINT_VAR", "GcpSecretManagerStore"]
@@ -47,18 +49,7 @@ def _client_from_env() -> SecretManagerServiceClient:
     )
 
 
-def _rest_status(exc: gexc.GoogleAPICallError) -> str | None:
-    """The canonical status name of a REST error body (``error.status``), if there is one."""
-    try:
-        body = exc.response.json() if exc.response is not None else None
-    except (AttributeError, ValueError):
-        return None
-    error = body.get("error") if isinstance(body, dict) else None
-    status = error.get("status") if isinstance(error, dict) else None
-    return status if isinstance(status, str) else None
-
-
-class GcpSecretManagerStore:
+class GcpSecretManagerStore(CachedSecretStore):
     """Secrets of one project's Secret Manager; the latest version wins; cached for ``ttl_s``.
 
     ``client`` defaults to ``SecretManagerServiceClient()`` (Application Default Credentials),
@@ -76,23 +67,14 @@ class GcpSecretManagerStore:
     ) -> None:
         if not isinstance(project, str) or not _PROJECT.fullmatch(project):
             raise ConfigError(f"invalid Google Cloud project id {project!r}", field="project")
-        if isinstance(ttl_s, bool) or not isinstance(ttl_s, int | float) or not ttl_s >= 0:
-            raise ConfigError("ttl_s must be >= 0", field="ttl_s")
+        super().__init__(ttl_s=ttl_s, clock=clock)
         self.project = project
-        self.ttl_s = float(ttl_s)
-        self._clock = clock
         self._client = client
-        self._cache: dict[str, tuple[str, float]] = {}
-        self._lock = threading.Lock()
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:
         """``gcp-sm://project``."""
-        parsed = urlparse(url)
-        if parsed.scheme != "gcp-sm":
-            raise ConfigError(f"{url!r} is not a gcp-sm:// URL", field="url")
-        if not parsed.netloc:
-            raise ConfigError(f"{url!r} names no project (gcp-sm://project)", field="url")
+        parsed = parse_url(url, "gcp-sm", names="project (gcp-sm://project)", query=True)
         if parsed.path.strip("/") or parsed.query or parsed.fragment or parsed.params:
             raise ConfigError(
                 f"{url!r}: gcp-sm:// URLs name only a project (gcp-sm://project)", field="url"
@@ -104,56 +86,36 @@ class GcpSecretManagerStore:
     def __repr__(self) -> str:
         return f"GcpSecretManagerStore(project={self.project!r}, cached={len(self._cache)})"
 
-    def get(self, name: str) -> str:
+    # ------------------------------------------------------------------ internals
+
+    def _cache_key(self, name: str) -> str:
         if not isinstance(name, str) or not _SECRET_ID.fullmatch(name):
             raise UserError(
                 "secret name must be 1-255 letters, digits, '-' or '_' (a Secret Manager id)",
                 field="name",
             )
-        now = self._clock()
-        with self._lock:
-            hit = self._cache.get(name)
-            if hit is not None and now - hit[1] < self.ttl_s:
-                return hit[0]
-        value, version = self._access(name)
-        with self._lock:
-            self._cache[name] = (value, now)
-        log.debug("secret %r loaded from Secret Manager (version %s)", name, version)
-        return value
-
-    def clear(self) -> None:
-        """Forget cached values, e.g. after a known rotation."""
-        with self._lock:
-            self._cache.clear()
-
-    # ------------------------------------------------------------------ internals
+        return name
 
     def _client_(self) -> SecretManagerServiceClient:
         if self._client is None:
             self._client = _client_from_env()
         return self._client
 
-    def _access(self, name: str) -> tuple[str, str]:
-        """Fetch the latest version; misses are not cached, so a secret added later is seen."""
+    def _fetch(self, name: str) -> str:
+        """The latest version; read again once if its payload arrives corrupted."""
         path = f"projects/{self.project}/secrets/{name}/versions/latest"
-        for _ in range(2):  # one more read if the payload arrives corrupted
-            try:
+        errors: dict[type[gexc.GoogleAPICallError], Exception] = {
+            gexc.NotFound: NotFound(f"secret {name!r} not found"),
+            gexc.FailedPrecondition: NotFound(f"secret {name!r} has no enabled latest version"),
+            gexc.PermissionDenied: ConfigError(
+                f"no permission to read secret {name!r} in project {self.project!r} "
+                "(needs roles/secretmanager.secretAccessor)",
+                field="secrets",
+            ),
+        }
+        for _ in range(2):
+            with map_errors(errors):
                 response = self._client_().access_secret_version(name=path)
-            except gexc.NotFound:
-                self._forget(name)
-                raise NotFound(f"secret {name!r} not found") from None
-            except (gexc.FailedPrecondition, gexc.BadRequest) as exc:
-                # gRPC says FAILED_PRECONDITION; REST says HTTP 400 with that status in the body.
-                if isinstance(exc, gexc.BadRequest) and _rest_status(exc) != "FAILED_PRECONDITION":
-                    raise
-                self._forget(name)
-                raise NotFound(f"secret {name!r} has no enabled latest version") from None
-            except gexc.PermissionDenied:
-                raise ConfigError(
-                    f"no permission to read secret {name!r} in project {self.project!r} "
-                    "(needs roles/secretmanager.secretAccessor)",
-                    field="secrets",
-                ) from None
             data: bytes = response.payload.data
             version = response.name.rsplit("/", 1)[-1]
             if "data_crc32c" in response.payload and response.payload.data_crc32c != (
@@ -162,13 +124,11 @@ class GcpSecretManagerStore:
                 log.warning("secret %r failed its CRC32C check; reading it again", name)
                 continue
             try:
-                return data.decode("utf-8"), version
+                value = data.decode("utf-8")
             except UnicodeDecodeError:
                 raise ConfigError(
                     f"secret {name!r} is not UTF-8 text (version {version})", field="secrets"
                 ) from None
+            log.debug("secret %r loaded from Secret Manager (version %s)", name, version)
+            return value
         raise InternalError(f"secret {name!r} failed its CRC32C check twice")
-
-    def _forget(self, name: str) -> None:
-        with self._lock:
-            self._cache.pop(name, None)

@@ -35,6 +35,9 @@ from libcloud.storage.types import (
     ObjectError,
 )
 
+from agentfn.adapters._args import as_bytes, check_etag, check_listing
+from agentfn.adapters._blobs import bare_etag, content_etag, content_hash, page_of
+from agentfn.adapters._url import about_url
 from agentfn.errors import ConfigError, NotFound, PreconditionFailed, UserError
 from agentfn.keys import check_path
 from agentfn.ports import CHUNK_SIZE, Blob, Page
@@ -48,21 +51,6 @@ _RETRIES = 100  # writes racing a concurrent delete's pruning of empty folders
 _INT_KWARGS = frozenset({"port"})
 _BOOL_KWARGS = frozenset({"secure"})
 _TRUE, _FALSE = frozenset({"1", "true", "yes", "on"}), frozenset({"0", "false", "no", "off"})
-
-
-def _etag(digest: Any) -> str:
-    return '"' + str(digest.hexdigest()) + '"'
-
-
-def _hasher() -> Any:
-    return hashlib.blake2b(digest_size=16)
-
-
-def _norm_etag(etag: str) -> str:
-    etag = etag.strip()
-    if etag.startswith("W/"):
-        etag = etag[2:]
-    return etag.strip('"')
 
 
 def _check(value: object, field: str, *, local: bool, max_bytes: int) -> str:
@@ -81,21 +69,13 @@ def _check(value: object, field: str, *, local: bool, max_bytes: int) -> str:
     return value
 
 
-def _bytes(data: object) -> bytes:
-    if isinstance(data, bytearray | memoryview):
-        return bytes(data)
-    if not isinstance(data, bytes):
-        raise UserError(f"data must be bytes, got {type(data).__name__}", field="data")
-    return data
-
-
 class _Source:
     """Chunks for ``upload_object_via_stream``, hashed as they go; remembers whether reading
     started, because only a write that consumed nothing may be retried."""
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
         self._chunks = chunks
-        self.digest = _hasher()
+        self.digest = content_hash()
         self.started = False
 
     def __iter__(self) -> Iterator[bytes]:
@@ -209,10 +189,8 @@ class LibcloudBlobStore:
             params["key"] = str(params.pop("root"))
         elif driver == "local":
             raise ConfigError(f"{url!r}: the local driver needs ?root=/abs/path", field="url")
-        try:
+        with about_url(url, UserError):
             return cls(driver, unquote(parsed.netloc), unquote(parsed.path), **params, **options)
-        except (ConfigError, UserError) as exc:
-            raise ConfigError(f"{url!r}: {exc.message}", field="url") from None
 
     def __repr__(self) -> str:
         return (
@@ -229,14 +207,11 @@ class LibcloudBlobStore:
             if obj is None:
                 raise NotFound(f"blob {key!r} not found")
             data = b"".join(self._driver.download_object_as_stream(obj, chunk_size=CHUNK_SIZE))
-        return Blob(key=key, data=data, etag=_etag(hashlib.blake2b(data, digest_size=16)))
+        return Blob(key=key, data=data, etag=content_etag(content_hash(data)))
 
     def list(self, prefix: str = "", *, cursor: str | None = None, limit: int = 1000) -> Page:
         _check(prefix, "prefix", local=self.local, max_bytes=_MAX_KEY_BYTES)
-        if cursor is not None and not isinstance(cursor, str):
-            raise UserError("cursor must be a string or None", field="cursor")
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise UserError("limit must be a positive integer", field="limit")
+        check_listing(cursor, limit)
         for attempt in range(_RETRIES):
             try:
                 keys = self._list(self.prefix + prefix, cursor, limit + 1)
@@ -246,21 +221,19 @@ class LibcloudBlobStore:
                 # whole walk. Walk again.
                 if attempt == _RETRIES - 1:
                     raise
-        if len(keys) > limit:
-            return Page(keys=keys[:limit], cursor=keys[limit - 1])
-        return Page(keys=keys, cursor=None)
+        return page_of(keys, limit)
 
     # ------------------------------------------------------------------ writes
 
     def put(self, key: str, data: bytes) -> str:
         name = self._name(key)
-        body = _bytes(data)
+        body = as_bytes(data)
         with self._locked(name):
             return self._write(key, name, iter((body,)))
 
     def put_if_absent(self, key: str, data: bytes) -> str:
         name = self._name(key)
-        body = _bytes(data)
+        body = as_bytes(data)
         with self._locked(name):
             if self._object(name) is not None:
                 raise PreconditionFailed(f"blob {key!r} already exists")
@@ -268,17 +241,16 @@ class LibcloudBlobStore:
 
     def put_if_match(self, key: str, data: bytes, etag: str) -> str:
         name = self._name(key)
-        body = _bytes(data)
-        if not isinstance(etag, str):
-            raise UserError("etag must be a string", field="etag")
+        body = as_bytes(data)
+        check_etag(etag)
         with self._locked(name):
             obj = self._object(name)
             if obj is None:
                 raise PreconditionFailed(f"blob {key!r} does not exist")
-            digest = _hasher()
+            digest = content_hash()
             for chunk in self._driver.download_object_as_stream(obj, chunk_size=CHUNK_SIZE):
                 digest.update(chunk)
-            if _norm_etag(_etag(digest)) != _norm_etag(etag):
+            if bare_etag(content_etag(digest)) != bare_etag(etag):
                 raise PreconditionFailed(f"blob {key!r} changed (etag mismatch)")
             return self._write(key, name, iter((body,)))
 
@@ -310,7 +282,7 @@ class LibcloudBlobStore:
 
     def download(self, key: str, sink: BinaryIO) -> str:
         name = self._name(key)
-        digest = _hasher()
+        digest = content_hash()
         with self._locked(name, shared=True):
             obj = self._object(name)
             if obj is None:
@@ -318,7 +290,7 @@ class LibcloudBlobStore:
             for chunk in self._driver.download_object_as_stream(obj, chunk_size=CHUNK_SIZE):
                 digest.update(chunk)
                 sink.write(chunk)
-        return _etag(digest)
+        return content_etag(digest)
 
     # ------------------------------------------------------------------ internals
 
@@ -351,7 +323,7 @@ class LibcloudBlobStore:
         for attempt in range(_RETRIES):
             try:
                 self._driver.upload_object_via_stream(iter(source), self._container, name)
-                return _etag(source.digest)
+                return content_etag(source.digest)
             except (IsADirectoryError, NotADirectoryError) as exc:
                 raise self._conflict(key) from exc
             except FileNotFoundError:

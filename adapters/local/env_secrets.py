@@ -1,7 +1,8 @@
 """SecretStore backed by the process environment, then an optional ``.env`` file.
 
-Values are cached for ``ttl_s`` so a hot path does not re-read the file, while a secret rotated
-in the file is still picked up within one TTL. Values never appear in messages, reprs or logs.
+Values are cached for ``ttl_s`` (agentfn.adapters._secret_cache) so a hot path does not re-read
+the file, while a secret rotated in the file is still picked up within one TTL. Values never
+appear in messages, reprs or logs.
 """
 
 from __future__ import annotations
@@ -9,11 +10,11 @@ from __future__ import annotations
 import logging
 import os
 import re
-import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from agentfn.adapters._secret_cache import CachedSecretStore
 from agentfn.errors import ConfigError, NotFound, UserError
 
 __all__ = ["EnvSecretStore", "parse_dotenv"]
@@ -98,7 +99,7 @@ def parse_dotenv(text: str, *, source: str = ".env") -> dict[str, str]:
     return values
 
 
-class EnvSecretStore:
+class EnvSecretStore(CachedSecretStore):
     """Secrets from ``environ`` first, then ``dotenv_path``; cached for ``ttl_s`` seconds."""
 
     def __init__(
@@ -109,44 +110,27 @@ class EnvSecretStore:
         environ: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if ttl_s < 0:
-            raise ConfigError("ttl_s must be >= 0", field="ttl_s")
+        super().__init__(ttl_s=ttl_s, clock=clock)
         self.dotenv_path = Path(dotenv_path) if dotenv_path is not None else None
-        self.ttl_s = float(ttl_s)
         self._environ: Mapping[str, str] = os.environ if environ is None else environ
-        self._clock = clock
-        self._cache: dict[str, tuple[str, float]] = {}
-        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         source = "env" if self.dotenv_path is None else f"env+{self.dotenv_path}"
         return f"EnvSecretStore(source={source!r}, cached={len(self._cache)})"
 
-    def get(self, name: str) -> str:
+    def _cache_key(self, name: str) -> str:
         if not isinstance(name, str) or not name or "=" in name or "\x00" in name:
             raise UserError(
                 "secret name must be a non-empty string without '=' or NUL", field="name"
             )
-        now = self._clock()
-        with self._lock:
-            hit = self._cache.get(name)
-            if hit is not None and now - hit[1] < self.ttl_s:
-                return hit[0]
+        return name
+
+    def _fetch(self, name: str) -> str:
         value, source = self._lookup(name)
         if value is None:
-            with self._lock:
-                self._cache.pop(name, None)
-            # Misses are not cached: a secret added later is seen on the next call.
             raise NotFound(f"secret {name!r} not found")
-        with self._lock:
-            self._cache[name] = (value, now)
         log.debug("secret %r loaded from %s", name, source)
         return value
-
-    def clear(self) -> None:
-        """Forget cached values, e.g. after a known rotation."""
-        with self._lock:
-            self._cache.clear()
 
     def _lookup(self, name: str) -> tuple[str | None, str]:
         value = self._environ.get(name)

@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from agentfn.adapters._args import as_bytes, check_etag, check_listing
+from agentfn.adapters._blobs import bare_etag, content_etag, content_hash, page_of
 from agentfn.errors import NotFound, PreconditionFailed, UserError
 from agentfn.keys import check_path
 from agentfn.ports import CHUNK_SIZE, Blob, Page
@@ -31,15 +33,7 @@ _MKDIR_RETRIES = 100
 
 
 def _etag(data: bytes) -> str:
-    return '"' + hashlib.blake2b(data, digest_size=16).hexdigest() + '"'
-
-
-def _norm_etag(etag: str) -> str:
-    """Accept etags with or without quotes (and a weak ``W/`` marker) so callers may strip them."""
-    etag = etag.strip()
-    if etag.startswith("W/"):
-        etag = etag[2:]
-    return etag.strip('"')
+    return content_etag(content_hash(data))
 
 
 def _check_path(value: object, field: str, *, allow_empty: bool) -> str:
@@ -88,10 +82,7 @@ class FileBlobStore:
 
     def list(self, prefix: str = "", *, cursor: str | None = None, limit: int = 1000) -> Page:
         _check_path(prefix, "prefix", allow_empty=True)
-        if cursor is not None and not isinstance(cursor, str):
-            raise UserError("cursor must be a string or None", field="cursor")
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise UserError("limit must be a positive integer", field="limit")
+        check_listing(cursor, limit)
         # Only the directory holding the prefix is walked; its last segment filters names.
         dir_part, _, name_prefix = prefix.rpartition("/")
         base = self.root / dir_part if dir_part else self.root
@@ -100,21 +91,21 @@ class FileBlobStore:
         for key in self._walk(base, key_base, name_prefix, cursor):
             keys.append(key)
             if len(keys) > limit:
-                return Page(keys=keys[:limit], cursor=keys[limit - 1])
-        return Page(keys=keys, cursor=None)
+                break
+        return page_of(keys, limit)
 
     # ------------------------------------------------------------------ writes
 
     def put(self, key: str, data: bytes) -> str:
         path = self._path(key)
-        data = self._bytes(data)
+        data = as_bytes(data)
         with self._lock(key):
             self._write(key, path, lambda f: f.write(data))
         return _etag(data)
 
     def put_if_absent(self, key: str, data: bytes) -> str:
         path = self._path(key)
-        data = self._bytes(data)
+        data = as_bytes(data)
         with self._lock(key):
             if path.is_file():
                 raise PreconditionFailed(f"blob {key!r} already exists")
@@ -123,14 +114,13 @@ class FileBlobStore:
 
     def put_if_match(self, key: str, data: bytes, etag: str) -> str:
         path = self._path(key)
-        data = self._bytes(data)
-        if not isinstance(etag, str):
-            raise UserError("etag must be a string", field="etag")
+        data = as_bytes(data)
+        check_etag(etag)
         with self._lock(key):
             current = self._read(path)
             if current is None:
                 raise PreconditionFailed(f"blob {key!r} does not exist")
-            if _norm_etag(_etag(current)) != _norm_etag(etag):
+            if bare_etag(_etag(current)) != bare_etag(etag):
                 raise PreconditionFailed(f"blob {key!r} changed (etag mismatch)")
             self._write(key, path, lambda f: f.write(data))
         return _etag(data)
@@ -150,14 +140,6 @@ class FileBlobStore:
 
     def _path(self, key: str) -> Path:
         return self.root / _check_path(key, "key", allow_empty=False)
-
-    @staticmethod
-    def _bytes(data: bytes) -> bytes:
-        if isinstance(data, bytearray | memoryview):
-            return bytes(data)
-        if not isinstance(data, bytes):
-            raise UserError(f"data must be bytes, got {type(data).__name__}", field="data")
-        return data
 
     @staticmethod
     def _read(path: Path) -> bytes | None:
@@ -184,7 +166,7 @@ class FileBlobStore:
 
     def upload(self, key: str, stream: BinaryIO) -> str:
         path = self._path(key)
-        digest = hashlib.blake2b(digest_size=16)
+        digest = content_hash()
 
         def fill(f: BinaryIO) -> None:
             while chunk := stream.read(CHUNK_SIZE):
@@ -193,10 +175,10 @@ class FileBlobStore:
 
         with self._lock(key):
             self._write(key, path, fill)
-        return f'"{digest.hexdigest()}"'
+        return content_etag(digest)
 
     def download(self, key: str, sink: BinaryIO) -> str:
-        digest = hashlib.blake2b(digest_size=16)
+        digest = content_hash()
         try:
             with self._path(key).open("rb") as f:  # the open inode survives a concurrent replace
                 while chunk := f.read(CHUNK_SIZE):
@@ -204,7 +186,7 @@ class FileBlobStore:
                     sink.write(chunk)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise NotFound(f"blob {key!r} not found") from None
-        return f'"{digest.hexdigest()}"'
+        return content_etag(digest)
 
     def _write(self, key: str, path: Path, fill: Callable[[BinaryIO], object]) -> None:
         parent = path.parent

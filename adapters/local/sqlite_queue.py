@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from agentfn.adapters._args import check_limit, check_max_attempts
 from agentfn.errors import UserError
 from agentfn.ports import DeadLetter, QueueMessage
 from agentfn.queue_args import check_max_messages, check_priority, encode_body, seconds
@@ -101,8 +102,7 @@ class SqliteQueue:
     ) -> None:
         if not isinstance(name, str) or not name:
             raise UserError("queue name must be a non-empty string", field="name")
-        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-            raise UserError("max_attempts must be an integer >= 1", field="max_attempts")
+        check_max_attempts(max_attempts)
         self.path = Path(path)
         self.name = name
         self.max_attempts = max_attempts
@@ -217,8 +217,7 @@ class SqliteQueue:
                 self._move_to_dlq(db, row[0], str(reason), self.clock())
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise UserError("limit must be a positive integer", field="limit")
+        check_limit(limit)
         rows = (
             self._conn()
             .execute(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -76,3 +77,17 @@ def test_a_missing_extra_names_what_to_install(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(builtins, "__import__", no_aws_sdk)
     with pytest.raises(ConfigError, match=r"needs the aws extra \(pip install 'agentfn\[aws\]'\)"):
         registry.open_queue("sqs://jobs")
+
+
+def test_importing_the_adapter_packages_imports_no_sdk() -> None:
+    """A handler pays only for the SDK it uses: the packages and the registry import none."""
+    code = (
+        "import sys\n"
+        "import agentfn.adapters.registry, agentfn.adapters.aws, agentfn.adapters.gcp\n"
+        "import agentfn.adapters.azure, agentfn.adapters.local\n"
+        "sdks = ('boto3', 'botocore', 'azure', 'libcloud', 'openai')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in sdks\n"
+        "             or m.startswith(('google.cloud.', 'google.api_core'))))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
