@@ -42,3 +42,17 @@ def check_max_messages(value: object, limit: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
         raise UserError(f"max_messages must be an integer in 1..{limit}", field="max_messages")
     return value
+
+
+def check_limit(limit: object) -> int:
+    """A page size or dead-letter count: an integer >= 1."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise UserError("limit must be a positive integer", field="limit")
+    return limit
+
+
+def check_max_attempts(max_attempts: object) -> int:
+    """A queue's ``max_attempts``: an integer >= 1."""
+    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+        raise UserError("max_attempts must be an integer >= 1", field="max_attempts")
+    return max_attempts

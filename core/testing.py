@@ -11,7 +11,6 @@ For tests of a single port there are :class:`MemoryBlobStore`, :class:`MemoryQue
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import uuid
 from collections.abc import Callable, Mapping
@@ -19,10 +18,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from agentfn.errors import NotFound, PreconditionFailed, UserError
+from agentfn.blob_args import (
+    as_bytes,
+    bare_etag,
+    check_etag,
+    check_listing,
+    content_etag,
+    content_hash,
+    page_of,
+)
+from agentfn.errors import NotFound, PreconditionFailed
 from agentfn.keys import check_path
 from agentfn.ports import CHUNK_SIZE, Blob, DeadLetter, Model, Page, QueueMessage
-from agentfn.queue_args import check_max_messages, check_priority, encode_body, seconds
+from agentfn.queue_args import (
+    check_limit,
+    check_max_attempts,
+    check_max_messages,
+    check_priority,
+    encode_body,
+    seconds,
+)
 
 if TYPE_CHECKING:
     from agentfn.engine import Engine
@@ -58,15 +73,7 @@ class FakeClock:
 
 
 def _etag(data: bytes) -> str:
-    return '"' + hashlib.blake2b(data, digest_size=16).hexdigest() + '"'
-
-
-def _bytes(data: object) -> bytes:
-    if isinstance(data, bytearray | memoryview):
-        return bytes(data)
-    if not isinstance(data, bytes):
-        raise UserError(f"data must be bytes, got {type(data).__name__}", field="data")
-    return data
+    return content_etag(content_hash(data))
 
 
 class MemoryBlobStore:
@@ -88,14 +95,14 @@ class MemoryBlobStore:
 
     def put(self, key: str, data: bytes) -> str:
         check_path(key, "key", allow_empty=False)
-        value = _bytes(data)
+        value = as_bytes(data)
         with self._lock:
             self._objects[key] = value
         return _etag(value)
 
     def put_if_absent(self, key: str, data: bytes) -> str:
         check_path(key, "key", allow_empty=False)
-        value = _bytes(data)
+        value = as_bytes(data)
         with self._lock:
             if key in self._objects:
                 raise PreconditionFailed(f"blob {key!r} already exists")
@@ -104,31 +111,25 @@ class MemoryBlobStore:
 
     def put_if_match(self, key: str, data: bytes, etag: str) -> str:
         check_path(key, "key", allow_empty=False)
-        value = _bytes(data)
-        if not isinstance(etag, str):
-            raise UserError("etag must be a string", field="etag")
+        value = as_bytes(data)
+        check_etag(etag)
         with self._lock:
             current = self._objects.get(key)
             if current is None:
                 raise PreconditionFailed(f"blob {key!r} does not exist")
-            if _etag(current).strip('"') != etag.strip().removeprefix("W/").strip('"'):
+            if bare_etag(_etag(current)) != bare_etag(etag):
                 raise PreconditionFailed(f"blob {key!r} changed (etag mismatch)")
             self._objects[key] = value
         return _etag(value)
 
     def list(self, prefix: str = "", *, cursor: str | None = None, limit: int = 1000) -> Page:
         check_path(prefix, "prefix", allow_empty=True)
-        if cursor is not None and not isinstance(cursor, str):
-            raise UserError("cursor must be a string or None", field="cursor")
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise UserError("limit must be a positive integer", field="limit")
+        check_listing(cursor, limit)
         with self._lock:
             keys = sorted(
                 k for k in self._objects if k.startswith(prefix) and (cursor is None or k > cursor)
             )
-        if len(keys) > limit:
-            return Page(keys=keys[:limit], cursor=keys[limit - 1])
-        return Page(keys=keys, cursor=None)
+        return page_of(keys[: limit + 1], limit)
 
     def delete(self, key: str) -> None:
         check_path(key, "key", allow_empty=False)
@@ -164,9 +165,7 @@ class MemoryQueue:
     """An at-least-once Queue in memory, on an injectable clock (a :class:`FakeClock`)."""
 
     def __init__(self, *, max_attempts: int = 5, clock: Callable[[], float] | None = None) -> None:
-        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-            raise UserError("max_attempts must be an integer >= 1", field="max_attempts")
-        self.max_attempts = max_attempts
+        self.max_attempts = check_max_attempts(max_attempts)
         self.clock: Callable[[], float] = clock if clock is not None else FakeClock()
         self._jobs: dict[str, _Job] = {}
         self._dead: list[DeadLetter] = []
@@ -245,8 +244,7 @@ class MemoryQueue:
                 self._bury(job, str(reason), self.clock())
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise UserError("limit must be a positive integer", field="limit")
+        check_limit(limit)
         with self._lock:
             return list(reversed(self._dead))[:limit]
 

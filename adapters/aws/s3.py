@@ -14,12 +14,11 @@ from urllib.parse import unquote
 
 from botocore.exceptions import ClientError
 
-from agentfn.adapters._args import check_etag, check_listing
-from agentfn.adapters._blobs import page_of, quoted_etag
 from agentfn.adapters._errors import Outcome
 from agentfn.adapters._url import about_url, parse_url
 from agentfn.adapters.aws._client import make_client
 from agentfn.adapters.aws._errors import MISSING_KEY, PRECONDITION, Key, map_errors
+from agentfn.blob_args import check_etag, check_listing, page_of, quoted_etag
 from agentfn.errors import ConfigError, NotFound, PreconditionFailed, UserError
 from agentfn.keys import check_path
 from agentfn.ports import CHUNK_SIZE, Blob, Page

@@ -38,7 +38,6 @@ from urllib.parse import parse_qs
 
 from botocore.exceptions import ClientError
 
-from agentfn.adapters._args import check_limit, check_max_attempts
 from agentfn.adapters._errors import Outcome
 from agentfn.adapters._url import about_url, parse_url
 from agentfn.adapters.aws._client import make_client
@@ -53,7 +52,14 @@ from agentfn.adapters.aws._errors import (
 )
 from agentfn.errors import ConfigError, UserError
 from agentfn.ports import DeadLetter, QueueMessage
-from agentfn.queue_args import check_max_messages, check_priority, encode_body, seconds
+from agentfn.queue_args import (
+    check_limit,
+    check_max_attempts,
+    check_max_messages,
+    check_priority,
+    encode_body,
+    seconds,
+)
 
 __all__ = ["SqsQueue"]
 

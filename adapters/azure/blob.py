@@ -21,12 +21,11 @@ from azure.core.exceptions import (
 from azure.core.paging import PageIterator
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
-from agentfn.adapters._args import as_bytes, check_etag, check_listing
-from agentfn.adapters._blobs import quoted_etag
 from agentfn.adapters._errors import Outcome
 from agentfn.adapters._url import about_url
 from agentfn.adapters.azure import connection_string, default_credential, storage_url_parts
 from agentfn.adapters.azure._errors import Key, map_errors
+from agentfn.blob_args import as_bytes, check_etag, check_listing, quoted_etag
 from agentfn.errors import ConfigError, NotFound, PreconditionFailed, UserError
 from agentfn.keys import check_path
 from agentfn.ports import CHUNK_SIZE, Blob, Page

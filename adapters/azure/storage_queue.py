@@ -30,13 +30,19 @@ from typing import Any, Self
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import QueueClient, QueueMessage as AzureMessage, QueueServiceClient
 
-from agentfn.adapters._args import check_limit, check_max_attempts
 from agentfn.adapters._errors import Outcome
 from agentfn.adapters.azure import connection_string, default_credential, storage_url_parts
 from agentfn.adapters.azure._errors import Key, error_code, map_errors
 from agentfn.errors import ConfigError, UserError
 from agentfn.ports import DeadLetter, QueueMessage
-from agentfn.queue_args import check_max_messages, check_priority, encode_body, seconds
+from agentfn.queue_args import (
+    check_limit,
+    check_max_attempts,
+    check_max_messages,
+    check_priority,
+    encode_body,
+    seconds,
+)
 
 __all__ = ["AzureStorageQueue", "queue_service_client"]
 

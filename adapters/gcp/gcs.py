@@ -16,10 +16,9 @@ from typing import Any, BinaryIO, Self
 import google.cloud.storage as storage
 from google.api_core import exceptions as gexc
 
-from agentfn.adapters._args import as_bytes, check_etag, check_listing
-from agentfn.adapters._blobs import bare_etag, page_of
 from agentfn.adapters._url import about_url, parse_url
 from agentfn.adapters.gcp._errors import map_errors
+from agentfn.blob_args import as_bytes, bare_etag, check_etag, check_listing, page_of
 from agentfn.errors import ConfigError, NotFound, PreconditionFailed, UserError
 from agentfn.keys import check_path
 from agentfn.ports import Blob, Page

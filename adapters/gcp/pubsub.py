@@ -48,12 +48,18 @@ from google.pubsub_v1 import (
     Subscription,
 )
 
-from agentfn.adapters._args import check_limit, check_max_attempts
 from agentfn.adapters._url import about_url, parse_url
 from agentfn.adapters.gcp._errors import map_errors
 from agentfn.errors import ConfigError
 from agentfn.ports import DeadLetter, QueueMessage
-from agentfn.queue_args import check_max_messages, check_priority, encode_body, seconds
+from agentfn.queue_args import (
+    check_limit,
+    check_max_attempts,
+    check_max_messages,
+    check_priority,
+    encode_body,
+    seconds,
+)
 
 __all__ = ["PubSubQueue"]
 

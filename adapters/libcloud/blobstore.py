@@ -35,9 +35,16 @@ from libcloud.storage.types import (
     ObjectError,
 )
 
-from agentfn.adapters._args import as_bytes, check_etag, check_listing
-from agentfn.adapters._blobs import bare_etag, content_etag, content_hash, page_of
 from agentfn.adapters._url import about_url
+from agentfn.blob_args import (
+    as_bytes,
+    bare_etag,
+    check_etag,
+    check_listing,
+    content_etag,
+    content_hash,
+    page_of,
+)
 from agentfn.errors import ConfigError, NotFound, PreconditionFailed, UserError
 from agentfn.keys import check_path
 from agentfn.ports import CHUNK_SIZE, Blob, Page

@@ -17,10 +17,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from agentfn.adapters._args import check_limit, check_max_attempts
 from agentfn.errors import UserError
 from agentfn.ports import DeadLetter, QueueMessage
-from agentfn.queue_args import check_max_messages, check_priority, encode_body, seconds
+from agentfn.queue_args import (
+    check_limit,
+    check_max_attempts,
+    check_max_messages,
+    check_priority,
+    encode_body,
+    seconds,
+)
 
 __all__ = ["SqliteQueue"]
 
