@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from agentfn.adapters.local import EnvSecretStore
 from agentfn.adapters.local.env_secrets import parse_dotenv
 from agentfn.errors import NotFound, UserError
 from agentfn.ports import SecretStore
+from tests.support.logs import debug_logging
 
 SECRET = "s3cr3t-VALUE-do-not-leak"
 
@@ -51,7 +51,7 @@ def test_ttl_cache_hides_rotation_until_expiry(secret_store_factory: Any, fake_c
 
 
 def test_value_never_leaks(secret_store_factory: Any, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG)
+    debug_logging(caplog)
     secret_store_factory.set_secret("DB_PASSWORD", SECRET)
     store = secret_store_factory.make()
     assert store.get("DB_PASSWORD") == SECRET
@@ -137,7 +137,7 @@ def test_local_dotenv_syntax() -> None:
 
 
 def test_local_parse_warnings_do_not_leak(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG)
+    debug_logging(caplog)
     parse_dotenv(f"{SECRET}\nKEY='{SECRET}\n", source="x.env")
     assert "x.env:1" in caplog.text and "x.env:2" in caplog.text
     assert SECRET not in caplog.text

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import uuid
 
 import boto3
@@ -11,6 +10,7 @@ import pytest
 from agentfn.adapters.aws.secrets_manager import SecretsManagerStore
 from agentfn.errors import ConfigError, NotFound, UserError
 from tests.support.emulators.aws import ensure_moto
+from tests.support.logs import debug_logging
 
 VALUE = "unit-s3cr3t-never-logged"
 
@@ -54,7 +54,7 @@ def test_deleted_secret_is_not_found_and_misses_are_not_cached(prefix: str) -> N
 def test_boto_debug_logs_do_not_carry_the_value(
     prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG)
+    debug_logging(caplog)
     boto3.client("secretsmanager").create_secret(Name=f"{prefix}K", SecretString=VALUE)
     assert SecretsManagerStore(prefix).get("K") == VALUE
     assert "Response body" in caplog.text  # botocore did log the exchange...

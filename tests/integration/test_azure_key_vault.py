@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import ssl
 import urllib.error
 import urllib.request
@@ -21,6 +20,7 @@ from tests.support.fake_key_vault import (
     TestCredential,
     ensure_fake_key_vault,
 )
+from tests.support.logs import debug_logging
 
 VALUE = "kv-s3cr3t-do-not-leak"
 
@@ -163,7 +163,7 @@ def test_the_certificate_is_checked(vault: FakeKeyVault) -> None:
 
 
 def test_values_stay_out_of_sdk_logs(vault: FakeKeyVault, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG)
+    debug_logging(caplog)
     vault.set_secret("DB-PASSWORD", VALUE)
     assert store(vault).get("DB_PASSWORD") == VALUE
     assert any(r.name.startswith("azure") for r in caplog.records)  # the SDK did log

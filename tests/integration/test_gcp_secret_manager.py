@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 import urllib.error
 import urllib.request
 import uuid
@@ -20,6 +19,7 @@ from agentfn.errors import ConfigError, InternalError, NotFound, UserError
 from tests.contract.backends.gcp import put_secret, secret_manager_client
 from tests.contract.harness import FakeClock
 from tests.support.emulators.gcp import secret_manager
+from tests.support.logs import debug_logging
 
 SECRET = "s3cr3t-VALUE-do-not-leak"
 
@@ -129,7 +129,7 @@ def test_values_are_unicode_and_exact(project: str) -> None:
 
 
 def test_nothing_leaks_in_logs_or_errors(project: str, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG)
+    debug_logging(caplog)
     put_secret(secret_manager_client(), project, "PW", SECRET)
     store = GcpSecretManagerStore(project)
     assert store.get("PW") == SECRET
