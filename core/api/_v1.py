@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import TYPE_CHECKING
 
 from agentfn.agents import AgentSpec
 from agentfn.api import _models as m
@@ -17,6 +18,9 @@ from agentfn.api._routing import Call, QueryParam, Routes, Services
 from agentfn.errors import ToolError, UnsupportedMediaType, UserError, ValidationFailed
 from agentfn.http_tools import HttpTool, HttpToolSpec
 from agentfn.tools import ToolRegistry, load_registry
+
+if TYPE_CHECKING:
+    from agentfn.workflows import Blueprint
 
 routes = Routes()
 
@@ -142,16 +146,7 @@ def put_agent(services: Services, call: Call) -> Response:
 def get_workflow(services: Services, call: Call) -> Response:
     name = call.params["name"]
     text = services.catalog.workflow_text(name)
-    bp = services.catalog.load_workflow(name).blueprint
-    view = m.WorkflowView(
-        name=bp.name,
-        description=bp.description,
-        nodes=len(bp.nodes),
-        edges=len(bp.edges),
-        inputs={k: v.model_dump() for k, v in bp.inputs.items()},
-        source=text,
-    )
-    return json_response(200, view)
+    return json_response(200, _workflow_view(services.catalog.load_workflow(name).blueprint, text))
 
 
 @routes.route(
@@ -177,8 +172,11 @@ def put_workflow(services: Services, call: Call) -> Response:
         except ValueError as exc:
             raise UserError(f"body is not valid JSON: {exc}", field="body") from None
     loaded = services.catalog.put_workflow(call.params["name"], text)
-    bp = loaded.blueprint
-    view = m.WorkflowView(
+    return json_response(200, _workflow_view(loaded.blueprint, text))
+
+
+def _workflow_view(bp: Blueprint, text: str) -> m.WorkflowView:
+    return m.WorkflowView(
         name=bp.name,
         description=bp.description,
         nodes=len(bp.nodes),
@@ -186,7 +184,6 @@ def put_workflow(services: Services, call: Call) -> Response:
         inputs={k: v.model_dump() for k, v in bp.inputs.items()},
         source=text,
     )
-    return json_response(200, view)
 
 
 # ------------------------------------------------------------------ tools

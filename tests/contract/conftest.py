@@ -302,10 +302,17 @@ def _run_threads(worker: str, args_list: list[list[Any]], timeout: float) -> lis
             errors.append(exc)
 
     threads = [threading.Thread(target=body, args=(i, a)) for i, a in enumerate(args_list)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout)
+    # Switch threads every few microseconds, not every 5 ms: in-memory calls are so fast that
+    # one thread would otherwise finish its whole share before the other ever ran.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout)
+    finally:
+        sys.setswitchinterval(interval)
     if errors or any(t.is_alive() for t in threads):
         raise AssertionError(f"worker {worker} failed: {errors or 'timed out'}")
     return results
@@ -375,6 +382,7 @@ def queue_consume_worker(raw_spec: list[Any], batch: int, visibility_timeout: fl
         for m in messages:
             got.append(m.id)
             queue.ack(m)
+        time.sleep(0)  # let a consumer racing in a thread of this process take its turn
     return got
 
 
