@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import sys
 import urllib.request
-from pathlib import Path
 from urllib.parse import urlparse
 
 from tests.support.emulators import (
@@ -40,16 +39,16 @@ UNSET = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ROLE_ARN
 
 
 def _moto_server_command(port: int) -> list[str]:
-    venv_bin = Path(sys.executable).parent
-    exe = venv_bin / "moto_server"
-    if not exe.exists():
-        exe = REPO_ROOT / ".venv" / "bin" / "moto_server"
-    if not exe.exists():
+    """moto's server, with SQS receives atomic as on SQS (see moto_sqs_atomic)."""
+    try:
+        import moto.server  # noqa: F401
+    except ImportError:
         raise EmulatorError(
-            f"moto server could not start: no moto_server executable next to {sys.executable} "
-            "or in .venv/bin (install 'moto[server]')"
-        )
-    return [str(exe), "-H", "127.0.0.1", "-p", str(port)]
+            f"moto server could not start: {sys.executable} cannot import moto.server "
+            "(install 'moto[server]')"
+        ) from None
+    module = "tests.support.emulators.moto_sqs_atomic"
+    return [sys.executable, "-m", module, "-H", "127.0.0.1", "-p", str(port)]
 
 
 def _start() -> Server:
@@ -60,6 +59,7 @@ def _start() -> Server:
         port=port,
         env={**DUMMY_ENV, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"},
         timeout_s=60,
+        cwd=REPO_ROOT,  # where `-m tests.support.emulators.moto_sqs_atomic` resolves
     )
 
 
