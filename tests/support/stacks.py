@@ -98,3 +98,30 @@ def stack_environment(cloud: str, variables: dict[str, str] | None = None) -> di
 
     environment = locals_.get("environment", {})
     return {_unquote(k): render(v) for k, v in environment.items()}
+
+
+DEPLOY_DOCS = MODULES.parents[2] / "docs" / "deploy"
+PERMISSIONS_HEADING = "## Who calls what"
+
+
+def permission_table(cloud: str) -> list[dict[str, str]]:
+    """The rows of the "Who calls what" table in ``docs/deploy/<cloud>.md``.
+
+    The table is the one place the stack's grants are written down for people; the
+    permission tests check the stack against it both ways (every row is granted, nothing
+    is granted that no row names). Columns are the header's words, lower-cased; backticks
+    around cell values are dropped.
+    """
+    text = (DEPLOY_DOCS / f"{cloud}.md").read_text()
+    if PERMISSIONS_HEADING not in text:
+        raise AssertionError(f"docs/deploy/{cloud}.md has no {PERMISSIONS_HEADING!r} section")
+    section = text.split(PERMISSIONS_HEADING, 1)[1].split("\n## ", 1)[0]
+    lines = [ln.strip() for ln in section.splitlines() if ln.strip().startswith("|")]
+    if len(lines) < 3:
+        raise AssertionError(f"docs/deploy/{cloud}.md: {PERMISSIONS_HEADING!r} has no table")
+
+    def cells(line: str) -> list[str]:
+        return [c.strip().strip("`").strip() for c in line.strip("|").split("|")]
+
+    header = [c.lower() for c in cells(lines[0])]
+    return [dict(zip(header, cells(line), strict=True)) for line in lines[2:]]
