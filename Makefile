@@ -40,7 +40,13 @@ $(TF_RC): Makefile
 	  echo "terraform: no provider mirror found; the AWS stack tests will say so"; \
 	fi
 
-test: $(VENV)/.dev $(EMU)/node_modules/.bin/azurite $(TF_RC)
+# Wheels for the functions' target (Linux x86_64, CPython 3.11): `agentfn package` in the tests
+# builds offline from them. The only network step of the tests, with the installs above.
+$(EMU)/wheels/.done: pyproject.toml $(VENV)/.dev
+	$(PY) -m tests.support.deployed wheelhouse $(EMU)/wheels
+	touch $@
+
+test: $(VENV)/.dev $(EMU)/node_modules/.bin/azurite $(TF_RC) $(EMU)/wheels/.done
 	TF_CLI_CONFIG_FILE=$(TF_RC) $(PY) -m pytest
 
 lint: $(VENV)/.dev

@@ -1,13 +1,20 @@
 """``agentfn package --cloud aws|gcp|azure``: build the artifact a cloud function deploys.
 
-- aws: a Lambda zip with the ``agentfn`` package and every dependency vendored from this
-  environment (so the build needs no network; build on Linux x86_64 with the Python the Lambda
-  runtime uses). Handlers: ``agentfn.functions.aws.http.handler`` and
-  ``agentfn.functions.aws.worker.handler``.
+- aws: a Lambda zip with the ``agentfn`` package and every dependency installed for the
+  Lambda runtime (``TARGET``: CPython 3.11 on manylinux2014 x86_64), whatever machine builds
+  it. Handlers: ``agentfn.functions.aws.http.handler`` and ``agentfn.functions.aws.worker.handler``.
 - gcp: a Cloud Functions source folder: the ``agentfn`` package, a root ``main.py`` exposing
   ``http`` and ``worker``, and a pinned ``requirements.txt`` that Cloud Build installs.
 - azure: a Function App folder: ``function_app.py`` exposing ``app``, ``host.json``, the
-  ``agentfn`` package and a pinned ``requirements.txt``.
+  ``agentfn`` package, its dependencies installed for ``TARGET`` into
+  ``.python_packages/lib/site-packages`` (where the Azure Python worker looks; the zip deploy
+  runs no build) and the pinned ``requirements.txt`` they were installed from.
+
+Dependencies are pinned to the versions installed here (what the tests ran against) and
+installed by pip for the target platform, binary wheels only: a build on macOS, arm64 or
+another Python gets Linux x86_64 CPython 3.11 wheels, or fails with one line saying which
+requirement has none. Not shipped: what only the CLI needs (``CLI_ONLY``) and pip's own
+tooling. Installs are cached per requirement set under ``~/.cache/agentfn/targets``.
 
 A project folder (workflows, tool modules, rule files) given with ``--project`` is copied to
 ``project/`` inside the artifact; deployments point ``AGENTFN_PROJECT`` at it.
@@ -19,6 +26,9 @@ import hashlib
 import importlib
 import os
 import shutil
+import subprocess
+import sys
+import tempfile
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -40,8 +50,27 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "gcp": ("gcp", "openai"),
     "azure": ("azure", "openai"),
 }
-# Provided by the platform's runtime, never shipped.
+# Packaging tooling and agentfn itself (copied from source) are never installed as
+# dependencies; CLI_ONLY are the requirements only `agentfn` the command imports (typer, rich,
+# packaging: functions/local/), which no handler loads.
 SKIP = {"pip", "setuptools", "wheel", "agentfn"}
+CLI_ONLY = {"typer", "rich", "packaging"}
+
+
+@dataclass(frozen=True)
+class Target:
+    """The platform every cloud stack runs: its runtime settings must match (tests check)."""
+
+    python: str = "3.11"
+    platform: str = "manylinux2014_x86_64"  # glibc 2.17: Lambda's Amazon Linux 2 and newer
+    implementation: str = "cp"
+
+    @property
+    def abi(self) -> str:
+        return f"cp{self.python.replace('.', '')}"
+
+
+TARGET = Target()
 GCP_MAIN = """\"\"\"Cloud Functions entry points: see agentfn/functions/gcp/main.py.\"\"\"
 
 from agentfn.functions.gcp.main import http, worker
@@ -70,7 +99,9 @@ class Artifact:
 def dependency_closure(extras: Iterable[str]) -> list[Distribution]:
     """The installed distributions agentfn[extras] needs, found through their metadata."""
     wanted = [Requirement(r) for r in distribution("agentfn").requires or []]
-    queue = [r for r in wanted if _applies(r, set(extras))]
+    queue = [
+        r for r in wanted if _applies(r, set(extras)) and canonicalize_name(r.name) not in CLI_ONLY
+    ]
     seen: dict[str, Distribution] = {}
     while queue:
         req = queue.pop()
@@ -115,28 +146,73 @@ def _copy_sources(dest: Path) -> None:
     shutil.copytree(example, target / "functions" / "local" / "example", ignore=ignore)
 
 
-def _vendor(dists: list[Distribution], dest: Path) -> None:
-    for dist in dists:
-        for file in dist.files or []:
-            if file.parts[0] == ".." or "__pycache__" in file.parts:
-                continue  # scripts outside site-packages, caches
-            source = Path(str(dist.locate_file(file)))
-            if source.is_file():
-                target = dest / file
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(source, target)
+def _cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "agentfn" / "targets"
 
 
-def _requirements(dists: list[Distribution]) -> str:
+def install_for_target(
+    requirements: str, dest: Path, *, wheelhouse: Path | None = None, target: Target = TARGET
+) -> None:
+    """Install pinned ``requirements`` into ``dest`` as the target platform needs them.
+
+    pip resolves nothing (``--no-deps``: the list is the whole closure) and takes binary wheels
+    for ``target`` only, so no compiler or host library leaks in. ``wheelhouse`` builds offline
+    from a folder of wheels. The result is cached by requirements and target.
+    """
+    key = hashlib.sha256(f"{target}\n{requirements}".encode()).hexdigest()[:32]
+    cached = _cache_root() / key
+    if not cached.is_dir():
+        _pip_install(requirements, cached, wheelhouse, target)
+    shutil.copytree(cached, dest, dirs_exist_ok=True)
+
+
+def _pip_install(requirements: str, cached: Path, wheelhouse: Path | None, target: Target) -> None:
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cached.parent) as scratch:
+        req_file = Path(scratch) / "requirements.txt"
+        req_file.write_text(requirements)
+        into = Path(scratch) / "site-packages"
+        command = [
+            sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+            "--no-deps", "--no-compile", "--only-binary=:all:",
+            "--platform", target.platform, "--implementation", target.implementation,
+            "--python-version", target.python, "--abi", target.abi,
+            "--target", str(into), "--requirement", str(req_file),
+        ]  # fmt: skip
+        if wheelhouse is not None:
+            command += ["--no-index", "--find-links", str(wheelhouse)]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+            why = next((ln for ln in lines if "ERROR" in ln), lines[-1] if lines else "")
+            raise ConfigError(
+                f"cannot install dependencies for CPython {target.python} on {target.platform}: "
+                f"{why.removeprefix('ERROR: ').strip()}"
+            )
+        shutil.rmtree(into / "bin", ignore_errors=True)  # console scripts: no use in a function
+        try:
+            into.rename(cached)
+        except OSError:  # another build filled the cache first: keep theirs
+            if not cached.is_dir():
+                raise
+
+
+def requirements_for(cloud: str) -> str:
+    """``cloud``'s dependencies pinned to the versions installed here, one per line."""
+    dists = dependency_closure(EXTRAS[cloud])
     return "".join(f"{d.metadata['Name']}=={d.version}\n" for d in dists)
 
 
-def package(cloud: str, out_dir: Path, project: Path | None = None) -> Artifact:
+def package(
+    cloud: str, out_dir: Path, project: Path | None = None, *, wheelhouse: Path | None = None
+) -> Artifact:
+    """Build ``cloud``'s artifact in ``out_dir``; ``wheelhouse`` installs offline from wheels."""
     if cloud not in EXTRAS:
         raise UserError(f"unknown cloud {cloud!r}: use aws, gcp or azure", field="cloud")
     if project is not None and not project.is_dir():
         raise UserError(f"project folder {str(project)!r} does not exist", field="project")
-    dists = dependency_closure(EXTRAS[cloud])
+    requirements = requirements_for(cloud)
     out_dir.mkdir(parents=True, exist_ok=True)
     build = out_dir / f"agentfn-{cloud}"
     shutil.rmtree(build, ignore_errors=True)
@@ -147,15 +223,17 @@ def package(cloud: str, out_dir: Path, project: Path | None = None) -> Artifact:
             project, build / "project", ignore=shutil.ignore_patterns("__pycache__", ".agentfn*")
         )
     if cloud == "aws":
-        _vendor(dists, build)
+        install_for_target(requirements, build, wheelhouse=wheelhouse)
         zip_path = out_dir / "agentfn-aws.zip"
         _zip(build, zip_path)
         shutil.rmtree(build)
         return _artifact("aws", zip_path, zip_path)
-    (build / "requirements.txt").write_text(_requirements(dists))
+    (build / "requirements.txt").write_text(requirements)
     if cloud == "gcp":
         (build / "main.py").write_text(GCP_MAIN)
     else:
+        site = build / ".python_packages" / "lib" / "site-packages"
+        install_for_target(requirements, site, wheelhouse=wheelhouse)
         (build / "function_app.py").write_text(AZURE_APP)
         shutil.copy2(_package_dir("agentfn.functions.azure") / "host.json", build / "host.json")
     archive = out_dir / f"agentfn-{cloud}.zip"

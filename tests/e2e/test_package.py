@@ -8,6 +8,7 @@ artifact — the way each platform loads it.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -16,8 +17,14 @@ from pathlib import Path
 import pytest
 
 from agentfn.functions.local.cli import EXAMPLE
-from agentfn.functions.local.packaging import package
-from tests.support.stacks import stack_values
+from agentfn.functions.local.packaging import (
+    TARGET,
+    install_for_target,
+    package,
+    requirements_for,
+)
+from tests.support.deployed import WHEELHOUSE, build_artifact
+from tests.support.stacks import resources, stack_values
 
 ROOT = Path(__file__).resolve().parents[2]
 FRESH_ENV = {"PATH": "/usr/bin:/bin", "POWERTOOLS_TRACE_DISABLED": "true", "HOME": "/tmp"}
@@ -41,18 +48,18 @@ def fresh_python(code: str, *, path: Path, no_site: bool, cwd: Path) -> str:
 def test_artifacts_hold_one_package_at_the_top(tmp_path: Path) -> None:
     """Our code ships as agentfn/ only: no core/, adapters/, functions/ or events/ beside it."""
     ours = {"core", "adapters", "functions", "events"}
-    aws = package("aws", tmp_path / "aws", EXAMPLE)
+    aws = build_artifact("aws", tmp_path / "aws", EXAMPLE)
     with zipfile.ZipFile(aws.path) as zf:
         tops = {n.split("/")[0] for n in zf.namelist()}
     assert "agentfn" in tops and "project" in tops and not tops & ours
     for cloud in ("gcp", "azure"):
-        folder = package(cloud, tmp_path / cloud, EXAMPLE).path
+        folder = build_artifact(cloud, tmp_path / cloud, EXAMPLE).path
         entries = {p.name for p in folder.iterdir()}
         assert "agentfn" in entries and not entries & ours, entries
 
 
 def test_aws_zip_is_self_contained(tmp_path: Path) -> None:
-    artifact = package("aws", tmp_path / "dist", EXAMPLE)
+    artifact = build_artifact("aws", tmp_path / "dist", EXAMPLE)
     assert artifact.path.name == "agentfn-aws.zip" and artifact.size_bytes > 1_000_000
     root = tmp_path / "unzipped"
     with zipfile.ZipFile(artifact.path) as zf:
@@ -87,8 +94,8 @@ def test_aws_zip_is_self_contained(tmp_path: Path) -> None:
 
 
 def test_zip_is_reproducible(tmp_path: Path) -> None:
-    first = package("aws", tmp_path / "a")
-    second = package("aws", tmp_path / "b")
+    first = build_artifact("aws", tmp_path / "a")
+    second = build_artifact("aws", tmp_path / "b")
     assert first.sha256 == second.sha256
 
 
@@ -111,7 +118,7 @@ AZURE_CODE = (
 @pytest.mark.parametrize(("cloud", "entry"), [("gcp", "main.py"), ("azure", "function_app.py")])
 def test_source_folders_import_their_entry_points(tmp_path: Path, cloud: str, entry: str) -> None:
     code = gcp_code() if cloud == "gcp" else AZURE_CODE
-    artifact = package(cloud, tmp_path / "dist", EXAMPLE)
+    artifact = build_artifact(cloud, tmp_path / "dist", EXAMPLE)
     folder = artifact.path
     assert (folder / entry).is_file() and (folder / "requirements.txt").is_file()
     pins = (folder / "requirements.txt").read_text().splitlines()
@@ -133,3 +140,100 @@ def test_unknown_cloud_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(UserError, match="unknown cloud 'ibm'"):
         package("ibm", tmp_path)
+
+
+def test_every_stack_runs_the_python_the_artifacts_are_built_for() -> None:
+    """One target: the Lambda runtime and architecture, Cloud Functions' and Azure's runtime."""
+    runtimes = stack_values("aws", "aws_lambda_function", "runtime")
+    assert set(runtimes.values()) == {f"python{TARGET.python}"}
+    lambdas = resources("aws", "aws_lambda_function")
+    architectures = {
+        n: [a.strip('"') for a in b.get("architectures", [])] for n, b in lambdas.items()
+    }
+    assert all(a == ["x86_64"] for a in architectures.values()), architectures
+    gcp = stack_values("gcp", "google_cloudfunctions2_function", "build_config", "runtime")
+    assert set(gcp.values()) == {"python" + TARGET.python.replace(".", "")}
+    azure = stack_values(
+        "azure", "azurerm_linux_function_app", "site_config", "application_stack", "python_version"
+    )
+    assert set(azure.values()) == {TARGET.python}
+    assert TARGET.platform.endswith("_x86_64")
+
+
+def _wheel_tags(root: Path) -> dict[str, set[str]]:
+    tags: dict[str, set[str]] = {}
+    for wheel in root.glob("*.dist-info/WHEEL"):
+        lines = wheel.read_text().splitlines()
+        tags[wheel.parent.name] = {
+            ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("Tag:")
+        }
+    return tags
+
+
+@pytest.mark.parametrize("cloud", ["aws", "azure"])
+def test_vendored_dependencies_are_built_for_the_target(tmp_path: Path, cloud: str) -> None:
+    """Wheels for Linux x86_64 CPython 3.11 only, whatever machine builds: no host binaries."""
+    artifact = build_artifact(cloud, tmp_path / "dist")
+    if cloud == "aws":
+        root = tmp_path / "unzipped"
+        with zipfile.ZipFile(artifact.path) as zf:
+            zf.extractall(root)
+    else:
+        root = artifact.path / ".python_packages" / "lib" / "site-packages"
+    tags = _wheel_tags(root)
+    assert "pydantic_core" in {name.split("-")[0] for name in tags}, sorted(tags)
+    abi, gnu = TARGET.abi, f"cpython-{TARGET.abi[2:]}-x86_64-linux-gnu"
+    for dist, wheel_tags in tags.items():
+        assert wheel_tags, dist
+        for tag in wheel_tags:
+            python, tag_abi, platform = tag.split("-")
+            pythons = set(python.split("."))
+            assert pythons & {"py3", "py2", abi} or tag_abi == "abi3", (dist, tag)
+            assert tag_abi in ("none", "abi3", abi), (dist, tag)
+            linux = all(p.endswith("_x86_64") and "linux" in p for p in platform.split("."))
+            assert platform == "any" or linux, (dist, tag)
+    extensions = [p.name for p in root.rglob("*.so*")]
+    assert any(gnu in name for name in extensions), extensions[:5]
+    foreign = [n for n in extensions if ("cpython-" in n and gnu not in n) or "darwin" in n]
+    assert not foreign, foreign
+    names = {name.split("-")[0].lower() for name in tags}
+    assert not names & {"typer", "rich", "packaging", "pip", "setuptools", "wheel"}, names
+    assert not (root / "bin").exists()
+
+
+def test_a_dependency_without_a_target_wheel_is_one_line(tmp_path: Path) -> None:
+    """A build that cannot get a wheel for the target says which, and exits 2 — no traceback."""
+    empty = tmp_path / "no-wheels"
+    empty.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "agentfn.functions.local.cli", "package", "--cloud", "aws",
+         "--out", str(tmp_path / "dist")],
+        cwd=tmp_path,
+        env={**os.environ, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(empty),
+             "XDG_CACHE_HOME": str(tmp_path / "cache")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: cannot install dependencies for CPython {TARGET.python}")
+    assert "annotated" in lines[0].lower() or "no matching distribution" in lines[0].lower()
+    assert not (tmp_path / "cache" / "agentfn" / "targets").exists() or not any(
+        p.is_dir() and not p.name.startswith("tmp")
+        for p in (tmp_path / "cache" / "agentfn" / "targets").iterdir()
+    ), "a failed install must not be cached"
+
+
+def test_target_installs_are_cached_by_requirements(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    pins = next(ln for ln in requirements_for("aws").splitlines() if ln.startswith("six=="))
+    install_for_target(pins + "\n", tmp_path / "one", wheelhouse=WHEELHOUSE)
+    assert (tmp_path / "one" / "six.py").is_file()
+    (cached,) = (tmp_path / "cache" / "agentfn" / "targets").iterdir()
+    (cached / "marker").write_text("from the cache")
+    install_for_target(pins + "\n", tmp_path / "two", wheelhouse=tmp_path / "nowhere")
+    assert (tmp_path / "two" / "marker").read_text() == "from the cache"

@@ -14,6 +14,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from tests.support.deployed import WHEELHOUSE
 from tests.support.emulators.aws import ensure_moto
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,6 +50,9 @@ def aws_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
         "AWS_REGION": "us-east-1",
         "AGENTFN_HOME": str(tmp_path_factory.mktemp("home")),
         "AGENTFN_DEPLOYER": "ci@test",
+        # the deployer's machine builds offline, from the wheelhouse `make test` filled
+        "PIP_NO_INDEX": "1",
+        "PIP_FIND_LINKS": str(WHEELHOUSE),
     }
     yield env
 

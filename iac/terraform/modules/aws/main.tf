@@ -188,7 +188,8 @@ resource "aws_cloudwatch_log_group" "worker" {
 resource "aws_lambda_function" "http" {
   function_name    = "${var.name}-http"
   role             = aws_iam_role.http.arn
-  runtime          = "python3.11"
+  runtime          = "python3.11" # agentfn package builds for CPython 3.11 on x86_64
+  architectures    = ["x86_64"]
   handler          = "agentfn.functions.aws.http.handler"
   filename         = var.artifact
   source_code_hash = filebase64sha256(var.artifact)
@@ -203,7 +204,8 @@ resource "aws_lambda_function" "http" {
 resource "aws_lambda_function" "worker" {
   function_name    = "${var.name}-worker"
   role             = aws_iam_role.worker.arn
-  runtime          = "python3.11"
+  runtime          = "python3.11" # agentfn package builds for CPython 3.11 on x86_64
+  architectures    = ["x86_64"]
   handler          = "agentfn.functions.aws.worker.handler"
   filename         = var.artifact
   source_code_hash = filebase64sha256(var.artifact)
