@@ -410,9 +410,18 @@ def _fields(body: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
 
 
 def check_body(
-    body: Mapping[str, Any], schema: Body, path: str, meta: Iterable[str] = ()
+    body: Mapping[str, Any],
+    schema: Body,
+    path: str,
+    meta: Iterable[str] = (),
+    enclosing: tuple[Body, ...] = (),
 ) -> list[str]:
-    """Problems of one block body against its schema, recursively (``path`` prefixes each)."""
+    """Problems of one block body against its schema, recursively (``path`` prefixes each).
+
+    ``enclosing`` holds the bodies from the resource down, which a recursive block's
+    ``same_as`` points into.
+    """
+    stack = (*enclosing, schema)
     problems: list[str] = []
     meta = set(meta)
     blocks: dict[str, list[Mapping[str, Any]]] = {}
@@ -421,7 +430,7 @@ def check_body(
         if key in meta:
             continue
         where = f"{path}{key}"
-        if key == "dynamic" and _is_block(value):
+        if key == "dynamic" and isinstance(value, list):  # [{"label": spec}], specs are blocks
             for labelled in value:
                 for label, spec in _fields(labelled):
                     name = _unquote(label)
@@ -461,11 +470,13 @@ def check_body(
             problems.append(
                 f"{path}{name}: {len(given)} blocks, at most {block['max_items']} allowed"
             )
+        inner: Body = stack[block["same_as"]] if "same_as" in block else block
         for index, occurrence in enumerate(given):
             label = f"{name}[{index}]" if block["nesting"] == "list" else name
-            problems += check_body(occurrence, block, f"{path}{label}.")
+            problems += check_body(occurrence, inner, f"{path}{label}.", (), stack)
         for occurrence in dynamic.get(name, []):
-            problems += check_body(occurrence, block, f"{path}dynamic.{name}.content.")
+            where = f"{path}dynamic.{name}.content."
+            problems += check_body(occurrence, inner, where, (), stack)
     return problems
 
 
