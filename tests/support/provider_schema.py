@@ -6,10 +6,11 @@ assembly (``_jsii/provider-*.jsii.tgz`` → ``package/.jsii``, 80-130 MB of JSON
 ``python -m tests.support.provider_schema extract --out DIR WHEEL…`` (run by ``make test``)
 turns each into a compact JSON, so the test loads a few MB and never the network:
 
-    {"provider": "google", "source": "hashicorp/google", "version": "8.7.0",
+    {"format": 2, "provider": "google", "source": "hashicorp/google", "version": "8.7.0",
      "package": "cdktn-provider-google", "package_version": "21.1.0",
-     "provider_config": BODY, "resources": {TYPE: BODY}, "data_sources": {TYPE: BODY},
-     "ephemeral_resources": {TYPE: BODY}}
+     "provider_config": BODY, "resources": {TYPE: RESOURCE}, "data_sources": {TYPE: RESOURCE},
+     "ephemeral_resources": {TYPE: RESOURCE}}
+    RESOURCE = BODY + {"attributes": [NAME]}: all a reference ``type.name.NAME`` may read
     BODY  = {"arguments": {NAME: {"required": bool}}, "blocks": {NAME: BLOCK}}
     BLOCK = BODY + {"required": bool, "nesting": "single" | "list", "max_items": 1 (single only)}
             or, for a block that contains itself, {…, "same_as": DEPTH}: its body is the
@@ -26,7 +27,8 @@ and not in the structs, so setting one is reported as unknown, as Terraform does
 ``check_configuration`` reads a folder of ``.tf`` files with python-hcl2 (which marks each
 block occurrence with ``__is_block__``) and returns one line per problem: unknown resource
 types, arguments and blocks, missing required ones, blocks given as arguments and the reverse,
-single blocks repeated, module calls with unknown or missing variables, and
+single blocks repeated, references to attributes a resource does not have, module calls with
+unknown or missing variables, and
 ``required_providers`` constraints that do not admit the checked version or admit a later major.
 """
 
@@ -39,7 +41,7 @@ import re
 import sys
 import tarfile
 import zipfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NotRequired, TypedDict, cast
@@ -49,6 +51,7 @@ import hcl2
 ROOT = Path(__file__).resolve().parents[2]
 PINS = Path(__file__).with_name("provider-schemas.txt")
 CACHE = ROOT / ".emulators" / "schemas"
+FORMAT = 2  # of the extracted JSON: a cache written by an older extractor is stale
 MISSING_CACHE = "provider schemas are not extracted: run `make test` (it downloads them once)"
 
 
@@ -68,16 +71,21 @@ class Block(Body):
     same_as: NotRequired[int]  # recursive: the body is the one this many levels from the top
 
 
+class Resource(Body):
+    attributes: list[str]  # what `type.name.X` may read: arguments, blocks and computed ones
+
+
 class Schema(TypedDict):
+    format: int
     provider: str
     source: str
     version: str
     package: str
     package_version: str
     provider_config: Body
-    resources: dict[str, Body]
-    data_sources: dict[str, Body]
-    ephemeral_resources: dict[str, Body]
+    resources: dict[str, Resource]
+    data_sources: dict[str, Resource]
+    ephemeral_resources: dict[str, Resource]
 
 
 # ------------------------------------------------------------------ extraction from a wheel
@@ -130,12 +138,42 @@ class _Assembly:
                     return inner
         return None
 
+    def _name(self, prop: Mapping[str, Any]) -> str:
+        """A struct property's Terraform name: its registry anchor, else its snake_case."""
+        anchors = [m["anchor"] for m in self._links(prop.get("docs", {})) if m["anchor"]]
+        return anchors[-1] if anchors else _snake(prop["name"])
+
+    def resource(self, cls: Mapping[str, Any]) -> Resource:
+        """A resource's arguments and blocks, and every attribute a reference may read.
+
+        The attributes are the class's getters; those also settable take their name from the
+        config struct, computed-only ones from their camelCase, also undoing cdktn's renames
+        (``get_x`` → ``fetchX``, a name clashing with a method → ``nameAttribute``).
+        """
+        config = self.config_of(cls)
+        body = self.body(config)
+        settable = {p["name"]: self._name(p) for p in self.types[config].get("properties", [])}
+        names = {"id"}
+        for prop in cls.get("properties", []):
+            camel = str(prop["name"])
+            if prop.get("static") or camel.endswith("Input"):
+                continue
+            if camel in settable:
+                names.add(settable[camel])
+                continue
+            names.add(_snake(camel))
+            if camel.endswith("Attribute"):
+                names.add(_snake(camel.removesuffix("Attribute")))
+            if camel.startswith("fetch"):
+                names.add("get_" + _snake(camel.removeprefix("fetch")))
+        attributes = sorted(names | set(body["arguments"]) | set(body["blocks"]))
+        return {"arguments": body["arguments"], "blocks": body["blocks"], "attributes": attributes}
+
     def body(self, fqn: str, seen: tuple[str, ...] = ()) -> Body:
         seen = (*seen, fqn)
         body: Body = {"arguments": {}, "blocks": {}}
         for prop in self.types[fqn].get("properties", []):
-            anchors = [m["anchor"] for m in self._links(prop.get("docs", {})) if m["anchor"]]
-            name = anchors[-1] if anchors else _snake(prop["name"])
+            name = self._name(prop)
             required = not prop.get("optional", False)
             nested = self._struct_of(prop["type"])
             if nested is None:
@@ -164,7 +202,7 @@ class _Assembly:
 def schema_from_assembly(assembly: Mapping[str, Any], package: str, package_version: str) -> Schema:
     """The compact schema of the one Terraform provider an assembly describes."""
     jsii = _Assembly(assembly)
-    bodies: dict[str, dict[str, Body]] = {kind: {} for kind in _KINDS.values()}
+    bodies: dict[str, dict[str, Resource]] = {kind: {} for kind in _KINDS.values()}
     provider: Body | None = None
     for cls in assembly["types"].values():
         if cls.get("kind") != "class":
@@ -177,13 +215,14 @@ def schema_from_assembly(assembly: Mapping[str, Any], package: str, package_vers
             links = jsii._links(cls["docs"])
             if not links or not links[0]["label"]:
                 raise ValueError(f"{cls['fqn']}: no registry link naming its type")
-            bodies[_KINDS[base]][links[0]["label"].strip()] = jsii.body(jsii.config_of(cls))
+            bodies[_KINDS[base]][links[0]["label"].strip()] = jsii.resource(cls)
     if provider is None:
         raise ValueError(f"{package} {package_version}: no provider class in the assembly")
     if len(jsii.versions) != 1:
         raise ValueError(f"{package}: registry links name {sorted(jsii.versions)}, not one")
     ((namespace, name, version),) = jsii.versions
     return {
+        "format": FORMAT,
         "provider": name,
         "source": f"{namespace}/{name}",
         "version": version,
@@ -243,6 +282,10 @@ def load_schemas(cache: Path = CACHE, pinned: Mapping[str, str] | None = None) -
         if not path.exists():
             raise SchemaCacheError(f"{_shown(path)} missing: {MISSING_CACHE}")
         schema = cast(Schema, json.loads(path.read_text()))
+        if schema.get("format") != FORMAT:
+            raise SchemaCacheError(
+                f"{_shown(path)} was written by an older extractor: {MISSING_CACHE}"
+            )
         if schema["package_version"] != version:
             raise SchemaCacheError(
                 f"{_shown(path)} is {package} {schema['package_version']}, "
@@ -409,6 +452,29 @@ def _fields(body: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
     return ((k, v) for k, v in body.items() if k != "__is_block__")
 
 
+_REFERENCE = re.compile(
+    r"(?<![\w.\]])(?P<prefix>data\.|ephemeral\.)?(?P<type>[a-z][a-z0-9_]*)\.(?P<name>[A-Za-z_][\w-]*)"
+    r"(?:\[[^\]]*\])?\.(?P<attr>[A-Za-z_][\w-]*)"
+)
+_PREFIX_SECTION = {"": "resource", "data.": "data", "ephemeral.": "ephemeral"}
+
+
+def _strings(value: object) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _same_name(name: str) -> str:
+    """Names compared as cdktn mangles them: ``use_32_bit`` and ``use32_bit`` are one."""
+    return name.replace("_", "").lower()
+
+
 def check_body(
     body: Mapping[str, Any],
     schema: Body,
@@ -530,6 +596,37 @@ def _source_of(local: str, declared: Mapping[str, tuple[str, str | None, str]]) 
     return source.removeprefix("registry.terraform.io/")
 
 
+def _check_references(
+    config: _Configuration,
+    where: Path,
+    schema_of: Callable[[str, str, str], Resource | None],
+) -> list[str]:
+    """``type.name.attr`` references to a resource of this folder must name an attribute."""
+    problems = []
+    for file, doc in config.files.items():
+        for section, items in doc.items():
+            for item in items if isinstance(items, list) else []:
+                for key, value in _fields(item):
+                    address = f"{section}.{_unquote(key)}" if section != "locals" else "locals"
+                    if section in _SECTIONS and isinstance(value, Mapping):
+                        prefix = _ADDRESS_PREFIX[section]
+                        names = [_unquote(n) for n, _ in _fields(value)]
+                        address = ", ".join(f"{prefix}{_unquote(key)}.{n}" for n in names)
+                    for text in _strings(value):
+                        for ref in _REFERENCE.finditer(text):
+                            section_of = _PREFIX_SECTION[ref["prefix"] or ""]
+                            resource = schema_of(section_of, ref["type"], ref["name"])
+                            if resource is None:
+                                continue
+                            known = {_same_name(a) for a in resource["attributes"]}
+                            if _same_name(ref["attr"]) not in known:
+                                problems.append(
+                                    f"{where}/{file}: {address}: {ref[0]}: "
+                                    f"{ref['type']} has no attribute {ref['attr']}"
+                                )
+    return problems
+
+
 def check_configuration(folder: Path, schemas: Mapping[str, Schema], module: bool) -> list[str]:
     """Every problem of one Terraform folder against the schemas, one line each.
 
@@ -553,6 +650,11 @@ def check_configuration(folder: Path, schemas: Mapping[str, Schema], module: boo
             return None
         return schemas[source]
 
+    checked: dict[tuple[str, str, str], Resource] = {}
+
+    def schema_for_type(section: str, rtype: str, rname: str) -> Resource | None:
+        return checked.get((section, rtype, rname))
+
     for section, kind in _SECTIONS.items():
         for file, item in config.sections(section):
             for rtype, named in _fields(item):
@@ -571,11 +673,14 @@ def check_configuration(folder: Path, schemas: Mapping[str, Schema], module: boo
                         )
                         continue
                     meta = _RESOURCE_META if section == "resource" else _DATA_META
-                    body_schema: Body = schema[kind][rtype]  # type: ignore[literal-required]
+                    body_schema: Resource = schema[kind][rtype]  # type: ignore[literal-required]
+                    checked[(section, rtype, _unquote(rname))] = body_schema
                     problems += [
                         f"{where}/{file}: {address}: {p}"
                         for p in check_body(body, body_schema, "", meta)
                     ]
+
+    problems += _check_references(config, where, schema_for_type)
 
     for file, item in config.sections("provider"):
         for local, body in _fields(item):

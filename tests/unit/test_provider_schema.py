@@ -300,11 +300,14 @@ def _struct(fqn: str, *props: Any) -> dict[str, Any]:
     return {"fqn": fqn, "kind": "interface", "datatype": True, "properties": list(props)}
 
 
-def _class(fqn: str, base: str, link: str, config: str) -> dict[str, Any]:
+def _class(fqn: str, base: str, link: str, config: str, *getters: str) -> dict[str, Any]:
+    properties = [{"name": "tfResourceType", "static": True}]
+    properties += [{"name": g} for g in getters]
     return {
         "fqn": fqn,
         "kind": "class",
         "base": base,
+        "properties": properties,
         "docs": {"summary": f"Represents a {{@link {link}}}."},
         "initializer": {
             "parameters": [{"name": "scope"}, {"name": "config", "type": {"fqn": config}}]
@@ -335,6 +338,13 @@ ASSEMBLY: dict[str, Any] = {
                 "cdktn.TerraformResource",
                 f"{DOCS}/resources/thing demo_thing",
                 "demo.ThingConfig",
+                "name",
+                "nameInput",
+                "fetchhDetails",
+                "selfLink",  # computed only
+                "buildAttribute",  # computed `build`, renamed: it clashes with a method
+                "fetchValue",  # computed `get_value`
+                "crc32C",
             ),
             _struct(
                 "demo.ThingConfig",
@@ -357,6 +367,8 @@ ASSEMBLY: dict[str, Any] = {
                 "cdktn.TerraformDataSource",
                 f"{DOCS}/data-sources/thing demo_thing",
                 "demo.DataThingConfig",
+                "name",
+                "projectNumber",
             ),
             _struct("demo.DataThingConfig", _prop("name", STRING, "name")),
             _class(
@@ -369,6 +381,7 @@ ASSEMBLY: dict[str, Any] = {
 }
 
 EXPECTED: Schema = {
+    "format": 2,
     "provider": "demo",
     "source": "hashicorp/demo",
     "version": "2.3.0",
@@ -407,9 +420,31 @@ EXPECTED: Schema = {
                     },
                 },
             },
+            "attributes": [
+                "build",
+                "build_attribute",
+                "crc32_c",
+                "fetch_value",
+                "get_value",
+                "geth_details",
+                "id",
+                "labels",
+                "name",
+                "other",
+                "rule",
+                "self_link",
+                "settings",
+                "use32_bit_worker",
+            ],
         }
     },
-    "data_sources": {"demo_thing": {"arguments": {"name": {"required": False}}, "blocks": {}}},
+    "data_sources": {
+        "demo_thing": {
+            "arguments": {"name": {"required": False}},
+            "blocks": {},
+            "attributes": ["id", "name", "project_number"],
+        }
+    },
     "ephemeral_resources": {},
 }
 
@@ -470,6 +505,9 @@ def test_a_missing_or_stale_cache_says_to_run_make_test(tmp_path: Path) -> None:
         SchemaCacheError, match=r"is cdktn-provider-demo 1.0.0, pinned 1.1.0: .*run `make test`"
     ):
         load_schemas(tmp_path, {"cdktn-provider-demo": "1.1.0"})
+    (tmp_path / "cdktn-provider-demo.json").write_text(json.dumps({**EXPECTED, "format": 1}))
+    with pytest.raises(SchemaCacheError, match=r"older extractor: .*run `make test`"):
+        load_schemas(tmp_path, {"cdktn-provider-demo": "1.0.0"})
 
 
 def test_the_repository_pins_the_providers_of_both_stacks() -> None:
@@ -499,8 +537,9 @@ resource "demo_thing" "a" {
   settings { tier = "x" }
 }
 data "demo_thing" "b" {
-  name = demo_thing.a.name
+  name = "${demo_thing.a.self_link}/${demo_thing.a.settings[0].tier}"
 }
+output "n" { value = data.demo_thing.b.project_number }
 variable "size" { type = number }
 variable "zone" { default = "z" }
 """
@@ -530,6 +569,12 @@ data "demo_thing" "e" {
   size = 1
 }
 resource "random_password" "f" {}
+output "m" {
+  value = [demo_thing.a.build, demo_thing.a.get_value, demo_thing.a.colour, var.x.colour]
+}
+locals {
+  l = "${data.demo_thing.b.tier}-${demo_thing.d[0].crc32c}-${demo_gadget.c.anything}"
+}
 resource "other_thing" "g" { provider = other.east }
 """,
         },
@@ -564,6 +609,8 @@ module "m" {
         f"{shown}/main.tf: other_thing.g: no schema for provider hashicorp/other "
         "(pin its cdktn-provider wheel in tests/support/provider-schemas.txt)",
         f"{shown}/main.tf: data.demo_thing.e: size: unknown argument",
+        f"{shown}/main.tf: output.m: demo_thing.a.colour: demo_thing has no attribute colour",
+        f"{shown}/main.tf: locals: data.demo_thing.b.tier: demo_thing has no attribute tier",
         f"{shown}/versions.tf: required_providers.demo: '>= 1.0' admits a major later than 2, never checked",
         f"{shown}/main.tf: other_thing.g: provider other is not in required_providers",
         f"{shown}/main.tf: random_password.f: provider random is not in required_providers",
