@@ -47,12 +47,12 @@ $(TF_RC): Makefile
 SCHEMA_PINS := tests/support/provider-schemas.txt
 SCHEMAS     := $(EMU)/schemas
 
-$(SCHEMAS)/wheels/.pins: $(SCHEMA_PINS) $(VENV)/.dev
+$(SCHEMAS)/wheels/.pins: $(SCHEMA_PINS) | $(VENV)/.dev
 	rm -rf $(SCHEMAS)/wheels && mkdir -p $(SCHEMAS)/wheels
 	$(PIP) download --no-deps --only-binary=:all: --dest $(SCHEMAS)/wheels -r $(SCHEMA_PINS)
 	cp $(SCHEMA_PINS) $@
 
-$(SCHEMAS)/.extracted: $(SCHEMAS)/wheels/.pins tests/support/provider_schema.py
+$(SCHEMAS)/.extracted: $(SCHEMAS)/wheels/.pins tests/support/provider_schema.py | $(VENV)/.dev
 	rm -f $(SCHEMAS)/*.json
 	$(PY) -m tests.support.provider_schema extract --out $(SCHEMAS) $(SCHEMAS)/wheels/*.whl
 	touch $@

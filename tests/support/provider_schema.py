@@ -699,6 +699,9 @@ def check_configuration(folder: Path, schemas: Mapping[str, Schema], module: boo
             if not source.startswith(("./", "../")):
                 continue  # a registry module: its variables are not here to check
             target = (folder / source).resolve()
+            if not sorted(target.glob("*.tf")):
+                problems.append(f"{where}/{file}: {address}: source {source}: no .tf files there")
+                continue
             variables = _Configuration.read(target).variables()
             for key, _ in _fields(body):
                 if key not in _MODULE_META and key not in variables:

@@ -588,6 +588,10 @@ provider "demo" {
   alias  = "eu"
   colour = "red"
 }
+module "gone" {
+  source = "../../modules/gone"
+  size   = 1
+}
 module "m" {
   source = "../../modules/m"
   count  = 1
@@ -617,6 +621,7 @@ module "m" {
     ]
     assert check_configuration(example, schemas, module=False) == [
         f"{tmp_path}/examples/m/main.tf: provider.demo: colour: unknown argument",
+        f"{tmp_path}/examples/m/main.tf: module.gone: source ../../modules/gone: no .tf files there",
         f"{tmp_path}/examples/m/main.tf: module.m: colours: not a variable of ../../modules/m",
         f"{tmp_path}/examples/m/main.tf: module.m: size: required variable missing",
     ]
