@@ -448,8 +448,13 @@ def _is_block(value: object) -> bool:
     )
 
 
+def _hcl2_meta(key: object) -> bool:
+    """python-hcl2's own keys (``__is_block__``, ``__comments__``…), not Terraform's."""
+    return isinstance(key, str) and key.startswith("__") and key.endswith("__")
+
+
 def _fields(body: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
-    return ((k, v) for k, v in body.items() if k != "__is_block__")
+    return ((k, v) for k, v in body.items() if not _hcl2_meta(k))
 
 
 _REFERENCE = re.compile(
@@ -463,7 +468,7 @@ def _strings(value: object) -> Iterator[str]:
     if isinstance(value, str):
         yield value
     elif isinstance(value, Mapping):
-        for item in value.values():
+        for _, item in _fields(value):
             yield from _strings(item)
     elif isinstance(value, list):
         for item in value:

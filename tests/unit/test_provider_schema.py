@@ -527,14 +527,19 @@ def _configuration(folder: Path, files: dict[str, str]) -> Path:
 VERSIONS = """
 terraform {
   required_providers {
+    # comments are python-hcl2 keys, never providers, arguments or references: demo_thing.a.x
     demo = { source = "hashicorp/demo", version = "%s" }
   }
 }
 """
 GOOD_THING = """
 resource "demo_thing" "a" {
-  name = "a"
-  settings { tier = "x" }
+  # not read: demo_thing.a.colour
+  name = "a" # nor demo_thing.a.size
+  settings {
+    # nor this
+    tier = "x"
+  }
 }
 data "demo_thing" "b" {
   name = "${demo_thing.a.self_link}/${demo_thing.a.settings[0].tier}"
