@@ -113,7 +113,8 @@ class _Assembly:
         self.types: Mapping[str, Any] = assembly["types"]
         self.versions: set[tuple[str, str, str]] = set()
 
-    def _links(self, docs: Mapping[str, str]) -> list[re.Match[str]]:
+    def links(self, docs: Mapping[str, str]) -> list[re.Match[str]]:
+        """The registry links of some docs, noting the provider release each one names."""
         found = list(_LINK.finditer(f"{docs.get('summary', '')} {docs.get('remarks', '')}"))
         self.versions.update((m["ns"], m["name"], m["version"]) for m in found)
         return found
@@ -140,7 +141,7 @@ class _Assembly:
 
     def _name(self, prop: Mapping[str, Any]) -> str:
         """A struct property's Terraform name: its registry anchor, else its snake_case."""
-        anchors = [m["anchor"] for m in self._links(prop.get("docs", {})) if m["anchor"]]
+        anchors = [m["anchor"] for m in self.links(prop.get("docs", {})) if m["anchor"]]
         return anchors[-1] if anchors else _snake(prop["name"])
 
     def resource(self, cls: Mapping[str, Any]) -> Resource:
@@ -193,6 +194,7 @@ class _Assembly:
         return body
 
     def config_of(self, cls: Mapping[str, Any]) -> str:
+        """The struct a resource, data source or provider class is configured with."""
         for param in cls.get("initializer", {}).get("parameters", []):
             if param["name"] == "config":
                 return str(param["type"]["fqn"])
@@ -210,9 +212,9 @@ def schema_from_assembly(assembly: Mapping[str, Any], package: str, package_vers
         base = cls.get("base")
         if base == "cdktn.TerraformProvider":
             provider = jsii.body(jsii.config_of(cls))
-            jsii._links(cls["docs"])
+            jsii.links(cls["docs"])
         elif base in _KINDS:
-            links = jsii._links(cls["docs"])
+            links = jsii.links(cls["docs"])
             if not links or not links[0]["label"]:
                 raise ValueError(f"{cls['fqn']}: no registry link naming its type")
             bodies[_KINDS[base]][links[0]["label"].strip()] = jsii.resource(cls)
