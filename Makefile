@@ -46,7 +46,6 @@ $(EMU)/wheels/.done: pyproject.toml $(VENV)/.dev
 	$(PY) -m tests.support.deployed wheelhouse $(EMU)/wheels
 	touch $@
 
-
 # The google and azurerm providers can't be installed here, so `terraform validate` can't run for
 # their stacks: tests/e2e/test_provider_schemas.py checks them against each provider's schema,
 # which the pinned cdktn-provider wheels carry. Downloaded once per clone (the only network use),

@@ -8,6 +8,7 @@ in on a typo costs money.
 
 from __future__ import annotations
 
+import graphlib
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -29,6 +30,8 @@ from agentfn.yaml_source import PathKey, YamlSource, load_yaml_file
 
 NODE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,62}$")
 MAX_FAN_OUT = 1000
+MAX_NODES = 1000  # per blueprint (docs/blueprints.md); each is a step record per run
+MAX_EDGES = 4000
 
 
 class RetryPolicy(BaseModel):
@@ -154,8 +157,8 @@ class Blueprint(BaseModel):
     prices: dict[str, Price] = Field(default_factory=dict)
     agents: dict[str, AgentSpec] = Field(default_factory=dict)
     inputs: dict[str, InputSpec] = Field(default_factory=dict)
-    nodes: list[Node] = Field(min_length=1)
-    edges: list[Edge] = Field(default_factory=list)
+    nodes: list[Node] = Field(min_length=1, max_length=MAX_NODES)
+    edges: list[Edge] = Field(default_factory=list, max_length=MAX_EDGES)
     output: str | None = None
 
     @cached_property
@@ -394,29 +397,19 @@ def _check_args(source: YamlSource, at: PathKey, value: Any) -> None:
 
 
 def _check_acyclic(bp: Blueprint, source: YamlSource) -> None:
-    state: dict[str, int] = {}
-    edge_at = {(e.source, e.target): i for i, e in enumerate(bp.edges)}
-
-    def visit(node: str, stack: list[str]) -> None:
-        state[node] = 1
-        for e in bp.outgoing.get(node, []):
-            if state.get(e.target) == 1:
-                cycle = (
-                    " -> ".join([*stack[stack.index(e.target) :], node, e.target])
-                    if e.target in stack
-                    else f"{node} -> {e.target}"
-                )
-                raise source.error(
-                    ("edges", edge_at[(e.source, e.target)]),
-                    f"cycle {cycle}: workflows are acyclic (agents loop internally)",
-                )
-            if state.get(e.target, 0) == 0:
-                visit(e.target, [*stack, node])
-        state[node] = 2
-
-    for n in bp.nodes:
-        if state.get(n.id, 0) == 0:
-            visit(n.id, [])
+    """Iterative (graphlib), so a long chain cannot exhaust the stack."""
+    successors: dict[str, list[str]] = {n.id: [] for n in bp.nodes}
+    for e in bp.edges:
+        successors[e.source].append(e.target)
+    try:
+        graphlib.TopologicalSorter(successors).prepare()
+    except graphlib.CycleError as exc:
+        cycle: list[str] = list(reversed(exc.args[1]))  # graphlib lists it against the edges
+        edge_at = {(e.source, e.target): i for i, e in enumerate(bp.edges)}
+        raise source.error(
+            ("edges", edge_at[(cycle[-2], cycle[-1])]),
+            f"cycle {' -> '.join(cycle)}: workflows are acyclic (agents loop internally)",
+        ) from None
 
 
 def render_args(value: Any, names: Mapping[str, Any]) -> Any:
