@@ -16,6 +16,7 @@ from agentfn.agents import AgentSpec
 from agentfn.errors import BlueprintError, NotFound, ValidationFailed
 from agentfn.http_tools import HttpToolSpec
 from agentfn.ports import BlobStore
+from agentfn.project_files import project_file
 from agentfn.runs import iter_keys
 from agentfn.tools import load_registry
 from agentfn.workflows import (
@@ -70,7 +71,9 @@ class Catalog:
         ]
 
     def python_tools(self, module_paths: list[str]) -> list[str]:
-        return load_registry([(self.project_dir / p).resolve() for p in module_paths]).names()
+        return load_registry(
+            [project_file(self.project_dir, p, "tool module") for p in module_paths]
+        ).names()
 
     # ------------------------------------------------------------------ workflows
 

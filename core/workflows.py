@@ -24,6 +24,7 @@ from agentfn.errors import BlueprintError, ExpressionError, UserError
 from agentfn.expressions import compile_expression, compile_template
 from agentfn.http_tools import HttpTool, HttpToolSpec
 from agentfn.model_spec import ModelSpec
+from agentfn.project_files import project_file
 from agentfn.resilience import Backoff
 from agentfn.tools import ToolRegistry, load_registry
 from agentfn.yaml_source import PathKey, YamlSource, load_yaml_file
@@ -186,7 +187,8 @@ class Blueprint(BaseModel):
         return [n.id for n in self.nodes if n.id not in self.incoming]
 
     def tool_paths(self, base_dir: Path) -> list[Path]:
-        return [(base_dir / t).resolve() for t in self.tools]
+        """The tool modules, inside the project only (``UserError`` otherwise)."""
+        return [project_file(base_dir, t, "tool module") for t in self.tools]
 
     def bind_inputs(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """Check a run's input against ``inputs:``; fill defaults; refuse unknown names."""
@@ -306,13 +308,15 @@ def validate_blueprint(
                 f"unknown model {agent.model!r} (declared: {_names(bp.models)})",
             )
     for name, spec in bp.models.items():
-        if spec.provider == "scripted" and spec.rules and not (base_dir / spec.rules).is_file():
-            raise source.error(("models", name, "rules"), f"rule file {spec.rules!r} not found")
+        if spec.provider == "scripted" and spec.rules:
+            at = ("models", name, "rules")
+            if not _inside(source, at, base_dir, spec.rules, "rule file").is_file():
+                raise source.error(at, f"rule file {spec.rules!r} not found")
 
     registry: ToolRegistry | None = None
     if check_tools:
         for i, rel in enumerate(bp.tools):
-            if not (base_dir / rel).is_file():
+            if not _inside(source, ("tools", i), base_dir, rel, "tool module").is_file():
                 raise source.error(("tools", i), f"tool module {rel!r} not found")
         try:
             registry = load_registry(bp.tool_paths(base_dir))
@@ -365,6 +369,13 @@ def validate_blueprint(
                 declared.check(key, declared.default)
             except UserError as exc:
                 raise source.error(("inputs", key, "default"), exc.message) from None
+
+
+def _inside(source: YamlSource, at: PathKey, base_dir: Path, name: str, what: str) -> Path:
+    try:
+        return project_file(base_dir, name, what)
+    except UserError as exc:
+        raise source.error(at, exc.message) from None
 
 
 def _names(d: Iterable[str]) -> str:
