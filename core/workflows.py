@@ -309,9 +309,9 @@ def validate_blueprint(
             )
     for name, spec in bp.models.items():
         if spec.provider == "scripted" and spec.rules:
-            at = ("models", name, "rules")
-            if not _inside(source, at, base_dir, spec.rules, "rule file").is_file():
-                raise source.error(at, f"rule file {spec.rules!r} not found")
+            rules_at: PathKey = ("models", name, "rules")
+            if not _inside(source, rules_at, base_dir, spec.rules, "rule file").is_file():
+                raise source.error(rules_at, f"rule file {spec.rules!r} not found")
 
     registry: ToolRegistry | None = None
     if check_tools:
