@@ -23,6 +23,7 @@ from agentfn.costs import Price
 from agentfn.errors import BlueprintError, ExpressionError, UserError
 from agentfn.expressions import compile_expression, compile_template
 from agentfn.http_tools import HttpTool, HttpToolSpec
+from agentfn.model_policy import ModelPolicy
 from agentfn.model_spec import ModelSpec
 from agentfn.project_files import project_file
 from agentfn.resilience import Backoff
@@ -282,8 +283,12 @@ def validate_blueprint(
     *,
     check_tools: bool = True,
     http_tools: Iterable[HttpToolSpec] = (),
+    model_policy: ModelPolicy | None = None,
 ) -> None:
-    """Semantic checks pydantic cannot do alone; raises the first problem with its line."""
+    """Semantic checks pydantic cannot do alone; raises the first problem with its line.
+
+    ``model_policy`` is the deployment's allow-list of model secrets and hosts, applied to a
+    blueprint that arrives as user input (the catalog); files of the project are its own."""
     node_index = {n.id: i for i, n in enumerate(bp.nodes)}
     seen: set[str] = set()
     for i, n in enumerate(bp.nodes):
@@ -308,6 +313,11 @@ def validate_blueprint(
                 f"unknown model {agent.model!r} (declared: {_names(bp.models)})",
             )
     for name, spec in bp.models.items():
+        if model_policy is not None:
+            try:
+                model_policy.check(spec)
+            except UserError as exc:
+                raise source.error(("models", name, exc.field or ""), exc.message) from None
         if spec.provider == "scripted" and spec.rules:
             rules_at: PathKey = ("models", name, "rules")
             if not _inside(source, rules_at, base_dir, spec.rules, "rule file").is_file():
