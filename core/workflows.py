@@ -28,6 +28,7 @@ from agentfn.model_spec import ModelSpec
 from agentfn.project_files import project_file
 from agentfn.resilience import Backoff
 from agentfn.tools import ToolRegistry, load_registry
+from agentfn.workflow_scope import Scope, ancestors, scope_for
 from agentfn.yaml_source import PathKey, YamlSource, load_yaml_file
 
 NODE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,62}$")
@@ -302,9 +303,13 @@ def validate_blueprint(
                 raise source.error(("edges", i, end), f"unknown node {name!r}")
         if e.source == e.target:
             raise source.error(("edges", i), "an edge cannot point to its own node")
-        if e.when is not None:
-            _check_expr(source, ("edges", i, "when"), e.when)
     _check_acyclic(bp, source)
+    upstream = ancestors(node_index, ((e.source, e.target) for e in bp.edges))
+    inputs = frozenset(bp.inputs) if bp.inputs else None
+    for i, e in enumerate(bp.edges):
+        if e.when is not None:  # the source's own result is `output`, not yet in steps
+            when = scope_for(e.source, upstream, inputs, extra=("output",))
+            _check_expr(source, ("edges", i, "when"), e.when, when)
 
     for name, agent in bp.agents.items():
         if agent.model not in bp.models:
@@ -345,6 +350,8 @@ def validate_blueprint(
     for i, n in enumerate(bp.nodes):
         at: PathKey = ("nodes", i)
         incoming = bp.incoming.get(n.id, [])
+        here = scope_for(n.id, upstream, inputs)
+        per_item = scope_for(n.id, upstream, inputs, extra=("item", "index"))
         if isinstance(n, AgentNode | ParallelNode):
             agent_name = n.agent
             if agent_name is not None and agent_name not in bp.agents:
@@ -357,22 +364,24 @@ def validate_blueprint(
                 (*at, "tool"), f"unknown tool {node_tool!r} (known: {_names(registry.names())})"
             )
         if isinstance(n, AgentNode):
-            _check_template(source, (*at, "prompt"), n.prompt)
+            _check_template(source, (*at, "prompt"), n.prompt, here)
         elif isinstance(n, ToolNode):
-            _check_args(source, (*at, "args"), n.args)
+            _check_args(source, (*at, "args"), n.args, here)
         elif isinstance(n, ConditionNode):
-            _check_expr(source, (*at, "expression"), n.expression)
+            _check_expr(source, (*at, "expression"), n.expression, here)
         elif isinstance(n, ParallelNode):
-            _check_expr(source, (*at, "for_each"), n.for_each)
+            _check_expr(source, (*at, "for_each"), n.for_each, here)
             if (n.agent is None) == (n.tool is None):
                 raise source.error(at, "a parallel node needs exactly one of 'agent' or 'tool'")
             if n.agent is not None:
-                _check_template(source, (*at, "prompt"), n.prompt)
-            _check_args(source, (*at, "args"), n.args)
+                _check_template(source, (*at, "prompt"), n.prompt, per_item)
+            _check_args(source, (*at, "args"), n.args, per_item)
         elif isinstance(n, JoinNode) and len(incoming) < 2:
             raise source.error(at, "a join node needs at least two incoming edges")
     if bp.output is not None:
-        _check_template(source, ("output",), bp.output)
+        _check_template(
+            source, ("output",), bp.output, scope_for(None, upstream, inputs, every_node=True)
+        )
     for key, declared in bp.inputs.items():
         if declared.default is not None:
             try:
@@ -392,29 +401,33 @@ def _names(d: Iterable[str]) -> str:
     return ", ".join(sorted(d)) or "none"
 
 
-def _check_expr(source: YamlSource, at: PathKey, text: str) -> None:
+def _check_expr(source: YamlSource, at: PathKey, text: str, scope: Scope) -> None:
     try:
-        compile_expression(text)
+        compiled = compile_expression(text)
+        scope.check(compiled.names, compiled.keys)
     except ExpressionError as exc:
         raise source.error(at, exc.message) from None
 
 
-def _check_template(source: YamlSource, at: PathKey, text: str) -> None:
+def _check_template(source: YamlSource, at: PathKey, text: str, scope: Scope) -> None:
     try:
-        compile_template(text)
+        compiled = compile_template(text)
+        scope.check(compiled.names, compiled.keys)
     except ExpressionError as exc:
         raise source.error(at, exc.message) from None
 
 
-def _check_args(source: YamlSource, at: PathKey, value: Any) -> None:
-    if isinstance(value, str):
-        _check_template(source, at, value)
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            _check_args(source, (*at, str(k)), v)
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            _check_args(source, (*at, i), v)
+def _check_args(source: YamlSource, at: PathKey, value: Any, scope: Scope) -> None:
+    """Templates anywhere inside tool arguments, walked iteratively."""
+    stack: list[tuple[PathKey, Any]] = [(at, value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, str):
+            _check_template(source, where, item, scope)
+        elif isinstance(item, dict):
+            stack.extend(((*where, str(k)), v) for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend(((*where, i), v) for i, v in enumerate(item))
 
 
 def _check_acyclic(bp: Blueprint, source: YamlSource) -> None:
