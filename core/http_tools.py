@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agentfn.errors import ToolError
 from agentfn.ports import ToolSpec
+from agentfn.tool_calls import current_key
 
 ALLOW_PRIVATE_ENV = "AGENTFN_HTTP_TOOLS_ALLOW_PRIVATE"
 MAX_RESPONSE_BYTES = 1 << 20
@@ -83,7 +84,11 @@ class HttpTool:
         _check_required(d, arguments)
         url, rest = _expand_url(d.url, arguments)
         addresses = guard_public(url)
-        kwargs: dict[str, Any] = {"headers": d.headers, "timeout": d.timeout_s}
+        headers = dict(d.headers)
+        key = current_key()
+        if key is not None:  # repeats of one call (a worker taken over) carry the same key
+            headers.setdefault("Idempotency-Key", key)
+        kwargs: dict[str, Any] = {"headers": headers, "timeout": d.timeout_s}
         if d.method in ("GET", "DELETE"):
             kwargs["params"] = {k: _scalar(v) for k, v in rest.items()}
         else:

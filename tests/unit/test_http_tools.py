@@ -19,13 +19,16 @@ import pytest
 from agentfn import http_tools
 from agentfn.errors import ToolError
 from agentfn.http_tools import MAX_RESPONSE_BYTES, HttpTool, HttpToolSpec
+from agentfn.tool_calls import calling
 
 
 class Handler(BaseHTTPRequestHandler):
     hits: ClassVar[list[str]] = []
+    keys: ClassVar[list[str | None]] = []
 
     def do_GET(self) -> None:
         Handler.hits.append(f"{self.server.server_address[0]}{self.path}")
+        Handler.keys.append(self.headers.get("Idempotency-Key"))
         if self.path.startswith("/redirect"):
             self.send_response(302)
             self.send_header("location", "http://127.0.0.2/internal")
@@ -61,7 +64,7 @@ def servers() -> Iterator[int]:
     second = ThreadingHTTPServer(("127.0.0.2", port), Handler)
     for server in (first, second):
         threading.Thread(target=server.serve_forever, daemon=True).start()
-    Handler.hits = []
+    Handler.hits, Handler.keys = [], []
     yield port
     for server in (first, second):
         server.shutdown()
@@ -118,3 +121,9 @@ def test_a_redirect_is_an_error_and_is_not_followed(servers: int, rebinding_dns:
     with pytest.raises(ToolError, match=r"redirect \(HTTP 302\)"):
         _tool(f"http://rebind.test:{servers}/redirect").invoke({})
     assert Handler.hits == ["127.0.0.1/redirect"]
+
+
+def test_an_engine_call_sends_its_idempotency_key(servers: int, rebinding_dns: list[str]) -> None:
+    with calling("run_1", "a"):
+        _tool(f"http://rebind.test:{servers}/data").invoke({})
+    assert Handler.keys == ["run_1/a"]
