@@ -76,13 +76,22 @@ print(json.dumps(out))
 """
 
 WORKER_CALLS = """
+import time
 from agentfn.functions import runtime
 from agentfn.model_spec import ModelSpec
 
 pushed = client.post("/", json={envelope!r})
+# The same job, not due for a day: nacked so the backoff paces it; near the end of its
+# deliveries: re-published (a hop) and acked.
+later = json.loads(json.dumps({envelope!r}))
+later["message"]["attributes"]["agentfn_not_before"] = repr(time.time() + 86400)
+not_due = client.post("/", json=later).status_code
+later["deliveryAttempt"] = int({max_deliveries!r}) - 1
+hopped = client.post("/", json=later).status_code
 # The model key is read the way a model step reads it: through the runtime's secret store.
 model_key = runtime.current().secrets.get(ModelSpec.model_fields["api_key_secret"].default)
-print(json.dumps({{"status": pushed.status_code, "model_key": model_key}}))
+print(json.dumps({{"status": pushed.status_code, "not_due": not_due, "hopped": hopped,
+                  "model_key": model_key}}))
 """
 
 
@@ -216,16 +225,27 @@ def test_http_function_then_worker_run_a_step_as_deployed(deployed: dict[str, An
     [received] = pulled.received_messages
     subscriber.acknowledge(subscription=queue._sub_path, ack_ids=[received.ack_id])
     push = envelope(received, queue._sub_path)
-    worker = _run(deployed, "worker", WORKER_CALLS.format(envelope=push))
-    assert worker["status"] == 204
+    max_deliveries = PubSubQueue.from_url(deployed["env"]["AGENTFN_QUEUE"]).max_deliveries
+    calls = WORKER_CALLS.format(envelope=push, max_deliveries=max_deliveries)
+    worker = _run(deployed, "worker", calls)
+    assert (worker["status"], worker["not_due"], worker["hopped"]) == (204, 429, 200)
     [openai_id] = [i for i in deployed["model_ids"] if i.endswith(OPENAI_SECRET)]
     assert worker["model_key"] == f"model key {openai_id}"
 
     # The first step ran and its successor was published: the run moves on the worker.
     blobs = GcsBlobStore.from_url(deployed["env"]["AGENTFN_STORAGE"])
     assert any(run["id"] in key and "steps" in key for key in blobs.list().keys), blobs.list()
-    nxt = subscriber.pull(request={"subscription": queue._sub_path, "max_messages": 10}, timeout=10)
-    assert nxt.received_messages, "the worker published no next step"
+    attributes: list[dict[str, str]] = []
+    for _ in range(3):  # a pull may return part of what is there
+        nxt = subscriber.pull(
+            request={"subscription": queue._sub_path, "max_messages": 50}, timeout=10
+        )
+        attributes += [dict(m.message.attributes) for m in nxt.received_messages]
+        if not nxt.received_messages:
+            break
+    hops = [a for a in attributes if "agentfn_not_before" in a]
+    assert len(hops) == 1 and hops[0]["agentfn_id"] == push["message"]["attributes"]["agentfn_id"]
+    assert len(attributes) > len(hops), "the worker published no next step"
 
 
 def test_only_stack_variables_reach_the_functions(deployed: dict[str, Any]) -> None:

@@ -126,7 +126,10 @@ resource "google_pubsub_subscription" "work" {
   expiration_policy {
     ttl = ""
   }
-  depends_on = [google_cloud_run_v2_service_iam_member.trigger_invokes_worker]
+  depends_on = [
+    google_cloud_run_v2_service_iam_member.trigger_invokes_worker,
+    google_service_account_iam_member.agent_signs_for_trigger,
+  ]
 }
 
 # Keeps dead letters until someone looks at them (a topic alone stores nothing); never expires.
