@@ -8,6 +8,7 @@ in on a typo costs money.
 
 from __future__ import annotations
 
+import graphlib
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -22,13 +23,17 @@ from agentfn.costs import Price
 from agentfn.errors import BlueprintError, ExpressionError, UserError
 from agentfn.expressions import compile_expression, compile_template
 from agentfn.http_tools import HttpTool, HttpToolSpec
+from agentfn.model_policy import ModelPolicy
 from agentfn.model_spec import ModelSpec
+from agentfn.project_files import project_file
 from agentfn.resilience import Backoff
 from agentfn.tools import ToolRegistry, load_registry
 from agentfn.yaml_source import PathKey, YamlSource, load_yaml_file
 
 NODE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,62}$")
 MAX_FAN_OUT = 1000
+MAX_NODES = 1000  # per blueprint (docs/blueprints.md); each is a step record per run
+MAX_EDGES = 4000
 
 
 class RetryPolicy(BaseModel):
@@ -154,8 +159,8 @@ class Blueprint(BaseModel):
     prices: dict[str, Price] = Field(default_factory=dict)
     agents: dict[str, AgentSpec] = Field(default_factory=dict)
     inputs: dict[str, InputSpec] = Field(default_factory=dict)
-    nodes: list[Node] = Field(min_length=1)
-    edges: list[Edge] = Field(default_factory=list)
+    nodes: list[Node] = Field(min_length=1, max_length=MAX_NODES)
+    edges: list[Edge] = Field(default_factory=list, max_length=MAX_EDGES)
     output: str | None = None
 
     @cached_property
@@ -183,7 +188,8 @@ class Blueprint(BaseModel):
         return [n.id for n in self.nodes if n.id not in self.incoming]
 
     def tool_paths(self, base_dir: Path) -> list[Path]:
-        return [(base_dir / t).resolve() for t in self.tools]
+        """The tool modules, inside the project only (``UserError`` otherwise)."""
+        return [project_file(base_dir, t, "tool module") for t in self.tools]
 
     def bind_inputs(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """Check a run's input against ``inputs:``; fill defaults; refuse unknown names."""
@@ -277,8 +283,12 @@ def validate_blueprint(
     *,
     check_tools: bool = True,
     http_tools: Iterable[HttpToolSpec] = (),
+    model_policy: ModelPolicy | None = None,
 ) -> None:
-    """Semantic checks pydantic cannot do alone; raises the first problem with its line."""
+    """Semantic checks pydantic cannot do alone; raises the first problem with its line.
+
+    ``model_policy`` is the deployment's allow-list of model secrets and hosts, applied to a
+    blueprint that arrives as user input (the catalog); files of the project are its own."""
     node_index = {n.id: i for i, n in enumerate(bp.nodes)}
     seen: set[str] = set()
     for i, n in enumerate(bp.nodes):
@@ -303,13 +313,20 @@ def validate_blueprint(
                 f"unknown model {agent.model!r} (declared: {_names(bp.models)})",
             )
     for name, spec in bp.models.items():
-        if spec.provider == "scripted" and spec.rules and not (base_dir / spec.rules).is_file():
-            raise source.error(("models", name, "rules"), f"rule file {spec.rules!r} not found")
+        if model_policy is not None:
+            try:
+                model_policy.check(spec)
+            except UserError as exc:
+                raise source.error(("models", name, exc.field or ""), exc.message) from None
+        if spec.provider == "scripted" and spec.rules:
+            rules_at: PathKey = ("models", name, "rules")
+            if not _inside(source, rules_at, base_dir, spec.rules, "rule file").is_file():
+                raise source.error(rules_at, f"rule file {spec.rules!r} not found")
 
     registry: ToolRegistry | None = None
     if check_tools:
         for i, rel in enumerate(bp.tools):
-            if not (base_dir / rel).is_file():
+            if not _inside(source, ("tools", i), base_dir, rel, "tool module").is_file():
                 raise source.error(("tools", i), f"tool module {rel!r} not found")
         try:
             registry = load_registry(bp.tool_paths(base_dir))
@@ -364,6 +381,13 @@ def validate_blueprint(
                 raise source.error(("inputs", key, "default"), exc.message) from None
 
 
+def _inside(source: YamlSource, at: PathKey, base_dir: Path, name: str, what: str) -> Path:
+    try:
+        return project_file(base_dir, name, what)
+    except UserError as exc:
+        raise source.error(at, exc.message) from None
+
+
 def _names(d: Iterable[str]) -> str:
     return ", ".join(sorted(d)) or "none"
 
@@ -394,29 +418,19 @@ def _check_args(source: YamlSource, at: PathKey, value: Any) -> None:
 
 
 def _check_acyclic(bp: Blueprint, source: YamlSource) -> None:
-    state: dict[str, int] = {}
-    edge_at = {(e.source, e.target): i for i, e in enumerate(bp.edges)}
-
-    def visit(node: str, stack: list[str]) -> None:
-        state[node] = 1
-        for e in bp.outgoing.get(node, []):
-            if state.get(e.target) == 1:
-                cycle = (
-                    " -> ".join([*stack[stack.index(e.target) :], node, e.target])
-                    if e.target in stack
-                    else f"{node} -> {e.target}"
-                )
-                raise source.error(
-                    ("edges", edge_at[(e.source, e.target)]),
-                    f"cycle {cycle}: workflows are acyclic (agents loop internally)",
-                )
-            if state.get(e.target, 0) == 0:
-                visit(e.target, [*stack, node])
-        state[node] = 2
-
-    for n in bp.nodes:
-        if state.get(n.id, 0) == 0:
-            visit(n.id, [])
+    """Iterative (graphlib), so a long chain cannot exhaust the stack."""
+    successors: dict[str, list[str]] = {n.id: [] for n in bp.nodes}
+    for e in bp.edges:
+        successors[e.source].append(e.target)
+    try:
+        graphlib.TopologicalSorter(successors).prepare()
+    except graphlib.CycleError as exc:
+        cycle: list[str] = list(reversed(exc.args[1]))  # graphlib lists it against the edges
+        edge_at = {(e.source, e.target): i for i, e in enumerate(bp.edges)}
+        raise source.error(
+            ("edges", edge_at[(cycle[-2], cycle[-1])]),
+            f"cycle {' -> '.join(cycle)}: workflows are acyclic (agents loop internally)",
+        ) from None
 
 
 def render_args(value: Any, names: Mapping[str, Any]) -> Any:

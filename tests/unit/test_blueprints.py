@@ -8,7 +8,7 @@ import pytest
 
 from agentfn.errors import BlueprintError
 from agentfn.functions.local.cli import EXAMPLE
-from agentfn.workflows import load_blueprint
+from agentfn.workflows import MAX_NODES, load_blueprint
 from tests.support.engine_harness import project
 
 
@@ -109,3 +109,32 @@ def test_unknown_model_and_missing_rule_file(tmp_path: Path) -> None:
 def test_missing_file() -> None:
     with pytest.raises(BlueprintError, match="file not found"):
         load_blueprint(Path("/nonexistent/wf.yaml"))
+
+
+def _chain(length: int) -> str:
+    nodes = "".join(f"  - {{id: n{i}, type: condition, expression: '1'}}\n" for i in range(length))
+    edges = "".join(f"  - {{from: n{i}, to: n{i + 1}}}\n" for i in range(length - 1))
+    return f"nodes:\n{nodes}edges:\n{edges}"
+
+
+def test_a_long_chain_validates_without_recursion(tmp_path: Path) -> None:
+    """Graph checks are iterative: a chain at the node limit is fine (was RecursionError)."""
+    loaded = load_blueprint(project(tmp_path, _chain(MAX_NODES)))
+    assert len(loaded.blueprint.nodes) == MAX_NODES
+
+
+def test_more_nodes_than_the_limit_is_a_blueprint_error(tmp_path: Path) -> None:
+    with pytest.raises(BlueprintError, match=f"at most {MAX_NODES} items"):
+        load_blueprint(project(tmp_path, _chain(MAX_NODES + 200)))
+
+
+def test_a_long_cycle_names_its_path_and_closing_edge(tmp_path: Path) -> None:
+    body = _chain(900) + "  - {from: n899, to: n0}\n"
+    wf = project(tmp_path, body)
+    lines = wf.read_text().splitlines()
+    closing = next(i for i, line in enumerate(lines, 1) if "from: n899, to: n0" in line)
+    with pytest.raises(BlueprintError) as caught:
+        load_blueprint(wf)
+    text = str(caught.value)
+    assert text.startswith(f"{wf}:{closing}: edges[899]: cycle n0 -> n1 -> "), text[:200]
+    assert text.endswith("n899 -> n0: workflows are acyclic (agents loop internally)")
