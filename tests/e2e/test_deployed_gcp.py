@@ -23,7 +23,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import hcl2
 import pytest
 
 from agentfn.adapters.gcp.gcs import GcsBlobStore
@@ -40,7 +39,7 @@ from tests.support.emulators.gcp import (
     secret_manager,
 )
 from tests.support.pubsub_push import envelope
-from tests.support.stacks import MODULES, resources, stack_environment, stack_values
+from tests.support.stacks import resources, stack_environment, stack_values
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "functions" / "local" / "example"
@@ -129,8 +128,10 @@ def _resolve(stack_env: dict[str, str], source: Path) -> tuple[dict[str, str], d
     return env, names
 
 
-def _secret_ids(prefix: str) -> tuple[str, list[str]]:
-    """The ids the stack gives its API key and model secrets, rendered with ``prefix``."""
+def _secret_ids(env: dict[str, str]) -> tuple[str, list[str]]:
+    """The ids the stack gives its API key and model secrets (the allow-list it sets),
+    rendered with the prefix it gives the secret store."""
+    prefix = GcpSecretManagerStore.from_url(env["AGENTFN_SECRETS"]).prefix
     declared = {
         name: str(body["secret_id"]).strip('"')
         for name, body in resources("gcp", "google_secret_manager_secret").items()
@@ -138,11 +139,8 @@ def _secret_ids(prefix: str) -> tuple[str, list[str]]:
     template = "${local.secret_prefix}"
     assert declared["api_key"].startswith(template)
     assert declared["model"] == template + "${each.key}"
-    api_key = declared["api_key"].replace(template, prefix)
-    with (MODULES / "gcp" / "variables.tf").open() as f:
-        variables = {k.strip('"'): v for item in hcl2.load(f)["variable"] for k, v in item.items()}
-    models = [prefix + str(name).strip('"') for name in variables["model_secrets"]["default"]]
-    return api_key, models
+    models = [prefix + name for name in env["AGENTFN_MODEL_SECRETS"].split(",")]
+    return declared["api_key"].replace(template, prefix), models
 
 
 def _make_emulator_resources(env: dict[str, str]) -> PubSubQueue:
@@ -170,8 +168,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     name = f"d{uuid.uuid4().hex[:8]}"
     stack_env = stack_environment("gcp", {"project": PROJECT, "name": name})
     env, names = _resolve(stack_env, artifact.path)
-    store = GcpSecretManagerStore.from_url(env["AGENTFN_SECRETS"])
-    api_key_id, model_ids = _secret_ids(store.prefix)
+    api_key_id, model_ids = _secret_ids(env)
     client = secret_manager_client()
     put_secret(client, PROJECT, api_key_id, API_KEY)
     for secret_id in model_ids:

@@ -36,8 +36,8 @@ variable "artifact" {
 }
 
 variable "model_secrets" {
-  type    = list(string)
-  default = ["OPENAI_API_KEY"]
+  type    = string
+  default = "OPENAI_API_KEY"
 }
 
 variable "log_retention_days" {

@@ -31,13 +31,15 @@ locals {
     "storage.googleapis.com",
   ])
   environment = {
-    AGENTFN_STORAGE      = "gs://${google_storage_bucket.store.name}"
-    AGENTFN_QUEUE        = "pubsub://${var.project}/${google_pubsub_topic.work.name}?subscription=${local.work_subscription}&dead_letter=${google_pubsub_topic.dead_letter.name}&dead_letter_subscription=${google_pubsub_subscription.dead_letter.name}&max_deliveries=${local.max_deliveries}&retention=${local.retention_s}"
-    AGENTFN_SECRETS      = "gcp-sm://${var.project}?prefix=${local.secret_prefix}"
-    AGENTFN_PROJECT      = "/workspace/project"
-    AGENTFN_TOOL_MODULES = "tools.py"
-    AGENTFN_MAX_ATTEMPTS = tostring(var.max_attempts)
-    AGENTFN_LEASE_S      = tostring(var.timeout_s)
+    AGENTFN_STORAGE = "gs://${google_storage_bucket.store.name}"
+    AGENTFN_QUEUE   = "pubsub://${var.project}/${google_pubsub_topic.work.name}?subscription=${local.work_subscription}&dead_letter=${google_pubsub_topic.dead_letter.name}&dead_letter_subscription=${google_pubsub_subscription.dead_letter.name}&max_deliveries=${local.max_deliveries}&retention=${local.retention_s}"
+    AGENTFN_SECRETS = "gcp-sm://${var.project}?prefix=${local.secret_prefix}"
+    # The secrets a model may send: exactly the ones the stack creates and the worker reads.
+    AGENTFN_MODEL_SECRETS = var.model_secrets
+    AGENTFN_PROJECT       = "/workspace/project"
+    AGENTFN_TOOL_MODULES  = "tools.py"
+    AGENTFN_MAX_ATTEMPTS  = tostring(var.max_attempts)
+    AGENTFN_LEASE_S       = tostring(var.timeout_s)
   }
 }
 
@@ -168,7 +170,7 @@ resource "google_secret_manager_secret" "api_key" {
 
 # The model providers' keys the worker reads (add a version with each value after deploy).
 resource "google_secret_manager_secret" "model" {
-  for_each  = toset(var.model_secrets)
+  for_each  = toset(split(",", var.model_secrets))
   secret_id = "${local.secret_prefix}${each.key}"
   replication {
     auto {}

@@ -45,9 +45,13 @@ variable "max_attempts" {
 }
 
 variable "model_secrets" {
-  description = "Secrets the worker reads for its models (ids get the stack's prefix)."
-  type        = list(string)
-  default     = ["OPENAI_API_KEY"]
+  description = "Comma-separated secrets the models may use (AGENTFN_MODEL_SECRETS): the stack creates each, prefixed, and only the worker reads them."
+  type        = string
+  default     = "OPENAI_API_KEY"
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]+(,[A-Za-z0-9_-]+)*$", var.model_secrets))
+    error_message = "model_secrets must be secret names separated by commas, without spaces."
+  }
 }
 
 variable "artifact" {
