@@ -146,6 +146,13 @@ class UnsupportedMediaType(AgentfnError):
     status = 415
 
 
+class CorruptRecord(AgentfnError):
+    """A stored record no longer parses (a torn write, a hand edit, a full disk)."""
+
+    code = "corrupt_record"
+    status = 500
+
+
 class InternalError(AgentfnError):
     code = "internal"
     status = 500

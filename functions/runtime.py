@@ -63,7 +63,11 @@ class Runtime:
             return build_model(spec, secrets=secrets, base_dir=base_dir)
 
         return Engine(
-            self.blobs, self.queue, model_factory=model_factory, lease_s=self.settings.lease_s
+            self.blobs,
+            self.queue,
+            model_factory=model_factory,
+            lease_s=self.settings.lease_s,
+            delivery_limit=self.settings.max_attempts,
         )
 
     @cached_property
