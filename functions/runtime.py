@@ -10,7 +10,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 @dataclass
 class Runtime:
     settings: Settings
+    # Extra health components (``agentfn serve`` reports its workers); none on the clouds,
+    # where the platform supervises function instances.
+    probes: dict[str, Callable[[], dict[str, Any]]] = field(default_factory=dict)
 
     @cached_property
     def blobs(self) -> BlobStore:
@@ -85,6 +88,9 @@ class Runtime:
     @property
     def tool_modules(self) -> list[str]:
         return list(self.settings.tool_modules)
+
+    def health(self) -> dict[str, Any]:
+        return {name: probe() for name, probe in self.probes.items()}
 
     @cached_property
     def api(self) -> Api:
