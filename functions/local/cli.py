@@ -274,7 +274,8 @@ def serve(
         raise fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     out.print(f"agentfn API on http://{host}:{server.server_address[1]} with {workers} worker(s)")
     with WorkerPool(settings, workers) as pool:
-        runtime.probes["workers"] = pool.state
+        if workers:  # `--workers 0` serves the API alone, like an HTTP function
+            runtime.probes["workers"] = pool.state
         try:
             server.serve_forever()
         except KeyboardInterrupt:
