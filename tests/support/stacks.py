@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import hcl2
@@ -71,14 +72,9 @@ def _locals(cloud: str) -> dict[str, Any]:
     return values
 
 
-def stack_environment(cloud: str, variables: dict[str, str] | None = None) -> dict[str, str]:
-    """The function environment the stack sets (``local.environment``), rendered.
-
-    ``var.x`` takes ``variables`` or the variable's default, ``local.x`` its value,
-    ``tostring(...)`` its argument; a reference to a resource attribute (a bucket's name, a
-    queue's URL — known only after apply) becomes ``<type.name.attr>``, which no code on a
-    cold path may need to resolve.
-    """
+def renderer(cloud: str, variables: dict[str, str] | None = None) -> Callable[[object], str]:
+    """Renders a value of the stack's HCL as ``stack_environment`` does (``${var.x}``,
+    ``${local.x}``, ``${tostring(...)}``; resource attributes as ``<type.name.attr>``)."""
     known = {**_variables(cloud), **(variables or {})}
     locals_ = _locals(cloud)
 
@@ -96,7 +92,22 @@ def stack_environment(cloud: str, variables: dict[str, str] | None = None) -> di
     def render(value: object) -> str:
         return _REF.sub(lambda m: expression(m.group(1)), _unquote(value))
 
-    environment = locals_.get("environment", {})
+    return render
+
+
+def stack_environment(
+    cloud: str, variables: dict[str, str] | None = None, *, local: str = "environment"
+) -> dict[str, str]:
+    """The function environment the stack sets (``local.environment``, or another map of
+    locals named by ``local``), rendered.
+
+    ``var.x`` takes ``variables`` or the variable's default, ``local.x`` its value,
+    ``tostring(...)`` its argument; a reference to a resource attribute (a bucket's name, a
+    queue's URL — known only after apply) becomes ``<type.name.attr>``, which no code on a
+    cold path may need to resolve.
+    """
+    render = renderer(cloud, variables)
+    environment = _locals(cloud).get(local, {})
     return {_unquote(k): render(v) for k, v in environment.items()}
 
 
