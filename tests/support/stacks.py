@@ -8,8 +8,8 @@ artifact lacks, or an environment the code does not expect, fails the test that 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import hcl2

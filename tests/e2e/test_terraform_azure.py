@@ -1,0 +1,169 @@
+"""Facts of the Azure stack that decide whether it works once applied, read from its HCL.
+
+azurerm cannot be downloaded here, so nothing applies this stack; these tests pin what an
+apply would get wrong: the provider major, how the package is deployed and redeployed, the
+settings azurerm owns, and that the queue the adapter uses is the queue the stack grants.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import hcl2
+import pytest
+from packaging.specifiers import SpecifierSet
+
+from agentfn.adapters.azure.storage_queue import AzureStorageQueue
+from agentfn.api._models import CreateRun
+from agentfn.functions.azure.function_app import QUEUE_CONNECTION
+from tests.support.stacks import MODULES, renderer, resources, stack_environment
+
+NAME = "agentfn"
+VARIABLES = {"name": NAME, "location": "westeurope", "artifact": "dist/agentfn-azure.zip"}
+# The azurerm schema the stack is checked against (cdktn-provider-azurerm 18.9.0).
+CHECKED_AZURERM = "5.10.0"
+
+
+def required_providers() -> dict[str, dict[str, str]]:
+    with (MODULES / "azure" / "versions.tf").open() as f:
+        doc = hcl2.load(f)
+    found: dict[str, dict[str, str]] = {}
+    for block in doc["terraform"]:
+        for item in block.get("required_providers", []):
+            found.update(
+                {
+                    k.strip('"'): {a: str(v).strip('"') for a, v in b.items()}
+                    for k, b in item.items()
+                    if not k.startswith("__")
+                }
+            )
+    return found
+
+
+def app_settings(app: str) -> dict[str, str]:
+    """An app's ``app_settings``, rendered: the stack builds it as a merge of maps of locals
+    (and nothing else, so every key is seen here)."""
+    raw = str(resources("azure", "azurerm_linux_function_app")[app]["app_settings"])
+    merged = re.fullmatch(r"\$\{merge\(((?:local\.\w+(?:, )?)+)\)\}", raw)
+    assert merged, f"{app}.app_settings must be merge(local.<map>, ...): {raw}"
+    settings: dict[str, str] = {}
+    for name in re.findall(r"local\.(\w+)", merged.group(1)):
+        settings.update(stack_environment("azure", VARIABLES, local=name))
+    return settings
+
+
+def test_providers_are_pinned_to_the_current_major() -> None:
+    providers = required_providers()
+    azurerm = SpecifierSet(providers["azurerm"]["version"].replace(" ", ""))
+    assert CHECKED_AZURERM in azurerm and "6.0.0" not in azurerm and "4.99.0" not in azurerm
+    for name, spec in providers.items():  # every provider: a lower bound and a major ceiling
+        specifiers = SpecifierSet(spec["version"].replace(" ", ""))
+        assert any(s.operator == "<" for s in specifiers), f"{name} has no upper bound"
+        assert any(s.operator == ">=" for s in specifiers), f"{name} has no lower bound"
+
+
+@pytest.mark.parametrize("app", ["http", "worker"])
+def test_apps_run_the_vendored_zip_from_a_package_named_by_its_content(app: str) -> None:
+    body = resources("azure", "azurerm_linux_function_app")[app]
+    assert "zip_deploy_file" not in body  # one fixed path: never redeployed after the first apply
+    settings = app_settings(app)
+    assert settings["WEBSITE_RUN_FROM_PACKAGE"] == "<azurerm_storage_blob.package.url>"
+    assert settings["SCM_DO_BUILD_DURING_DEPLOYMENT"] == "false"  # dependencies are vendored
+    assert settings["WEBSITE_RUN_FROM_PACKAGE_BLOB_MI_RESOURCE_ID"] == "SystemAssigned"
+    package = resources("azure", "azurerm_storage_blob")["package"]
+    assert "filesha256(var.artifact)" in str(package["name"])  # new content, new URL
+    assert str(package["source"]).strip('"') == "${var.artifact}"
+    container = resources("azure", "azurerm_storage_container")["packages"]
+    assert str(container["container_access_type"]).strip('"') == "private"
+
+
+@pytest.mark.parametrize("app", ["http", "worker"])
+def test_no_setting_azurerm_owns_is_repeated(app: str) -> None:
+    """azurerm sets these from application_stack and functions_extension_version; repeating
+    them in app_settings shows a diff on every plan."""
+    owned = {"FUNCTIONS_WORKER_RUNTIME", "FUNCTIONS_EXTENSION_VERSION"}
+    assert not owned & set(app_settings(app))
+
+
+@pytest.mark.parametrize("app", ["http", "worker"])
+def test_the_queue_trigger_connection_is_the_one_the_function_names(app: str) -> None:
+    """Identity-based: the trigger's connection setting holds only the queue endpoint."""
+    settings = app_settings(app)
+    assert settings[f"{QUEUE_CONNECTION}__queueServiceUri"] == (
+        "<azurerm_storage_account.main.primary_queue_endpoint>"
+    )
+    assert settings["AGENTFN_QUEUE_NAME"] == f"{NAME}-work"
+
+
+class RecordingService:
+    """A QueueServiceClient stand-in that records which queues the adapter addresses."""
+
+    account_name = "agentfnstore"
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def get_queue_client(self, name: str) -> Any:
+        self.names.add(name)
+        service = self
+
+        class Client:
+            def send_message(self, content: str, **kwargs: Any) -> Any:
+                return type("Sent", (), {"id": f"{name}-{len(service.names)}"})()
+
+        return Client()
+
+    def list_queues(self, **kwargs: Any) -> list[Any]:
+        raise AssertionError("with priorities=message the adapter never lists queues")
+
+
+def test_every_queue_the_adapter_uses_is_in_the_stack(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The API accepts priorities -10..10; with the stack's queue URL every one of them goes to
+    a queue the stack creates (and grants, test_permissions_azure) — never a side queue."""
+    monkeypatch.delenv("AZURE_STORAGE_CONNECTION_STRING", raising=False)
+    url = stack_environment("azure", VARIABLES)["AGENTFN_QUEUE"]
+    url = url.replace("<azurerm_storage_account.main.name>", RecordingService.account_name)
+    service = RecordingService()
+    queue = AzureStorageQueue.from_url(url, service=service)
+    field = CreateRun.model_fields["priority"]
+    bounds = {type(m).__name__: m for m in field.metadata}
+    low, high = int(bounds["Ge"].ge), int(bounds["Le"].le)
+    for priority in range(low, high + 1):
+        queue.send({"p": priority}, priority=priority)
+        queue.send({"p": priority}, priority=priority, delay=30 * 24 * 3600)  # a hop
+    assert queue._priorities() == [0]  # receive polls only the queue itself
+    render = renderer("azure", VARIABLES)
+    stack_queues = {render(b["name"]) for b in resources("azure", "azurerm_storage_queue").values()}
+    assert service.names | {queue.poison_name} <= stack_queues, sorted(service.names)
+
+
+def test_the_deployer_can_write_the_version_record() -> None:
+    """``agentfn deploy`` writes deployments/ into the container the ``bucket`` output names,
+    as the principal running Terraform: that principal holds a blob data role on it."""
+    from agentfn.functions.local.deploy import VERSIONS
+
+    outputs: dict[str, Any] = {}
+    for tf in sorted((MODULES / "azure").glob("*.tf")):
+        with tf.open() as f:
+            for item in hcl2.load(f).get("output", []):
+                outputs.update({k.strip('"'): v for k, v in item.items()})
+    assert "azurerm_storage_container.store.name" in str(outputs["bucket"]["value"])
+    grants = [
+        b
+        for b in resources("azure", "azurerm_role_assignment").values()
+        if "azurerm_client_config.current.object_id" in str(b["principal_id"])
+        and str(b["scope"]).strip('"') == "${azurerm_storage_container.store.id}"
+    ]
+    roles = {str(g["role_definition_name"]).strip('"') for g in grants}
+    assert roles == {"Storage Blob Data Contributor"}, roles
+    assert VERSIONS.startswith("deployments/")
+
+
+def test_the_api_key_is_generated_never_a_literal() -> None:
+    secret = resources("azure", "azurerm_key_vault_secret")["api_key"]
+    assert "value" not in secret  # no literal seed such as "set-after-deploy"
+    assert str(secret["value_wo"]).strip('"') == "${ephemeral.random_password.api_key.result}"
+    text = "".join(p.read_text() for p in sorted((MODULES / "azure").glob("*.tf")))
+    block = re.search(r'ephemeral "random_password" "api_key" \{(.*?)\n\}', text, re.S)
+    assert block and int(re.search(r"length\s*=\s*(\d+)", block.group(1)).group(1)) >= 32  # type: ignore[union-attr]
