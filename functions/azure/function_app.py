@@ -58,7 +58,7 @@ else:
         accept = getattr(runtime.current().queue, "accept_triggered", None)
         if accept is None:  # another queue adapter: the message is the job
             message: QueueMessage | None = QueueMessage(
-                id=msg.id or "", body=body, attempts=attempts
+                id=msg.id or "", body=body, attempts=attempts, receipt=""
             )
         else:  # unwraps a carried priority; re-sends a job not due yet (7-day hops)
             message = accept(
