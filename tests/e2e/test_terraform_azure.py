@@ -167,3 +167,53 @@ def test_the_api_key_is_generated_never_a_literal() -> None:
     text = "".join(p.read_text() for p in sorted((MODULES / "azure").glob("*.tf")))
     block = re.search(r'ephemeral "random_password" "api_key" \{(.*?)\n\}', text, re.S)
     assert block and int(re.search(r"length\s*=\s*(\d+)", block.group(1)).group(1)) >= 32  # type: ignore[union-attr]
+
+
+class RefusedUntilRoleApplies:
+    """A blob store refusing with HTTP 403 (what the Azure SDK raises before the deployer's
+    new role assignment reaches the data plane) for its first ``refusals`` reads."""
+
+    def __init__(self, refusals: int) -> None:
+        from agentfn.testing import MemoryBlobStore
+
+        self.inner = MemoryBlobStore()
+        self.refusals = refusals
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def get(self, key: str) -> Any:
+        if self.refusals:
+            self.refusals -= 1
+            error = RuntimeError("AuthorizationPermissionMismatch")
+            error.status_code = 403  # type: ignore[attr-defined]
+            raise error
+        return self.inner.get(key)
+
+
+def test_the_version_record_waits_for_the_new_role(tmp_path: Any) -> None:
+    from agentfn.functions.local.deploy import record_when_allowed
+
+    archive = tmp_path / "a.zip"
+    archive.write_bytes(b"zip")
+    slept: list[float] = []
+    now = [0.0]
+
+    def sleep(s: float) -> None:
+        slept.append(s)
+        now[0] += s
+
+    store = RefusedUntilRoleApplies(refusals=2)
+    entry = record_when_allowed(
+        store, "azure", archive, "ab" * 32, sleep=sleep, clock=lambda: now[0]
+    )  # type: ignore[arg-type]
+    assert entry.number == 1 and slept == [5.0, 10.0]
+    # It gives up once the role has had its time, and elsewhere a 403 is an error at once.
+    with pytest.raises(RuntimeError, match="AuthorizationPermissionMismatch"):
+        record_when_allowed(
+            RefusedUntilRoleApplies(refusals=1000), "azure", archive, "cd" * 32,  # type: ignore[arg-type]
+            sleep=sleep, clock=lambda: now[0],
+        )  # fmt: skip
+    assert sum(slept) <= 600 + 60
+    with pytest.raises(RuntimeError):
+        record_when_allowed(RefusedUntilRoleApplies(refusals=1), "aws", archive, "ef" * 32)  # type: ignore[arg-type]
