@@ -23,7 +23,6 @@ try:
     check_requirements()
     from agentfn.api import Request
     from agentfn.functions import runtime
-    from agentfn.ports import QueueMessage
 except Exception as exc:  # whatever stops the app loading is what the 503 reports
     app = unavailable_app(exc)
 else:
@@ -53,6 +52,8 @@ else:
         arg_name="msg", queue_name="%AGENTFN_QUEUE_NAME%", connection=QUEUE_CONNECTION
     )
     def worker(msg: func.QueueMessage) -> None:
+        from agentfn.ports import QueueMessage  # pydantic: not on an HTTP cold start
+
         body = runtime.job_body(msg.get_body())
         attempts = int(msg.dequeue_count or 1)
         accept = getattr(runtime.current().queue, "accept_triggered", None)
