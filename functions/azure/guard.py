@@ -12,7 +12,9 @@ This module needs nothing but ``azure.functions`` (which the worker provides) an
 from __future__ import annotations
 
 import json
+import os
 import re
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -31,25 +33,40 @@ def _normal(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+def _installed() -> dict[str, str]:
+    """``{normalized name: version}`` of every distribution on ``sys.path``, from the names
+    of the ``*.dist-info`` folders (one directory listing per path entry: no imports)."""
+    found: dict[str, str] = {}
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for name in names:
+            if name.endswith(".dist-info"):
+                dist, _, version = name[: -len(".dist-info")].partition("-")
+                found.setdefault(_normal(dist), version)
+    return found
+
+
 def check_requirements(requirements: Path | None = None) -> None:
     """Raise ModuleNotFoundError naming every pinned distribution that is missing or at another
-    version. Reads only metadata (no imports), so it costs little on a cold start."""
+    version than ``requirements.txt`` pins; cheap enough for every cold start."""
     path = requirements or ARTIFACT_ROOT / "requirements.txt"
     if not path.is_file():
         return  # not an artifact (a source checkout): the installer resolved the dependencies
+    installed = _installed()
     wrong = []
     for line in path.read_text().splitlines():
         pin = _PIN.match(line.strip())
         if pin is None:
             continue
         name, version = pin.groups()
-        try:
-            found = metadata.version(name)
-        except metadata.PackageNotFoundError:
+        found = installed.get(_normal(name))
+        if found is None:
             wrong.append(f"{name}=={version} (not installed)")
-            continue
-        if found != version:
-            wrong.append(f"{name}=={version} (found {found})")
+        elif found != version and metadata.version(name) != version:  # names may normalize
+            wrong.append(f"{name}=={version} (found {metadata.version(name)})")
     if wrong:
         first = _PIN.match(wrong[0])
         raise ModuleNotFoundError(

@@ -285,3 +285,19 @@ def test_the_api_refuses_every_call_until_a_real_key_is_set(stored: str | None) 
             auth.authenticate({"authorization": f"Bearer {presented}"})
     real = SingleKeyAuthenticator(MemorySecretStore({"AGENTFN_API_KEY": "k" * 48}))
     assert real.authenticate({"x-api-key": "k" * 48}).tenant == "default"
+
+
+def test_the_guard_names_wrong_versions_and_passes_exact_pins(tmp_path: Path) -> None:
+    from importlib.metadata import version
+
+    from agentfn.functions.azure.guard import check_requirements
+
+    pins = tmp_path / "requirements.txt"
+    pins.write_text(f"azure-functions=={version('azure-functions')}\nPyYAML=={version('pyyaml')}\n")
+    check_requirements(pins)  # what is installed is what is pinned
+    pins.write_text("azure-functions==0.0.1\nno-such-dist==1.0\n")
+    with pytest.raises(ModuleNotFoundError) as info:
+        check_requirements(pins)
+    assert "azure-functions==0.0.1 (found " in str(info.value)
+    assert "no-such-dist==1.0 (not installed)" in str(info.value)
+    assert info.value.name == "azure-functions"
