@@ -56,9 +56,10 @@ class Runtime:
         from agentfn.adapters.models.factory import build_model
         from agentfn.engine import Engine
 
-        secrets = self.secrets
+        secrets, policy = self.secrets, self.settings.model_policy
 
         def model_factory(spec: ModelSpec, base_dir: Path) -> Model:
+            policy.check(spec)  # also for workflows stored before the policy changed
             return build_model(spec, secrets=secrets, base_dir=base_dir)
 
         return Engine(
@@ -69,7 +70,7 @@ class Runtime:
     def catalog(self) -> Catalog:
         from agentfn.catalog import Catalog
 
-        return Catalog(self.blobs, self.settings.project)
+        return Catalog(self.blobs, self.settings.project, self.settings.model_policy)
 
     @cached_property
     def authenticator(self) -> Authenticator:
