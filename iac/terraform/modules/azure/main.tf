@@ -93,6 +93,9 @@ resource "azurerm_storage_blob" "package" {
   source               = var.artifact
   content_md5          = filemd5(var.artifact)
   content_type         = "application/zip"
+  lifecycle {
+    create_before_destroy = true # the apps switch URLs before the old package goes
+  }
 }
 
 # ---------------------------------------------------------------- secret
