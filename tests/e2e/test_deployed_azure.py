@@ -39,7 +39,7 @@ from agentfn.testing import MemorySecretStore
 from tests.support.deployed import PLATFORM_ENV, build_artifact, platform_path, run_clean
 from tests.support.emulators.azure import ACCOUNT, ensure_azurite
 from tests.support.fake_key_vault import TOKEN, FakeKeyVault, ensure_fake_key_vault
-from tests.support.stacks import renderer, resources, stack_environment
+from tests.support.stacks import app_settings, renderer, resources
 
 VARIABLES = {"name": "agentfn", "location": "westeurope", "artifact": "agentfn-azure.zip"}
 WORKFLOW = """\
@@ -59,15 +59,6 @@ output: "{{ steps.second.output }}"
 """
 
 pytestmark = pytest.mark.slow
-
-
-def app_settings(app: str) -> dict[str, str]:
-    """The app's ``app_settings`` as the module declares them (a merge of maps of locals)."""
-    raw = str(resources("azure", "azurerm_linux_function_app")[app]["app_settings"])
-    settings: dict[str, str] = {}
-    for name in re.findall(r"local\.(\w+)", raw):
-        settings.update(stack_environment("azure", VARIABLES, local=name))
-    return settings
 
 
 def resolved(settings: dict[str, str]) -> dict[str, str]:
@@ -99,7 +90,7 @@ def azurite() -> Iterator[str]:
     from azure.storage.queue import QueueServiceClient
 
     conn = ensure_azurite()
-    env = resolved(app_settings("http"))
+    env = resolved(app_settings("http", VARIABLES))
     container = env["AGENTFN_STORAGE"].rsplit("/", 1)[1]
     queues = [
         resources("azure", "azurerm_storage_queue")[q]["name"] for q in ("work", "dead_letter")
@@ -127,7 +118,7 @@ def vault() -> FakeKeyVault:
 
 def environment(app: str, conn: str) -> tuple[dict[str, str], dict[str, str]]:
     """(the process environment, what the stack sets) for one app."""
-    stack = resolved(app_settings(app))
+    stack = resolved(app_settings(app, VARIABLES))
     return {**PLATFORM_ENV["azure"], **stack, "AZURE_STORAGE_CONNECTION_STRING": conn}, stack
 
 
@@ -271,7 +262,7 @@ def test_the_project_lives_where_azure_puts_the_package() -> None:
     """Azure mounts the package at the script root: the project the stack names is inside."""
     root = PLATFORM_ENV["azure"]["AzureWebJobsScriptRoot"]
     for app in ("http", "worker"):
-        assert app_settings(app)["AGENTFN_PROJECT"] == f"{root}/project"
+        assert app_settings(app, VARIABLES)["AGENTFN_PROJECT"] == f"{root}/project"
 
 
 @pytest.mark.parametrize("stored", [None, "", "   ", *sorted(PLACEHOLDER_KEYS)])

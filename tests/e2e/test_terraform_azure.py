@@ -17,29 +17,17 @@ import pytest
 from agentfn.adapters.azure.storage_queue import AzureStorageQueue
 from agentfn.api._models import CreateRun
 from agentfn.functions.azure.function_app import QUEUE_CONNECTION
-from tests.support.stacks import MODULES, renderer, resources, stack_environment
+from tests.support.stacks import MODULES, app_settings, renderer, resources, stack_environment
 
 NAME = "agentfn"
 VARIABLES = {"name": NAME, "location": "westeurope", "artifact": "dist/agentfn-azure.zip"}
-
-
-def app_settings(app: str) -> dict[str, str]:
-    """An app's ``app_settings``, rendered: the stack builds it as a merge of maps of locals
-    (and nothing else, so every key is seen here)."""
-    raw = str(resources("azure", "azurerm_linux_function_app")[app]["app_settings"])
-    merged = re.fullmatch(r"\$\{merge\(((?:local\.\w+(?:, )?)+)\)\}", raw)
-    assert merged, f"{app}.app_settings must be merge(local.<map>, ...): {raw}"
-    settings: dict[str, str] = {}
-    for name in re.findall(r"local\.(\w+)", merged.group(1)):
-        settings.update(stack_environment("azure", VARIABLES, local=name))
-    return settings
 
 
 @pytest.mark.parametrize("app", ["http", "worker"])
 def test_apps_run_the_vendored_zip_from_a_package_named_by_its_content(app: str) -> None:
     body = resources("azure", "azurerm_linux_function_app")[app]
     assert "zip_deploy_file" not in body  # one fixed path: never redeployed after the first apply
-    settings = app_settings(app)
+    settings = app_settings(app, VARIABLES)
     assert settings["WEBSITE_RUN_FROM_PACKAGE"] == "<azurerm_storage_blob.package.url>"
     assert settings["SCM_DO_BUILD_DURING_DEPLOYMENT"] == "false"  # dependencies are vendored
     assert settings["WEBSITE_RUN_FROM_PACKAGE_BLOB_MI_RESOURCE_ID"] == "SystemAssigned"
@@ -55,13 +43,13 @@ def test_no_setting_azurerm_owns_is_repeated(app: str) -> None:
     """azurerm sets these from application_stack and functions_extension_version; repeating
     them in app_settings shows a diff on every plan."""
     owned = {"FUNCTIONS_WORKER_RUNTIME", "FUNCTIONS_EXTENSION_VERSION"}
-    assert not owned & set(app_settings(app))
+    assert not owned & set(app_settings(app, VARIABLES))
 
 
 @pytest.mark.parametrize("app", ["http", "worker"])
 def test_the_queue_trigger_connection_is_the_one_the_function_names(app: str) -> None:
     """Identity-based: the trigger's connection setting holds only the queue endpoint."""
-    settings = app_settings(app)
+    settings = app_settings(app, VARIABLES)
     assert settings[f"{QUEUE_CONNECTION}__queueServiceUri"] == (
         "<azurerm_storage_account.main.primary_queue_endpoint>"
     )

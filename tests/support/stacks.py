@@ -136,3 +136,17 @@ def permission_table(cloud: str) -> list[dict[str, str]]:
 
     header = [c.lower() for c in cells(lines[0])]
     return [dict(zip(header, cells(line), strict=True)) for line in lines[2:]]
+
+
+def app_settings(app: str, variables: dict[str, str] | None = None) -> dict[str, str]:
+    """An Azure Function App's ``app_settings``, rendered. The stack writes each as a merge of
+    maps of locals and nothing else (``merge(local.environment, local.host_settings, ...)``),
+    so every key is seen here; anything else is refused."""
+    raw = _unquote(resources("azure", "azurerm_linux_function_app")[app]["app_settings"])
+    merged = re.fullmatch(r"\$\{merge\(((?:local\.\w+(?:, )?)+)\)\}", raw)
+    if merged is None:
+        raise AssertionError(f"{app}.app_settings must be merge(local.<map>, ...): {raw}")
+    settings: dict[str, str] = {}
+    for name in re.findall(r"local\.(\w+)", merged.group(1)):
+        settings.update(stack_environment("azure", variables, local=name))
+    return settings
