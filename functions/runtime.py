@@ -118,9 +118,14 @@ def build_engine(settings: Settings) -> Engine:
 class StepNotSettled(Exception):
     """The job must run again later: the entry point fails so its platform redelivers it.
 
-    Lambda reports the record in ``batchItemFailures``; Cloud Functions and Azure Functions
-    fail the invocation, and Pub/Sub or the Functions host redeliver the message.
+    Lambda reports the record in ``batchItemFailures``; Azure Functions fails the invocation
+    and its host redelivers the message; the Cloud Functions worker re-publishes the job due
+    after ``retry_after`` (the delay the engine asked for; None = at once).
     """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 def job_body(raw: object) -> dict[str, Any]:
@@ -164,7 +169,10 @@ def handle_triggered(
     job = job_of(message.body)
     (report or _log_outcome)(outcome, job)
     if acker.failed:
-        raise StepNotSettled(f"step {job.get('step')!r} of run {job.get('run')!r}: {outcome}")
+        raise StepNotSettled(
+            f"step {job.get('step')!r} of run {job.get('run')!r}: {outcome}",
+            retry_after=acker.retry_after,
+        )
     return outcome
 
 
