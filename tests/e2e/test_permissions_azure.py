@@ -36,7 +36,10 @@ def stack_grants() -> list[Grant]:
     for name, body in resources("azure", "azurerm_role_assignment").items():
         principal = _text(body["principal_id"])
         assert principal in identities, f"{name}: unknown principal {principal}"
-        scope = re.fullmatch(r"\$\{(azurerm_[\w]+\.\w+)\.id\}", _text(body["scope"]))
+        # A resource's ARM id: .id, or a Key Vault secret's .resource_versionless_id.
+        scope = re.fullmatch(
+            r"\$\{(azurerm_\w+\.\w+)\.(?:id|resource_versionless_id)\}", _text(body["scope"])
+        )
         assert scope, f"{name}: scope {body['scope']} is not one resource's id"
         assert "role_definition_id" not in body, f"{name}: name the role, as the table does"
         grants.append((identities[principal], scope.group(1), _text(body["role_definition_name"])))
@@ -71,7 +74,7 @@ def test_no_grant_is_wider_than_a_container_queue_or_vault() -> None:
         if role.startswith("Storage Queue"):
             assert kind == "azurerm_storage_queue", (identity, resource, role)
         if role.startswith("Key Vault"):
-            assert kind == "azurerm_key_vault", (identity, resource, role)
+            assert kind in {"azurerm_key_vault", "azurerm_key_vault_secret"}, (identity, role)
 
 
 def test_key_vault_access_is_rbac_only() -> None:

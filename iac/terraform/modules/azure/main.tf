@@ -217,7 +217,8 @@ resource "azurerm_role_assignment" "http_enqueue" {
 }
 
 resource "azurerm_role_assignment" "http_secrets" {
-  scope                = azurerm_key_vault.main.id
+  # The HTTP app reads one secret, the API key: granted on that secret alone.
+  scope                = azurerm_key_vault_secret.api_key.resource_versionless_id
   role_definition_name = "Key Vault Secrets User"
   principal_id         = azurerm_linux_function_app.http.identity[0].principal_id
 }
