@@ -118,9 +118,7 @@ def test_bad_input_is_one_line_and_exit_2(
 
 def test_unknown_run_and_missing_file(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    assert "no run 'run_nope'" in one_error_line(
-        agentfn("runs", "show", "run_nope", home=home)
-    )
+    assert "no run 'run_nope'" in one_error_line(agentfn("runs", "show", "run_nope", home=home))
     assert "file not found" in one_error_line(agentfn("validate", "missing.yaml", home=home))
     assert agentfn("run", home=home).returncode == 2  # usage error from the parser
 
