@@ -20,6 +20,8 @@ class Acker(Protocol):
 
     def dead_letter(self, message: QueueMessage, reason: str) -> None: ...
 
+    def extend(self, message: QueueMessage, *, visibility_timeout: float) -> None: ...
+
 
 class TriggerAcker:
     """Settles one triggered message: success = the platform deletes it; failure = redelivery."""
@@ -42,3 +44,7 @@ class TriggerAcker:
     def dead_letter(self, message: QueueMessage, reason: str) -> None:
         """Move it to the dead-letter queue ourselves, with the reason; then succeed."""
         self.queue.dead_letter(message, reason)
+
+    def extend(self, message: QueueMessage, *, visibility_timeout: float) -> None:
+        """Nothing to do: the platform keeps the message hidden while the function runs (the
+        stacks set the queue's visibility timeout above the function's timeout)."""

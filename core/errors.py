@@ -113,6 +113,10 @@ class WorkerLost(StepFailed):
     code = "worker_lost"
 
 
+class StepTimeout(AgentfnError):
+    """A step ran longer than its ``timeout_s``; retried like any failure."""
+
+
 class Unauthorized(AgentfnError):
     """Missing or wrong API key."""
 

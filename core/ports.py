@@ -100,6 +100,8 @@ class Queue(Protocol):
     - ``ack``: deletes the job; acking with a stale receipt is a no-op.
     - ``retry``: makes the job visible again after ``delay`` seconds.
     - ``dead_letter``: moves the job to the dead-letter queue with a reason.
+    - ``extend``: keeps a received job hidden ``visibility_timeout`` more seconds from now (a
+      long step renews it); with a stale receipt it is a no-op.
     """
 
     max_attempts: int
@@ -117,6 +119,8 @@ class Queue(Protocol):
     def dead_letter(self, message: QueueMessage, reason: str) -> None: ...
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]: ...
+
+    def extend(self, message: QueueMessage, *, visibility_timeout: float) -> None: ...
 
 
 # --------------------------------------------------------------------------- secrets

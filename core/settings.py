@@ -31,6 +31,7 @@ class Settings:
     secrets: str
     max_attempts: int = 5
     lease_s: float = 60.0
+    step_timeout_s: float = 900.0  # the stacks set it below their function timeout
     project: Path = Path(".")
     tool_modules: tuple[str, ...] = ()
     model_secrets: tuple[str, ...] = DEFAULT_MODEL_SECRETS
@@ -49,6 +50,7 @@ class Settings:
             secrets=env.get("AGENTFN_SECRETS") or "env://" + str(Path.cwd() / ".env"),
             max_attempts=int(env.get("AGENTFN_MAX_ATTEMPTS", "5")),
             lease_s=float(env.get("AGENTFN_LEASE_S", "60")),
+            step_timeout_s=float(env.get("AGENTFN_STEP_TIMEOUT_S", "900")),
             project=Path(env.get("AGENTFN_PROJECT") or ".").absolute(),
             tool_modules=_names(env.get("AGENTFN_TOOL_MODULES", "")),
             model_secrets=_names(env.get("AGENTFN_MODEL_SECRETS", ",".join(DEFAULT_MODEL_SECRETS))),
@@ -64,6 +66,7 @@ class Settings:
             "AGENTFN_SECRETS": self.secrets,
             "AGENTFN_MAX_ATTEMPTS": str(self.max_attempts),
             "AGENTFN_LEASE_S": str(self.lease_s),
+            "AGENTFN_STEP_TIMEOUT_S": str(self.step_timeout_s),
             "AGENTFN_PROJECT": str(self.project),
             "AGENTFN_TOOL_MODULES": ",".join(self.tool_modules),
             "AGENTFN_MODEL_SECRETS": ",".join(self.model_secrets),

@@ -237,6 +237,13 @@ class MemoryQueue:
                 job.visible_at = self.clock() + delay_s
                 job.receipt = None
 
+    def extend(self, message: QueueMessage, *, visibility_timeout: float) -> None:
+        timeout = seconds(visibility_timeout, "visibility_timeout", positive=True)
+        with self._lock:
+            job = self._held(message)
+            if job is not None:
+                job.visible_at = self.clock() + timeout
+
     def dead_letter(self, message: QueueMessage, reason: str) -> None:
         with self._lock:
             job = self._held(message)

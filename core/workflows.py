@@ -50,6 +50,9 @@ class _Node(BaseModel):
     id: str
     description: str = ""
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    step_timeout_s: float | None = Field(default=None, gt=0, le=86_400)
+    """Longest one attempt of this node's steps may run; None: the deployment's
+    AGENTFN_STEP_TIMEOUT_S. (A wait node's ``timeout_s`` is how long it waits.)"""
 
     @field_validator("id")
     @classmethod

@@ -71,6 +71,7 @@ class Runtime:
             model_factory=model_factory,
             lease_s=self.settings.lease_s,
             delivery_limit=self.settings.max_attempts,
+            step_timeout_s=self.settings.step_timeout_s,
         )
 
     @cached_property

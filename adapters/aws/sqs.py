@@ -337,6 +337,24 @@ class SqsQueue:
                 VisibilityTimeout=min(_whole_seconds(delay_s), MAX_VISIBILITY_S),
             )
 
+    def extend(self, message: QueueMessage, *, visibility_timeout: float) -> None:
+        """Keep the job hidden ``visibility_timeout`` more seconds (at most 12 h). The receipt
+        carries its deadline, so ``message.receipt`` is replaced with the new one."""
+        timeout = seconds(visibility_timeout, "visibility_timeout", positive=True)
+        handle = self._live_handle(message)
+        if handle is None:
+            return
+        hide_s = min(_whole_seconds(timeout), MAX_VISIBILITY_S)
+        started = self.clock()
+        extended = False
+        with map_errors(self._errors(stale=True)):
+            self._client.change_message_visibility(
+                QueueUrl=self._resolve().url, ReceiptHandle=handle, VisibilityTimeout=hide_s
+            )
+            extended = True
+        if extended and message.receipt.partition("|")[1]:  # ours: move its deadline
+            message.receipt = f"{started + hide_s:.3f}|{handle}"
+
     def dead_letter(self, message: QueueMessage, reason: str) -> None:
         handle = self._live_handle(message)
         if handle is None:

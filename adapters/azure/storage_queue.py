@@ -383,6 +383,20 @@ class AzureStorageQueue:
         with map_errors(_STALE):
             client.update_message(msg_id, pop_receipt, visibility_timeout=_seconds(delay_s))
 
+    def extend(self, message: QueueMessage, *, visibility_timeout: float) -> None:
+        """Keep the job hidden longer. The service issues a new pop receipt, so
+        ``message.receipt`` is replaced (later acks use it); a stale receipt is a no-op."""
+        timeout = _number(visibility_timeout, "visibility_timeout", positive=True)
+        target = self._target(message)
+        if target is None:
+            return
+        client, msg_id, pop_receipt, priority = target
+        held = None
+        with map_errors(_STALE):
+            held = client.update_message(msg_id, pop_receipt, visibility_timeout=_seconds(timeout))
+        if held is not None and held.pop_receipt:
+            message.receipt = f"{priority}/{msg_id}|{held.pop_receipt}"
+
     def dead_letter(self, message: QueueMessage, reason: str) -> None:
         target = self._target(message)
         if target is None:

@@ -403,6 +403,14 @@ class PubSubQueue:
         self._publish(self._topic_path, self._encode(message.body), attributes)
         self._settle(self._sub_path, [message.receipt], None)
 
+    def extend(self, message: QueueMessage, *, visibility_timeout: float) -> None:
+        """Push the ack deadline out (at most 600 s, as Pub/Sub allows). A pushed job (empty
+        receipt) is the push endpoint's: Pub/Sub waits for its answer up to the ack deadline
+        the stack sets, so there is nothing to extend."""
+        timeout = seconds(visibility_timeout, "visibility_timeout", positive=True)
+        if message.receipt:
+            self._settle(self._sub_path, [message.receipt], _seconds(min(timeout, MAX_DEADLINE_S)))
+
     def dead_letter(self, message: QueueMessage, reason: str) -> None:
         """Publish to the dead-letter topic with ``reason``, then ack.
 

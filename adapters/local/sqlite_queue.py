@@ -213,6 +213,15 @@ class SqliteQueue:
                 (self.clock() + delay_s, self.name, message.id, message.receipt),
             )
 
+    def extend(self, message: QueueMessage, *, visibility_timeout: float) -> None:
+        """Keep the job hidden ``visibility_timeout`` more seconds, while the receipt holds."""
+        timeout = seconds(visibility_timeout, "visibility_timeout", positive=True)
+        with self._tx() as db:
+            db.execute(
+                "UPDATE messages SET visible_at = ? WHERE queue = ? AND id = ? AND receipt = ?",
+                (self.clock() + timeout, self.name, message.id, message.receipt),
+            )
+
     def dead_letter(self, message: QueueMessage, reason: str) -> None:
         with self._tx() as db:
             row = db.execute(

@@ -20,6 +20,7 @@ from agentfn.delivery import Acker
 from agentfn.engine._context import ModelFactory, RunContext, StepContext, expression_names
 from agentfn.engine._executors import execute, resume
 from agentfn.engine._fold import fail_run, fold, seed
+from agentfn.engine._renewal import Lease, Renewer
 from agentfn.errors import (
     AgentfnError,
     BlueprintError,
@@ -27,6 +28,7 @@ from agentfn.errors import (
     NotFound,
     PreconditionFailed,
     StepFailed,
+    StepTimeout,
     ToolError,
     UserError,
     WorkerLost,
@@ -66,6 +68,7 @@ class Engine:
         clock: Callable[[], float] = time.time,
         events: Callable[[dict[str, Any]], None] | None = None,
         delivery_limit: int = 5,
+        step_timeout_s: float = 900.0,
     ) -> None:
         self.blobs = blobs
         # Deliveries the queue allows before it dead-letters a job on its own
@@ -84,6 +87,10 @@ class Engine:
         # Run lifecycle events (CloudEvents: run.requested, run.completed, run.failed), one
         # each per run; by default a structured log line on the "agentfn.events" logger.
         self.events = events or log_event
+        # The longest a step may run unless its node says less (AGENTFN_STEP_TIMEOUT_S); the
+        # stacks set it below their function timeout, so the platform never cuts a step short.
+        self.step_timeout_s = step_timeout_s
+        self.renewer = Renewer(self.store, lease_s, clock)
         self._contexts: dict[str, RunContext] = {}
         self._lock = threading.Lock()
 
@@ -101,7 +108,7 @@ class Engine:
     ) -> Run:
         """Validate the input, record the run, and enqueue its first steps."""
         bp = loaded.blueprint
-        self.check_retry_policies(bp)
+        self.check_limits(bp)
         values = bp.bind_inputs(given)
         now = self.clock()
         run_id = new_run_id(now)
@@ -125,10 +132,19 @@ class Engine:
         self.events(run_requested(run.id, run.workflow, run.correlation_id))
         return run
 
-    def check_retry_policies(self, bp: Blueprint) -> None:
-        """A node may not retry more often than the queue delivers: the queue would drop the
-        job before the engine could fail the run."""
+    def check_limits(self, bp: Blueprint) -> None:
+        """What a blueprint asks must fit the deployment: a node may not retry more often than
+        the queue delivers (the queue would drop the job before the engine could fail the run),
+        nor run longer than the step timeout (the platform would cut it short)."""
         for index, node in enumerate(bp.nodes):
+            own = node.step_timeout_s
+            if own is not None and own > self.step_timeout_s:
+                raise BlueprintError(
+                    f"nodes[{index}].step_timeout_s: {own:g} s is longer than this "
+                    f"deployment's step timeout of {self.step_timeout_s:g} s "
+                    "(AGENTFN_STEP_TIMEOUT_S, below the function timeout)",
+                    field=f"nodes[{index}].step_timeout_s",
+                )
             if node.retry.max_attempts >= self.delivery_limit:
                 raise BlueprintError(
                     f"nodes[{index}].retry.max_attempts: {node.retry.max_attempts} must be below "
@@ -313,11 +329,23 @@ class Engine:
             )
             return self._fail(ctx, message, acker, run_id, step, claim, etag, lost)
 
+        timeout_s = self._timeout(ctx, step)
+        lease = Lease(run_id, claim, etag, message, acker, deadline=now + timeout_s)
+        handle = self.renewer.hold(lease)
         started = time.perf_counter()
         try:
             outcome = self._execute(ctx, run, step)
         except Exception as exc:  # every failure is recorded, retried or dead-lettered
-            return self._fail(ctx, message, acker, run_id, step, claim, etag, exc)
+            self.renewer.release(handle)
+            return self._fail(ctx, message, acker, run_id, step, lease.record, lease.etag, exc)
+        self.renewer.release(handle)
+        claim, etag = lease.record, lease.etag
+        ran_s = self.clock() - now
+        if ran_s > timeout_s:
+            late = StepTimeout(
+                f"step {key} ran {ran_s:.1f} s, longer than its timeout of {timeout_s:g} s"
+            )
+            return self._fail(ctx, message, acker, run_id, step, claim, etag, late)
         finished = claim.model_copy(
             update={
                 "status": "done",
@@ -489,6 +517,11 @@ class Engine:
         return "dead"
 
     # ================================================================== helpers
+
+    def _timeout(self, ctx: RunContext, step: StepKey) -> float:
+        node = ctx.blueprint.node_map.get(step.node)
+        own = node.step_timeout_s if node is not None else None
+        return min(own, self.step_timeout_s) if own is not None else self.step_timeout_s
 
     @staticmethod
     def _policy(ctx: RunContext, step: StepKey) -> RetryPolicy:

@@ -167,6 +167,33 @@ def test_dead_letter_after_max_attempts(queue_factory: Any) -> None:
     assert msg_id not in [m.id for m in _drain(q)]
 
 
+def test_extend_keeps_a_received_job_hidden_longer(queue_factory: Any) -> None:
+    """A long step renews its message's visibility; the (possibly new) receipt still acks."""
+    unit = queue_factory.unit
+    q = queue_factory.make(fresh=True)
+    job = q.send({"long": True})
+    [m] = q.receive(1, visibility_timeout=2 * unit)
+    q.extend(m, visibility_timeout=6 * unit)
+    queue_factory.advance(3 * unit)  # past the first hiding, inside the extension
+    assert q.receive(1, visibility_timeout=2 * unit) == []
+    q.ack(m)
+    queue_factory.advance(4 * unit)  # past the extension: an acked job stays gone
+    assert job not in [r.id for r in _drain(q)]
+
+
+def test_extend_with_a_stale_receipt_is_a_noop(queue_factory: Any) -> None:
+    unit = queue_factory.unit
+    q = queue_factory.make(fresh=True)
+    job = q.send({"n": 1})
+    [first] = q.receive(1, visibility_timeout=unit)
+    queue_factory.advance(2 * unit)
+    [second] = q.receive(1, visibility_timeout=2 * unit)
+    assert second.id == first.id == job
+    q.extend(first, visibility_timeout=20 * unit)  # not ours any more: changes nothing
+    queue_factory.advance(3 * unit)
+    assert [r.id for r in q.receive(1, visibility_timeout=2 * unit)] == [job]
+
+
 def test_explicit_dead_letter(queue_factory: Any) -> None:
     q = queue_factory.make(fresh=True)
     a = q.send({"n": "a"})
