@@ -119,7 +119,13 @@ class StepNotSettled(Exception):
 
     Lambda reports the record in ``batchItemFailures``; Cloud Functions and Azure Functions
     fail the invocation, and Pub/Sub or the Functions host redeliver the message.
+    ``retry_after`` is the delay the engine asked for (seconds), for platforms that can honour
+    it per message (None: no retry was asked for).
     """
+
+    def __init__(self, reason: str, *, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
 
 
 def job_body(raw: object) -> dict[str, Any]:
@@ -163,7 +169,10 @@ def handle_triggered(
     job = job_of(message.body)
     (report or _log_outcome)(outcome, job)
     if acker.failed:
-        raise StepNotSettled(f"step {job.get('step')!r} of run {job.get('run')!r}: {outcome}")
+        raise StepNotSettled(
+            f"step {job.get('step')!r} of run {job.get('run')!r}: {outcome}",
+            retry_after=acker.retry_after,
+        )
     return outcome
 
 

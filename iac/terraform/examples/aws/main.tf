@@ -27,6 +27,11 @@ variable "max_attempts" {
   default = 5
 }
 
+variable "worker_concurrency" {
+  type    = number
+  default = 10
+}
+
 variable "artifact" {
   type = string
 }
@@ -43,6 +48,8 @@ module "agentfn" {
   timeout_s    = var.timeout_s
   max_attempts = var.max_attempts
   artifact     = var.artifact
+
+  worker_concurrency = var.worker_concurrency
 }
 
 output "api_url" {

@@ -40,3 +40,13 @@ variable "log_retention_days" {
   type        = number
   default     = 30
 }
+
+variable "worker_concurrency" {
+  description = "Worker instances the queue trigger runs at most at once (one job each)."
+  type        = number
+  default     = 10
+  validation {
+    condition     = var.worker_concurrency >= 2 && var.worker_concurrency <= 1000
+    error_message = "worker_concurrency must be 2-1000 (the range of SQS maximum concurrency)."
+  }
+}
