@@ -20,7 +20,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +28,13 @@ import boto3
 import pytest
 
 from agentfn.functions.local.deploy import Stack, apply, destroy
+from tests.e2e.test_permissions_aws import S3_ACTIONS, table_grants
 from tests.support.deployed import PLATFORM_ENV, build_artifact, platform_path, run_clean
 from tests.support.emulators.aws import ensure_moto
 from tests.support.engine_harness import ledger, project
 from tests.support.stacks import stack_values
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # apply + destroy on moto
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "events" / "samples" / "aws"
@@ -54,6 +55,19 @@ edges:
 output: "{{{{ steps.wobbly.output }}}}"
 """
 REPLY = "agentfn-test-reply "
+CALL = "agentfn-test-call "
+Call = tuple[str, str, dict[str, str]]  # service, operation, the parameters naming resources
+# Observes every AWS call the function makes (boto3's default session, which the adapters'
+# clients come from); changes nothing.
+RECORDER = f"""
+import boto3, json
+def _record(model, params, **_):
+    named = {{k: params[k] for k in ("Bucket", "Key", "QueueUrl", "QueueName", "SecretId")
+             if k in params}}
+    print({CALL!r} + json.dumps([model.service_model.service_name, model.name, named]), flush=True)
+boto3.setup_default_session()
+boto3.DEFAULT_SESSION.events.register("provide-client-params", _record)
+"""
 LAMBDA_TASK_ROOT = PLATFORM_ENV["aws"]["LAMBDA_TASK_ROOT"]
 
 
@@ -65,6 +79,7 @@ class Deployed:
     task_root: Path
     workflow: Path
     scratch: Path
+    calls: dict[str, list[Call]] = field(default_factory=dict)  # function → AWS calls made
 
 
 def client(service: str, endpoint: str) -> Any:
@@ -126,7 +141,9 @@ def invoke(deployed: Deployed, fn: str, events: list[dict[str, Any]]) -> list[di
         "AWS_ENDPOINT_URL": deployed.endpoint,
     }
     module, attr = config["Handler"].rsplit(".", 1)
-    code = f"""
+    code = (
+        RECORDER
+        + f"""
 import importlib, json
 handler = getattr(importlib.import_module({module!r}), {attr!r})
 
@@ -146,11 +163,15 @@ class Context:
 for event in json.loads({json.dumps(events)!r}):
     print({REPLY!r} + json.dumps(handler(event, Context())), flush=True)
 """
+    )
     out = run_clean(
         "aws", code, path=[deployed.task_root], env=env, stack_env=stack_env, cwd=deployed.task_root
     )
     replies = [json.loads(ln[len(REPLY) :]) for ln in out.splitlines() if ln.startswith(REPLY)]
     assert len(replies) == len(events), out[-3000:]
+    deployed.calls.setdefault(fn, []).extend(
+        tuple(json.loads(ln[len(CALL) :])) for ln in out.splitlines() if ln.startswith(CALL)
+    )
     return replies
 
 
@@ -275,3 +296,46 @@ def test_http_and_worker_run_a_workflow_as_deployed(deployed: Deployed) -> None:
         "wobbly",
     ]
     assert not receive(sqs, url)
+
+    # every AWS call the functions made is a row of docs/deploy/aws.md's table
+    assert_calls_are_granted(deployed)
+
+
+IDENTITY = {"http": "http function", "worker": "worker"}  # stack function → table identity
+
+
+def call_grants(deployed: Deployed, call: Call) -> set[tuple[str, str]]:
+    """The (resource, action) pairs of the table any one of which allows ``call``."""
+    service, operation, named = call
+    out = deployed.outputs
+    if service == "s3":
+        assert named.get("Bucket") == out["bucket"], call
+        resource = "aws_s3_bucket.store/*" if "Key" in named else "aws_s3_bucket.store"
+        return {(resource, S3_ACTIONS[operation])}
+    if service == "sqs":
+        queues = {
+            out["queue"]: "aws_sqs_queue.work",
+            out["dead_letter_queue"]: "aws_sqs_queue.dead_letter",
+        }
+        queues.update({url.rsplit("/", 1)[1]: name for url, name in list(queues.items())})
+        resource = queues[named.get("QueueUrl") or named["QueueName"]]
+        return {(resource, "sqs:" + operation.removesuffix("Batch"))}
+    if service == "secretsmanager":
+        secret = named["SecretId"]
+        assert secret.startswith(f"{NAME}/"), call
+        resources = {"local.stack_secrets"}
+        if secret == out["secret"]:
+            resources.add("aws_secretsmanager_secret.api_key")
+        return {(r, f"secretsmanager:{operation}") for r in resources}
+    raise AssertionError(f"a call of a service no row names: {call}")
+
+
+def assert_calls_are_granted(deployed: Deployed) -> None:
+    for fn, calls in deployed.calls.items():
+        identity = IDENTITY[fn]
+        rows = {(r, a) for _, r, a in table_grants({identity})}
+        assert calls, f"the {fn} function made no AWS call at all"
+        for call in calls:
+            assert call_grants(deployed, call) & rows, f"{identity}: no row allows {call}"
+    worker_ops = {op for _, op, _ in deployed.calls["worker"]}
+    assert "ChangeMessageVisibility" in worker_ops  # the retry delay, set by the worker
