@@ -29,7 +29,12 @@ variable "max_attempts" {
 
 variable "worker_concurrency" {
   type    = number
-  default = 10
+  default = null # the module's default
+}
+
+variable "log_retention_days" {
+  type    = number
+  default = null # the module's default
 }
 
 variable "artifact" {
@@ -50,6 +55,7 @@ module "agentfn" {
   artifact     = var.artifact
 
   worker_concurrency = var.worker_concurrency
+  log_retention_days = var.log_retention_days
 }
 
 output "api_url" {
