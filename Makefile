@@ -46,7 +46,24 @@ $(EMU)/wheels/.done: pyproject.toml $(VENV)/.dev
 	$(PY) -m tests.support.deployed wheelhouse $(EMU)/wheels
 	touch $@
 
-test: $(VENV)/.dev $(EMU)/node_modules/.bin/azurite $(TF_RC) $(EMU)/wheels/.done
+# The google and azurerm providers can't be installed here, so `terraform validate` can't run for
+# their stacks: tests/e2e/test_provider_schemas.py checks them against each provider's schema,
+# which the pinned cdktn-provider wheels carry. Downloaded once per clone (the only network use),
+# then reduced to a few MB of JSON; a new pin or a new extractor re-extracts.
+SCHEMA_PINS := tests/support/provider-schemas.txt
+SCHEMAS     := $(EMU)/schemas
+
+$(SCHEMAS)/wheels/.pins: $(SCHEMA_PINS) | $(VENV)/.dev
+	rm -rf $(SCHEMAS)/wheels && mkdir -p $(SCHEMAS)/wheels
+	$(PIP) download --no-deps --only-binary=:all: --dest $(SCHEMAS)/wheels -r $(SCHEMA_PINS)
+	cp $(SCHEMA_PINS) $@
+
+$(SCHEMAS)/.extracted: $(SCHEMAS)/wheels/.pins tests/support/provider_schema.py | $(VENV)/.dev
+	rm -f $(SCHEMAS)/*.json
+	$(PY) -m tests.support.provider_schema extract --out $(SCHEMAS) $(SCHEMAS)/wheels/*.whl
+	touch $@
+
+test: $(VENV)/.dev $(EMU)/node_modules/.bin/azurite $(TF_RC) $(EMU)/wheels/.done $(SCHEMAS)/.extracted
 	TF_CLI_CONFIG_FILE=$(TF_RC) $(PY) -m pytest
 
 lint: $(VENV)/.dev

@@ -18,6 +18,7 @@ _EXPORTS: dict[str, str] = {
     # writing tools and workflows
     "tool": "agentfn.tools",
     "Tool": "agentfn.tools",
+    "idempotency_key": "agentfn.tool_calls",
     "load_blueprint": "agentfn.workflows",
     "Settings": "agentfn.settings",
     # run records a caller reads back
@@ -80,6 +81,7 @@ if TYPE_CHECKING:
     )
     from agentfn.runs import Run as Run, RunStatus as RunStatus
     from agentfn.settings import Settings as Settings
+    from agentfn.tool_calls import idempotency_key as idempotency_key
     from agentfn.tools import Tool as Tool, tool as tool
     from agentfn.workflows import load_blueprint as load_blueprint
 

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentfn.errors import ModelError, StepFailed, ToolError
+from agentfn.errors import StepFailed, ToolError
 from agentfn.ports import ChatReply, ChatRequest, Message, ToolCall, ToolSpec
 
 
@@ -65,7 +65,18 @@ def take_turn(
         Message(role="assistant", content=reply.content, tool_calls=reply.tool_calls),
     ]
     if not reply.tool_calls:
-        return TurnResult(history, reply, final=_final_output(name, spec, reply), done=True)
+        problem = _json_problem(spec, reply)
+        if problem is None:
+            return TurnResult(history, reply, final=_final_output(spec, reply), done=True)
+        # The reply is saved with its turn, so retrying the step would replay it unchanged:
+        # tell the model what was wrong instead, as a new turn it can answer differently.
+        if turn + 1 >= spec.max_steps:
+            raise StepFailed(
+                f"agent {name!r} must answer in JSON but did not within max_steps="
+                f"{spec.max_steps}: {problem}"
+            )
+        correction = f"{JSON_CORRECTION} ({problem}). Answer again with only the JSON value."
+        return TurnResult([*history, Message(role="user", content=correction)], reply)
     if turn + 1 >= spec.max_steps:
         raise StepFailed(
             f"agent {name!r} reached max_steps={spec.max_steps} without a final answer"
@@ -88,15 +99,23 @@ def tool_result_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
-def _final_output(name: str, spec: AgentSpec, reply: ChatReply) -> Any:
-    text = reply.content or ""
-    if spec.output == "text":
-        return text
+JSON_CORRECTION = "Your last answer was not valid JSON"
+
+
+def _json_problem(spec: AgentSpec, reply: ChatReply) -> str | None:
+    """Why a JSON agent's final answer does not parse, or None."""
+    if spec.output != "json":
+        return None
     try:
-        return json.loads(_strip_fence(text))
+        json.loads(_strip_fence(reply.content or ""))
     except json.JSONDecodeError as exc:
-        # Retryable: a sampled model may well answer correctly on the next attempt.
-        raise ModelError(f"agent {name!r} must answer in JSON but did not: {exc.msg}") from None
+        return f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+    return None
+
+
+def _final_output(spec: AgentSpec, reply: ChatReply) -> Any:
+    text = reply.content or ""
+    return json.loads(_strip_fence(text)) if spec.output == "json" else text
 
 
 def _strip_fence(text: str) -> str:

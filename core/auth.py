@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from agentfn.ports import SecretStore
 
 API_KEY_SECRET = "AGENTFN_API_KEY"
+# What a key secret holds before anyone set a key (older Azure stacks seeded this literal):
+# never accepted, so a stack that was not finished refuses every call instead of opening up.
+PLACEHOLDER_KEYS = frozenset({"set-after-deploy"})
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,11 @@ class SingleKeyAuthenticator:
             raise Unauthorized(
                 f"no API key is configured (secret {self.secret_name})", field="authorization"
             ) from None
+        if not expected.strip() or expected.strip() in PLACEHOLDER_KEYS:
+            raise Unauthorized(
+                f"no API key is configured (secret {self.secret_name} is empty or a placeholder)",
+                field="authorization",
+            )
         if not hmac.compare_digest(digest(key), digest(expected)):
             raise Unauthorized("invalid API key", field="authorization")
         return Principal(

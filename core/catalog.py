@@ -15,7 +15,9 @@ from pydantic import ValidationError
 from agentfn.agents import AgentSpec
 from agentfn.errors import BlueprintError, NotFound, ValidationFailed
 from agentfn.http_tools import HttpToolSpec
+from agentfn.model_policy import ModelPolicy
 from agentfn.ports import BlobStore
+from agentfn.project_files import project_file
 from agentfn.runs import iter_keys
 from agentfn.tools import load_registry
 from agentfn.workflows import (
@@ -33,9 +35,12 @@ NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 
 
 class Catalog:
-    def __init__(self, blobs: BlobStore, project_dir: Path) -> None:
+    def __init__(
+        self, blobs: BlobStore, project_dir: Path, model_policy: ModelPolicy | None = None
+    ) -> None:
         self.blobs = blobs
         self.project_dir = project_dir
+        self.model_policy = model_policy or ModelPolicy()
 
     # ------------------------------------------------------------------ agents
 
@@ -70,7 +75,9 @@ class Catalog:
         ]
 
     def python_tools(self, module_paths: list[str]) -> list[str]:
-        return load_registry([(self.project_dir / p).resolve() for p in module_paths]).names()
+        return load_registry(
+            [project_file(self.project_dir, p, "tool module") for p in module_paths]
+        ).names()
 
     # ------------------------------------------------------------------ workflows
 
@@ -106,7 +113,9 @@ class Catalog:
                 http.append(self.get_tool(tool_name))
             except NotFound:
                 continue  # validation below reports the unknown tool with its line
-        validate_blueprint(bp, source, self.project_dir, http_tools=http)
+        validate_blueprint(
+            bp, source, self.project_dir, http_tools=http, model_policy=self.model_policy
+        )
         return LoadedBlueprint(
             blueprint=bp, base_dir=str(self.project_dir), source=source.file, http_tools=http
         )

@@ -125,6 +125,17 @@ class MethodNotAllowed(AgentfnError):
     status = 405
 
 
+class ProtocolError(UserError):
+    """A request the HTTP server itself cannot take (bad request line, unknown method, header
+    too large); ``status`` is the one the server chose."""
+
+    code = "protocol_error"
+
+    def __init__(self, message: str, *, status: int = 400, field: str | None = None) -> None:
+        super().__init__(message, field=field)
+        self.status = status
+
+
 class PayloadTooLarge(AgentfnError):
     code = "payload_too_large"
     status = 413
@@ -133,6 +144,13 @@ class PayloadTooLarge(AgentfnError):
 class UnsupportedMediaType(AgentfnError):
     code = "unsupported_media_type"
     status = 415
+
+
+class CorruptRecord(AgentfnError):
+    """A stored record no longer parses (a torn write, a hand edit, a full disk)."""
+
+    code = "corrupt_record"
+    status = 500
 
 
 class InternalError(AgentfnError):

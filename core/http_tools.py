@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agentfn.errors import ToolError
 from agentfn.ports import ToolSpec
+from agentfn.tool_calls import current_key
 
 ALLOW_PRIVATE_ENV = "AGENTFN_HTTP_TOOLS_ALLOW_PRIVATE"
 MAX_RESPONSE_BYTES = 1 << 20
@@ -82,42 +83,117 @@ class HttpTool:
         d = self.definition
         _check_required(d, arguments)
         url, rest = _expand_url(d.url, arguments)
-        guard_public(url)
-        kwargs: dict[str, Any] = {"headers": d.headers, "timeout": d.timeout_s}
+        addresses = guard_public(url)
+        headers = dict(d.headers)
+        key = current_key()
+        if key is not None:  # repeats of one call (a worker taken over) carry the same key
+            headers.setdefault("Idempotency-Key", key)
+        kwargs: dict[str, Any] = {"headers": headers, "timeout": d.timeout_s}
         if d.method in ("GET", "DELETE"):
             kwargs["params"] = {k: _scalar(v) for k, v in rest.items()}
         else:
             kwargs["json"] = rest
+        transport = _pinned_transport(addresses)
         try:
-            with httpx.Client(follow_redirects=False) as client:
-                response = client.request(d.method, url, **kwargs)
+            with (
+                httpx.Client(
+                    transport=transport, follow_redirects=False, trust_env=False
+                ) as client,
+                client.stream(d.method, url, **kwargs) as response,
+            ):
+                if response.is_redirect:
+                    raise ToolError(
+                        f"tool {d.name!r}: {d.method} answered a redirect (HTTP "
+                        f"{response.status_code}); HTTP tools do not follow redirects"
+                    )
+                if response.status_code >= 400:
+                    raise ToolError(
+                        f"tool {d.name!r}: {d.method} returned HTTP {response.status_code}"
+                    )
+                body = _read_capped(response, d.name)
         except httpx.HTTPError as exc:
             raise ToolError(f"tool {d.name!r}: request failed: {type(exc).__name__}") from None
-        body = response.content[:MAX_RESPONSE_BYTES]
-        if response.status_code >= 400:
-            raise ToolError(f"tool {d.name!r}: {d.method} returned HTTP {response.status_code}")
         try:
             return json.loads(body)
         except ValueError:
             return body.decode("utf-8", errors="replace")
 
 
-def guard_public(url: str) -> None:
-    """Refuse URLs whose host resolves to a non-public address (SSRF guard)."""
+def _read_capped(response: Any, name: str) -> bytes:
+    """The body, read in chunks and refused past ``MAX_RESPONSE_BYTES`` (never held whole)."""
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            raise ToolError(f"tool {name!r}: response is larger than {MAX_RESPONSE_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _pinned_transport(addresses: list[str] | None) -> Any:
+    """A transport that connects to the addresses the guard checked, never re-resolving the
+    host (a second DNS answer — rebinding — could point at loopback). TLS still verifies the
+    URL's host name. ``None``: the guard is off (local development), plain transport."""
+    import httpcore
+    import httpx
+
+    transport = httpx.HTTPTransport(trust_env=False)
+    if addresses is None:
+        return transport
+    pinned = list(addresses)
+
+    class Pinned(httpcore.SyncBackend):
+        def connect_tcp(
+            self,
+            host: str,
+            port: int,
+            timeout: float | None = None,
+            local_address: str | None = None,
+            socket_options: Any = None,
+        ) -> httpcore.NetworkStream:
+            error: Exception | None = None
+            for address in pinned:
+                try:
+                    return super().connect_tcp(
+                        address, port, timeout, local_address, socket_options
+                    )
+                except httpcore.ConnectError as exc:
+                    error = exc
+            raise error or httpcore.ConnectError(f"no address for {host}")
+
+    # httpx builds its pool without a way to pass a network backend: replace the pool.
+    transport._pool = httpcore.ConnectionPool(
+        ssl_context=httpx.create_ssl_context(trust_env=False), network_backend=Pinned()
+    )
+    return transport
+
+
+def guard_public(url: str) -> list[str] | None:
+    """Resolve the URL's host once and refuse non-public addresses (SSRF guard); the checked
+    addresses are the only ones the call may connect to. ``None`` when the guard is off."""
     if os.environ.get(ALLOW_PRIVATE_ENV) == "1":
-        return
+        return None
     host = urlsplit(url).hostname or ""
     try:
         infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
     except socket.gaierror:
         raise ToolError(f"cannot resolve host {host!r}", field="url") from None
+    addresses: list[str] = []
     for info in infos:
         address = ipaddress.ip_address(info[4][0])
-        if not address.is_global or address.is_multicast:
+        if not _is_public(address):
             raise ToolError(
                 f"refusing to call {host!r}: it resolves to a non-public address ({address})",
                 field="url",
             )
+        if str(address) not in addresses:
+            addresses.append(str(address))
+    return addresses
+
+
+def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    return address.is_global and not address.is_multicast
 
 
 def _check_required(d: HttpToolSpec, arguments: dict[str, Any]) -> None:

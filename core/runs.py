@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import random
 import secrets
@@ -27,9 +28,11 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, Field
 
-from agentfn.errors import NotFound, PreconditionFailed
+from agentfn.errors import CorruptRecord, NotFound, PreconditionFailed
 from agentfn.ports import BlobStore, Usage
 from agentfn.workflows import LoadedBlueprint
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -166,7 +169,10 @@ class RunStore:
             blob = self.blobs.get(f"runs/{run_id}/run.json")
         except NotFound:
             raise NotFound(f"run {run_id!r} not found", field="run_id") from None
-        return Run.model_validate_json(blob.data), blob.etag
+        try:
+            return Run.model_validate_json(blob.data), blob.etag
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            raise CorruptRecord(f"run {run_id!r}: its record does not parse: {exc}") from None
 
     def update(self, run_id: str, change: Callable[[Run], bool]) -> Run:
         """Apply ``change`` under compare-and-swap; it returns False to leave the run as is.
@@ -196,6 +202,9 @@ class RunStore:
             try:
                 runs.append(self.get(run_id))
             except NotFound:
+                continue
+            except CorruptRecord as exc:  # one broken record must not hide every other run
+                log.error("skipping a run in the listing: %s", exc.message)
                 continue
         return runs, page.cursor
 

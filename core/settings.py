@@ -11,6 +11,14 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from agentfn.model_policy import ModelPolicy
+
+# Kept beside Settings, not imported from model_policy: reading settings loads no pydantic.
+DEFAULT_MODEL_SECRETS = ("OPENAI_API_KEY",)
+DEFAULT_MODEL_HOSTS = ("api.openai.com",)
 
 
 @dataclass(frozen=True)
@@ -25,6 +33,8 @@ class Settings:
     lease_s: float = 60.0
     project: Path = Path(".")
     tool_modules: tuple[str, ...] = ()
+    model_secrets: tuple[str, ...] = DEFAULT_MODEL_SECRETS
+    model_hosts: tuple[str, ...] = DEFAULT_MODEL_HOSTS
 
     @classmethod
     def from_env(
@@ -40,9 +50,9 @@ class Settings:
             max_attempts=int(env.get("AGENTFN_MAX_ATTEMPTS", "5")),
             lease_s=float(env.get("AGENTFN_LEASE_S", "60")),
             project=Path(env.get("AGENTFN_PROJECT") or ".").absolute(),
-            tool_modules=tuple(
-                m.strip() for m in env.get("AGENTFN_TOOL_MODULES", "").split(",") if m.strip()
-            ),
+            tool_modules=_names(env.get("AGENTFN_TOOL_MODULES", "")),
+            model_secrets=_names(env.get("AGENTFN_MODEL_SECRETS", ",".join(DEFAULT_MODEL_SECRETS))),
+            model_hosts=_names(env.get("AGENTFN_MODEL_HOSTS", ",".join(DEFAULT_MODEL_HOSTS))),
         )
 
     def as_env(self) -> dict[str, str]:
@@ -56,4 +66,17 @@ class Settings:
             "AGENTFN_LEASE_S": str(self.lease_s),
             "AGENTFN_PROJECT": str(self.project),
             "AGENTFN_TOOL_MODULES": ",".join(self.tool_modules),
+            "AGENTFN_MODEL_SECRETS": ",".join(self.model_secrets),
+            "AGENTFN_MODEL_HOSTS": ",".join(self.model_hosts),
         }
+
+    @property
+    def model_policy(self) -> ModelPolicy:
+        from agentfn.model_policy import ModelPolicy
+
+        return ModelPolicy.of(self.model_secrets, self.model_hosts)
+
+
+def _names(text: str) -> tuple[str, ...]:
+    """A comma-separated list: blanks dropped."""
+    return tuple(name.strip() for name in text.split(",") if name.strip())

@@ -8,6 +8,7 @@ in on a typo costs money.
 
 from __future__ import annotations
 
+import graphlib
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -22,13 +23,18 @@ from agentfn.costs import Price
 from agentfn.errors import BlueprintError, ExpressionError, UserError
 from agentfn.expressions import compile_expression, compile_template
 from agentfn.http_tools import HttpTool, HttpToolSpec
+from agentfn.model_policy import ModelPolicy
 from agentfn.model_spec import ModelSpec
+from agentfn.project_files import project_file
 from agentfn.resilience import Backoff
 from agentfn.tools import ToolRegistry, load_registry
+from agentfn.workflow_scope import Scope, ancestors, scope_for
 from agentfn.yaml_source import PathKey, YamlSource, load_yaml_file
 
 NODE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,62}$")
 MAX_FAN_OUT = 1000
+MAX_NODES = 1000  # per blueprint (docs/blueprints.md); each is a step record per run
+MAX_EDGES = 4000
 
 
 class RetryPolicy(BaseModel):
@@ -154,8 +160,8 @@ class Blueprint(BaseModel):
     prices: dict[str, Price] = Field(default_factory=dict)
     agents: dict[str, AgentSpec] = Field(default_factory=dict)
     inputs: dict[str, InputSpec] = Field(default_factory=dict)
-    nodes: list[Node] = Field(min_length=1)
-    edges: list[Edge] = Field(default_factory=list)
+    nodes: list[Node] = Field(min_length=1, max_length=MAX_NODES)
+    edges: list[Edge] = Field(default_factory=list, max_length=MAX_EDGES)
     output: str | None = None
 
     @cached_property
@@ -183,7 +189,8 @@ class Blueprint(BaseModel):
         return [n.id for n in self.nodes if n.id not in self.incoming]
 
     def tool_paths(self, base_dir: Path) -> list[Path]:
-        return [(base_dir / t).resolve() for t in self.tools]
+        """The tool modules, inside the project only (``UserError`` otherwise)."""
+        return [project_file(base_dir, t, "tool module") for t in self.tools]
 
     def bind_inputs(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """Check a run's input against ``inputs:``; fill defaults; refuse unknown names."""
@@ -277,8 +284,12 @@ def validate_blueprint(
     *,
     check_tools: bool = True,
     http_tools: Iterable[HttpToolSpec] = (),
+    model_policy: ModelPolicy | None = None,
 ) -> None:
-    """Semantic checks pydantic cannot do alone; raises the first problem with its line."""
+    """Semantic checks pydantic cannot do alone; raises the first problem with its line.
+
+    ``model_policy`` is the deployment's allow-list of model secrets and hosts, applied to a
+    blueprint that arrives as user input (the catalog); files of the project are its own."""
     node_index = {n.id: i for i, n in enumerate(bp.nodes)}
     seen: set[str] = set()
     for i, n in enumerate(bp.nodes):
@@ -292,9 +303,13 @@ def validate_blueprint(
                 raise source.error(("edges", i, end), f"unknown node {name!r}")
         if e.source == e.target:
             raise source.error(("edges", i), "an edge cannot point to its own node")
-        if e.when is not None:
-            _check_expr(source, ("edges", i, "when"), e.when)
     _check_acyclic(bp, source)
+    upstream = ancestors(node_index, ((e.source, e.target) for e in bp.edges))
+    inputs = frozenset(bp.inputs) if bp.inputs else None
+    for i, e in enumerate(bp.edges):
+        if e.when is not None:  # the source's own result is `output`, not yet in steps
+            when = scope_for(e.source, upstream, inputs, extra=("output",))
+            _check_expr(source, ("edges", i, "when"), e.when, when)
 
     for name, agent in bp.agents.items():
         if agent.model not in bp.models:
@@ -303,13 +318,20 @@ def validate_blueprint(
                 f"unknown model {agent.model!r} (declared: {_names(bp.models)})",
             )
     for name, spec in bp.models.items():
-        if spec.provider == "scripted" and spec.rules and not (base_dir / spec.rules).is_file():
-            raise source.error(("models", name, "rules"), f"rule file {spec.rules!r} not found")
+        if model_policy is not None:
+            try:
+                model_policy.check(spec)
+            except UserError as exc:
+                raise source.error(("models", name, exc.field or ""), exc.message) from None
+        if spec.provider == "scripted" and spec.rules:
+            rules_at: PathKey = ("models", name, "rules")
+            if not _inside(source, rules_at, base_dir, spec.rules, "rule file").is_file():
+                raise source.error(rules_at, f"rule file {spec.rules!r} not found")
 
     registry: ToolRegistry | None = None
     if check_tools:
         for i, rel in enumerate(bp.tools):
-            if not (base_dir / rel).is_file():
+            if not _inside(source, ("tools", i), base_dir, rel, "tool module").is_file():
                 raise source.error(("tools", i), f"tool module {rel!r} not found")
         try:
             registry = load_registry(bp.tool_paths(base_dir))
@@ -328,6 +350,8 @@ def validate_blueprint(
     for i, n in enumerate(bp.nodes):
         at: PathKey = ("nodes", i)
         incoming = bp.incoming.get(n.id, [])
+        here = scope_for(n.id, upstream, inputs)
+        per_item = scope_for(n.id, upstream, inputs, extra=("item", "index"))
         if isinstance(n, AgentNode | ParallelNode):
             agent_name = n.agent
             if agent_name is not None and agent_name not in bp.agents:
@@ -340,22 +364,24 @@ def validate_blueprint(
                 (*at, "tool"), f"unknown tool {node_tool!r} (known: {_names(registry.names())})"
             )
         if isinstance(n, AgentNode):
-            _check_template(source, (*at, "prompt"), n.prompt)
+            _check_template(source, (*at, "prompt"), n.prompt, here)
         elif isinstance(n, ToolNode):
-            _check_args(source, (*at, "args"), n.args)
+            _check_args(source, (*at, "args"), n.args, here)
         elif isinstance(n, ConditionNode):
-            _check_expr(source, (*at, "expression"), n.expression)
+            _check_expr(source, (*at, "expression"), n.expression, here)
         elif isinstance(n, ParallelNode):
-            _check_expr(source, (*at, "for_each"), n.for_each)
+            _check_expr(source, (*at, "for_each"), n.for_each, here)
             if (n.agent is None) == (n.tool is None):
                 raise source.error(at, "a parallel node needs exactly one of 'agent' or 'tool'")
             if n.agent is not None:
-                _check_template(source, (*at, "prompt"), n.prompt)
-            _check_args(source, (*at, "args"), n.args)
+                _check_template(source, (*at, "prompt"), n.prompt, per_item)
+            _check_args(source, (*at, "args"), n.args, per_item)
         elif isinstance(n, JoinNode) and len(incoming) < 2:
             raise source.error(at, "a join node needs at least two incoming edges")
     if bp.output is not None:
-        _check_template(source, ("output",), bp.output)
+        _check_template(
+            source, ("output",), bp.output, scope_for(None, upstream, inputs, every_node=True)
+        )
     for key, declared in bp.inputs.items():
         if declared.default is not None:
             try:
@@ -364,59 +390,60 @@ def validate_blueprint(
                 raise source.error(("inputs", key, "default"), exc.message) from None
 
 
+def _inside(source: YamlSource, at: PathKey, base_dir: Path, name: str, what: str) -> Path:
+    try:
+        return project_file(base_dir, name, what)
+    except UserError as exc:
+        raise source.error(at, exc.message) from None
+
+
 def _names(d: Iterable[str]) -> str:
     return ", ".join(sorted(d)) or "none"
 
 
-def _check_expr(source: YamlSource, at: PathKey, text: str) -> None:
+def _check_expr(source: YamlSource, at: PathKey, text: str, scope: Scope) -> None:
     try:
-        compile_expression(text)
+        compiled = compile_expression(text)
+        scope.check(compiled.names, compiled.keys)
     except ExpressionError as exc:
         raise source.error(at, exc.message) from None
 
 
-def _check_template(source: YamlSource, at: PathKey, text: str) -> None:
+def _check_template(source: YamlSource, at: PathKey, text: str, scope: Scope) -> None:
     try:
-        compile_template(text)
+        compiled = compile_template(text)
+        scope.check(compiled.names, compiled.keys)
     except ExpressionError as exc:
         raise source.error(at, exc.message) from None
 
 
-def _check_args(source: YamlSource, at: PathKey, value: Any) -> None:
-    if isinstance(value, str):
-        _check_template(source, at, value)
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            _check_args(source, (*at, str(k)), v)
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            _check_args(source, (*at, i), v)
+def _check_args(source: YamlSource, at: PathKey, value: Any, scope: Scope) -> None:
+    """Templates anywhere inside tool arguments, walked iteratively."""
+    stack: list[tuple[PathKey, Any]] = [(at, value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, str):
+            _check_template(source, where, item, scope)
+        elif isinstance(item, dict):
+            stack.extend(((*where, str(k)), v) for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend(((*where, i), v) for i, v in enumerate(item))
 
 
 def _check_acyclic(bp: Blueprint, source: YamlSource) -> None:
-    state: dict[str, int] = {}
-    edge_at = {(e.source, e.target): i for i, e in enumerate(bp.edges)}
-
-    def visit(node: str, stack: list[str]) -> None:
-        state[node] = 1
-        for e in bp.outgoing.get(node, []):
-            if state.get(e.target) == 1:
-                cycle = (
-                    " -> ".join([*stack[stack.index(e.target) :], node, e.target])
-                    if e.target in stack
-                    else f"{node} -> {e.target}"
-                )
-                raise source.error(
-                    ("edges", edge_at[(e.source, e.target)]),
-                    f"cycle {cycle}: workflows are acyclic (agents loop internally)",
-                )
-            if state.get(e.target, 0) == 0:
-                visit(e.target, [*stack, node])
-        state[node] = 2
-
-    for n in bp.nodes:
-        if state.get(n.id, 0) == 0:
-            visit(n.id, [])
+    """Iterative (graphlib), so a long chain cannot exhaust the stack."""
+    successors: dict[str, list[str]] = {n.id: [] for n in bp.nodes}
+    for e in bp.edges:
+        successors[e.source].append(e.target)
+    try:
+        graphlib.TopologicalSorter(successors).prepare()
+    except graphlib.CycleError as exc:
+        cycle: list[str] = list(reversed(exc.args[1]))  # graphlib lists it against the edges
+        edge_at = {(e.source, e.target): i for i, e in enumerate(bp.edges)}
+        raise source.error(
+            ("edges", edge_at[(cycle[-2], cycle[-1])]),
+            f"cycle {' -> '.join(cycle)}: workflows are acyclic (agents loop internally)",
+        ) from None
 
 
 def render_args(value: Any, names: Mapping[str, Any]) -> Any:

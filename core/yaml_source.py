@@ -14,7 +14,8 @@ from typing import Any
 
 import yaml
 
-from agentfn.errors import BlueprintError
+from agentfn.documents import check_tree, check_yaml_nodes
+from agentfn.errors import BlueprintError, UserError
 
 PathKey = tuple[str | int, ...]
 # libyaml's parser when PyYAML was built with it: blueprints are parsed on every cold start.
@@ -61,7 +62,14 @@ def parse_yaml(text: str, file: str) -> YamlSource:
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
+        if node is not None:
+            check_yaml_nodes(node, field="body")
         data = loader.construct_document(node) if node is not None else None
+        check_tree(data, field="body")
+    except UserError as exc:
+        raise BlueprintError(f"{file}: {exc.message}") from None
+    except ValueError as exc:  # a scalar PyYAML cannot construct
+        raise BlueprintError(f"{file}: invalid YAML: {exc}") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = f":{mark.line + 1}" if mark is not None else ""

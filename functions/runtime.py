@@ -10,7 +10,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 @dataclass
 class Runtime:
     settings: Settings
+    # Extra health components (``agentfn serve`` reports its workers); none on the clouds,
+    # where the platform supervises function instances.
+    probes: dict[str, Callable[[], dict[str, Any]]] = field(default_factory=dict)
 
     @cached_property
     def blobs(self) -> BlobStore:
@@ -56,20 +59,25 @@ class Runtime:
         from agentfn.adapters.models.factory import build_model
         from agentfn.engine import Engine
 
-        secrets = self.secrets
+        secrets, policy = self.secrets, self.settings.model_policy
 
         def model_factory(spec: ModelSpec, base_dir: Path) -> Model:
+            policy.check(spec)  # also for workflows stored before the policy changed
             return build_model(spec, secrets=secrets, base_dir=base_dir)
 
         return Engine(
-            self.blobs, self.queue, model_factory=model_factory, lease_s=self.settings.lease_s
+            self.blobs,
+            self.queue,
+            model_factory=model_factory,
+            lease_s=self.settings.lease_s,
+            delivery_limit=self.settings.max_attempts,
         )
 
     @cached_property
     def catalog(self) -> Catalog:
         from agentfn.catalog import Catalog
 
-        return Catalog(self.blobs, self.settings.project)
+        return Catalog(self.blobs, self.settings.project, self.settings.model_policy)
 
     @cached_property
     def authenticator(self) -> Authenticator:
@@ -80,6 +88,9 @@ class Runtime:
     @property
     def tool_modules(self) -> list[str]:
         return list(self.settings.tool_modules)
+
+    def health(self) -> dict[str, Any]:
+        return {name: probe() for name, probe in self.probes.items()}
 
     @cached_property
     def api(self) -> Api:
@@ -117,14 +128,14 @@ def build_engine(settings: Settings) -> Engine:
 class StepNotSettled(Exception):
     """The job must run again later: the entry point fails so its platform redelivers it.
 
-    Lambda reports the record in ``batchItemFailures``; Cloud Functions and Azure Functions
-    fail the invocation, and Pub/Sub or the Functions host redeliver the message.
-    ``retry_after`` is the delay the engine asked for (seconds), for platforms that can honour
-    it per message (None: no retry was asked for).
+    Lambda reports the record in ``batchItemFailures`` after setting its visibility to
+    ``retry_after``; Azure Functions fails the invocation and its host redelivers the message;
+    the Cloud Functions worker re-publishes the job due after ``retry_after`` (the delay the
+    engine asked for; None = at once).
     """
 
-    def __init__(self, reason: str, *, retry_after: float | None = None) -> None:
-        super().__init__(reason)
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
         self.retry_after = retry_after
 
 

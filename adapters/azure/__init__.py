@@ -49,8 +49,9 @@ def storage_url_parts(url: str, scheme: str, *, what: str) -> tuple[str | None, 
     """Split ``scheme://[account/]name/rest`` into (account, [name, *rest segments]).
 
     With ``AZURE_STORAGE_CONNECTION_STRING`` set the account comes from it and the URL starts
-    with the resource name; without it the first part names the account, reached with
-    ``DefaultAzureCredential``. The parts are percent-decoded; empty ones are dropped.
+    with the resource name, or with that same account's name (dropped); without it the first
+    part names the account, reached with ``DefaultAzureCredential``. The parts are
+    percent-decoded; empty ones are dropped.
     """
     if not isinstance(url, str):
         raise ConfigError(f"{what} URL must be a string", field="url")
@@ -58,7 +59,12 @@ def storage_url_parts(url: str, scheme: str, *, what: str) -> tuple[str | None, 
     parts = [unquote(p) for p in [parsed.netloc, *parsed.path.split("/")] if p]
     if not parts:
         raise ConfigError(f"{url!r} names no {what}", field="url")
-    if connection_string() is not None:
+    conn = connection_string()
+    if conn is not None:
+        # The URLs a deployment sets name their account; a connection string (an emulator's,
+        # or keys instead of an identity) for that same account only changes how it is reached.
+        if len(parts) > 1 and parts[0] == _account_of(conn):
+            parts = parts[1:]
         return None, parts
     account = parts[0]
     if not _ACCOUNT.fullmatch(account):
@@ -74,6 +80,15 @@ def storage_url_parts(url: str, scheme: str, *, what: str) -> tuple[str | None, 
             field="url",
         )
     return account, parts[1:]
+
+
+def _account_of(conn: str) -> str | None:
+    """The ``AccountName`` a connection string names, if any."""
+    for part in conn.split(";"):
+        key, sep, value = part.partition("=")
+        if sep and key.strip().lower() == "accountname":
+            return value.strip()
+    return None
 
 
 def default_credential() -> Any:

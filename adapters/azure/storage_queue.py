@@ -6,11 +6,21 @@ are built here from plain queues:
 - Priority 0 jobs live in the queue itself (what a Functions queue trigger listens to); a job
   with priority ``p != 0`` lives in the side queue ``<name>-p<p>`` (``<name>-pn<|p|>`` when
   negative), created on first use. ``receive`` polls the queues highest priority first.
+  With ``priorities="message"`` (``azqueue://...?priorities=message``, what the Terraform
+  stack sets: its queue trigger listens to one queue and the identities hold roles on that
+  queue only) every job lives in the queue itself and its priority travels in the message,
+  as on SQS and Pub/Sub: carried, not ordered.
+- Storage Queues hide a message for at most 7 days. A longer ``delay`` is sent as the longest
+  hide with the due time in the message; a job that surfaces early is re-sent (a hop) until
+  it is due, by ``receive`` or, for the Functions trigger, by :meth:`accept_triggered`. A hop
+  is not a delivery: its count starts again and the job keeps its id.
 - A job received for the ``max_attempts + 1``-th time (the service counts deliveries in
   ``dequeue_count``) is moved to ``<name>-poison`` with the reason, like the Functions host
   does with ``maxDequeueCount``, so both paths land in the same place.
 
-Bodies travel as base64 of their JSON text: the encoding the Functions host expects.
+Bodies travel as base64 of their JSON text: the encoding the Functions host expects. A job
+that carries a due time or a priority in the message travels wrapped, as
+``{"type": "agentfn.queued", "id", "body", "due", "priority"}``; a plain job is its body.
 """
 
 from __future__ import annotations
@@ -25,7 +35,8 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Self
+from typing import Any, Literal, Self
+from urllib.parse import parse_qs
 
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import QueueClient, QueueMessage as AzureMessage, QueueServiceClient
@@ -61,6 +72,9 @@ _MAX_RAW = 8000  # characters of an undecodable message kept in its dead letter
 _NAME = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}")
 _MAX_BASE_NAME = 63 - len("-poison")
 _ENVELOPE = "agentfn.dead-letter"
+_WRAPPED = "agentfn.queued"  # a job carrying its due time and/or priority
+_EARLY_MARGIN_S = 0.5  # a wrapped job this close to its due time is handed out
+Priorities = Literal["queues", "message"]
 _HOST_REASON = (
     "moved to the poison queue by the Azure Functions host after maxDequeueCount deliveries"
 )
@@ -145,6 +159,8 @@ class AzureStorageQueue:
         service: QueueServiceClient | None = None,
         clock: Callable[[], float] = time.time,
         priority_refresh_s: float = 1.0,
+        priorities: Priorities = "queues",
+        max_delay_s: float = _MAX_SECONDS,
     ) -> None:
         self.name = _check_name(queue_name, "url", max_len=_MAX_BASE_NAME)
         self.max_attempts = check_max_attempts(max_attempts)
@@ -171,6 +187,18 @@ class AzureStorageQueue:
         ):
             raise ConfigError("priority_refresh_s must be a finite number >= 0", field="url")
         self.priority_refresh_s = float(priority_refresh_s)
+        if priorities not in ("queues", "message"):
+            raise ConfigError("priorities must be 'queues' or 'message'", field="priorities")
+        self.priorities: Priorities = priorities
+        if (
+            isinstance(max_delay_s, bool)
+            or not isinstance(max_delay_s, int | float)
+            or not 1 <= max_delay_s <= _MAX_SECONDS
+        ):
+            raise ConfigError(
+                f"max_delay_s must be a number in 1..{_MAX_SECONDS}", field="max_delay_s"
+            )
+        self.max_delay_s = float(max_delay_s)
         self._lock = threading.Lock()
         self._clients: dict[int, QueueClient] = {}
         self._known: set[int] = {0}  # priorities whose queue exists
@@ -181,11 +209,21 @@ class AzureStorageQueue:
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:
         """``azqueue://queue-name`` (account from the connection string) or, without
-        ``AZURE_STORAGE_CONNECTION_STRING``, ``azqueue://account/queue-name``."""
-        account, parts = storage_url_parts(url, "azqueue", what="queue")
+        ``AZURE_STORAGE_CONNECTION_STRING``, ``azqueue://account/queue-name``; the query
+        ``?priorities=message`` keeps every priority in the one queue (module docstring)."""
+        base, _, query = url.partition("?") if isinstance(url, str) else (url, "", "")
+        account, parts = storage_url_parts(base, "azqueue", what="queue")
         if len(parts) != 1:
             raise ConfigError(f"{url!r}: expected azqueue://[account/]queue-name", field="url")
-        allowed = {"max_attempts", "poison_queue", "service", "credential", "clock"}
+        try:
+            params = parse_qs(query, keep_blank_values=True, strict_parsing=bool(query))
+        except ValueError:
+            raise ConfigError(f"{url!r}: malformed query string", field="url") from None
+        if set(params) - {"priorities"} or any(len(v) != 1 for v in params.values()):
+            raise ConfigError(f"{url!r}: the only query parameter is priorities=", field="url")
+        if "priorities" in params:
+            options["priorities"] = params["priorities"][0]
+        allowed = {"max_attempts", "poison_queue", "service", "credential", "clock", "priorities"}
         unknown = set(options) - allowed
         if unknown:
             raise ConfigError(f"unknown AzureStorageQueue options: {sorted(unknown)}", field="url")
@@ -219,9 +257,16 @@ class AzureStorageQueue:
                 f"{_MAX_BODY_JSON} bytes (64 KiB per message after base64)",
                 field="body",
             )
-        delay_s = _number(delay, "delay", positive=False)
+        delay_s = seconds(delay, "delay", positive=False)
         check_priority(priority)
+        due = self.clock() + delay_s if delay_s > self.max_delay_s else None
+        carried = self.priorities == "message" and priority != 0
+        if due is not None or carried:
+            return self._send_wrapped(None, body, due, priority)
         content = base64.b64encode(text.encode("utf-8")).decode("ascii")
+        return self._send_content(content, priority, delay_s)
+
+    def _send_content(self, content: str, priority: int, delay_s: float) -> str:
         client = self._client(priority)
         kwargs = {"visibility_timeout": _seconds(delay_s), "time_to_live": -1}
         try:
@@ -236,6 +281,55 @@ class AzureStorageQueue:
         with self._lock:
             self._known.add(priority)
         return str(sent.id)
+
+    def _send_wrapped(
+        self, msg_id: str | None, body: dict[str, Any], due: float | None, priority: int
+    ) -> str:
+        """Send a job with its due time and priority in the message (a long delay, a hop, or
+        a priority in ``priorities="message"`` mode); the job keeps ``msg_id`` if given."""
+        wait = 0.0 if due is None else min(self.max_delay_s, max(0.0, due - self.clock()))
+        queue_priority = 0 if self.priorities == "message" else priority
+        envelope = {"type": _WRAPPED, "id": msg_id, "body": body, "due": due, "priority": priority}
+        content = _encode(envelope)
+        if len(content) > _MAX_MESSAGE:
+            raise UserError(
+                "body with its due time does not fit one Storage Queue message", field="body"
+            )
+        sent_id = self._send_content(content, queue_priority, wait)
+        return msg_id or sent_id
+
+    def accept_triggered(
+        self, body: dict[str, Any], *, msg_id: str, attempts: int, pop_receipt: str
+    ) -> QueueMessage | None:
+        """For the Functions queue trigger: the job a delivered message holds, or None when it
+        was not due yet and has been re-sent for later (the function then succeeds, so the
+        host deletes the original)."""
+        job_id, job_body, priority, due = self._unwrap(body, msg_id, 0)
+        if due is not None and due > self.clock() + _EARLY_MARGIN_S:
+            self._send_wrapped(job_id, job_body, due, priority)
+            return None
+        return QueueMessage(
+            id=job_id,
+            body=job_body,
+            attempts=attempts,
+            receipt=f"0/{msg_id}|{pop_receipt}" if pop_receipt else "",
+            priority=priority,
+        )
+
+    @staticmethod
+    def _unwrap(
+        body: dict[str, Any], msg_id: str, queue_priority: int
+    ) -> tuple[str, dict[str, Any], int, float | None]:
+        """(id, body, priority, due) of a plain job (its queue's priority) or a wrapped one."""
+        if body.get("type") != _WRAPPED or not isinstance(body.get("body"), dict):
+            return msg_id, body, queue_priority, None
+        due, priority = body.get("due"), body.get("priority")
+        return (
+            str(body.get("id") or msg_id),
+            body["body"],
+            priority if isinstance(priority, int) and not isinstance(priority, bool) else 0,
+            float(due) if isinstance(due, int | float) and not isinstance(due, bool) else None,
+        )
 
     def receive(
         self, max_messages: int = 1, *, visibility_timeout: float = 30.0
@@ -275,9 +369,9 @@ class AzureStorageQueue:
         target = self._target(message)
         if target is None:
             return
-        client, pop_receipt, _ = target
+        client, msg_id, pop_receipt, _ = target
         with map_errors(_STALE):
-            client.delete_message(message.id, pop_receipt)
+            client.delete_message(msg_id, pop_receipt)
 
     def retry(self, message: QueueMessage, *, delay: float = 0.0) -> None:
         """Release the job early; the receipt becomes stale (the job is no longer ours)."""
@@ -285,26 +379,26 @@ class AzureStorageQueue:
         target = self._target(message)
         if target is None:
             return
-        client, pop_receipt, _ = target
+        client, msg_id, pop_receipt, _ = target
         with map_errors(_STALE):
-            client.update_message(message.id, pop_receipt, visibility_timeout=_seconds(delay_s))
+            client.update_message(msg_id, pop_receipt, visibility_timeout=_seconds(delay_s))
 
     def dead_letter(self, message: QueueMessage, reason: str) -> None:
         target = self._target(message)
         if target is None:
             return
-        client, pop_receipt, priority = target
+        client, msg_id, pop_receipt, _ = target
         held = None
         with map_errors(_STALE):
             # Proves the receipt is current and keeps the job ours while it is copied.
             held = client.update_message(
-                message.id, pop_receipt, visibility_timeout=_DEAD_LETTER_HOLD_S
+                msg_id, pop_receipt, visibility_timeout=_DEAD_LETTER_HOLD_S
             )
         if held is None:
             return  # stale: the job is no longer ours to move
-        self._bury(message.id, message.body, message.attempts, str(reason), priority)
+        self._bury(message.id, message.body, message.attempts, str(reason), message.priority)
         with map_errors(_STALE):
-            client.delete_message(message.id, held.pop_receipt)
+            client.delete_message(msg_id, held.pop_receipt)
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         """Dead letters, newest first, from a peek at the poison queue.
@@ -361,7 +455,10 @@ class AzureStorageQueue:
 
     def _priorities(self, *, force: bool = False) -> list[int]:
         """Known priorities, highest first; side queues made by other processes are found by
-        listing ``<name>-p*`` at most every ``priority_refresh_s`` seconds."""
+        listing ``<name>-p*`` at most every ``priority_refresh_s`` seconds. With
+        ``priorities="message"`` there is one queue and nothing to list."""
+        if self.priorities == "message":
+            return [0]
         now = time.monotonic()
         if force or now - self._listed_at >= self.priority_refresh_s:
             found = self._list_priorities()
@@ -405,23 +502,39 @@ class AzureStorageQueue:
             reason = "message is not base64 of a JSON object"
             self._move(raw, priority, {"raw": text[:_MAX_RAW]}, attempts, reason)
             return None
+        job_id, job_body, job_priority, due = self._unwrap(body, str(raw.id), priority)
+        if due is not None and due > self.clock() + _EARLY_MARGIN_S:
+            # Surfaced before its due time (a hop past the 7-day cap): send it on, then drop
+            # this copy; a crash in between leaves a duplicate, never a loss.
+            self._send_wrapped(job_id, job_body, due, job_priority)
+            with map_errors(_STALE):
+                self._client(priority).delete_message(raw.id, raw.pop_receipt)
+            return None
         if attempts > self.max_attempts:
             reason = f"max attempts ({self.max_attempts}) exceeded"
-            self._move(raw, priority, body, attempts - 1, reason)
+            self._move(raw, priority, job_body, attempts - 1, reason, job_id, job_priority)
             return None
         return QueueMessage(
-            id=str(raw.id),
-            body=body,
+            id=job_id,
+            body=job_body,
             attempts=attempts,
-            receipt=f"{priority}/{raw.pop_receipt}",
-            priority=priority,
+            receipt=f"{priority}/{raw.id}|{raw.pop_receipt}",
+            priority=job_priority,
         )
 
     def _move(
-        self, raw: AzureMessage, priority: int, body: dict[str, Any], attempts: int, reason: str
+        self,
+        raw: AzureMessage,
+        priority: int,
+        body: dict[str, Any],
+        attempts: int,
+        reason: str,
+        job_id: str | None = None,
+        job_priority: int | None = None,
     ) -> None:
         # Copy first, then delete: a crash in between leaves a duplicate, never a loss.
-        self._bury(str(raw.id), body, attempts, reason, priority)
+        buried = priority if job_priority is None else job_priority
+        self._bury(job_id or str(raw.id), body, attempts, reason, buried)
         with map_errors(_STALE):
             self._client(priority).delete_message(raw.id, raw.pop_receipt)
 
@@ -475,18 +588,24 @@ class AzureStorageQueue:
             failed_at=inserted,
         )
 
-    def _target(self, message: QueueMessage) -> tuple[QueueClient, str, int] | None:
-        """The queue, pop receipt and priority a receipt names; None for one this adapter
-        never made."""
+    def _target(self, message: QueueMessage) -> tuple[QueueClient, str, str, int] | None:
+        """The queue, service message id, pop receipt and priority a receipt names
+        (``<priority>/<message id>|<pop receipt>``; ``<priority>/<pop receipt>`` when the
+        job's id is the service's); None for one this adapter never made."""
         receipt = getattr(message, "receipt", None)
         if not isinstance(receipt, str):
             return None
-        prefix, sep, pop_receipt = receipt.partition("/")
-        if not sep or not pop_receipt or not re.fullmatch(r"-?[0-9]+", prefix):
+        prefix, sep, rest = receipt.partition("/")
+        if not sep or not rest or not re.fullmatch(r"-?[0-9]+", prefix):
+            return None
+        msg_id, bar, pop_receipt = rest.partition("|")
+        if not bar:
+            msg_id, pop_receipt = message.id, rest
+        if not msg_id or not pop_receipt:
             return None
         priority = int(prefix)
         try:
-            return self._client(priority), pop_receipt, priority
+            return self._client(priority), msg_id, pop_receipt, priority
         except UserError:
             return None
 

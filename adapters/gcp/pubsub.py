@@ -15,6 +15,15 @@ so this adapter maps core's Queue semantics onto it as follows:
   back with ``ModifyAckDeadline(remaining)`` and does not return it; once due it is republished
   without the marker, so the early deliveries never count as attempts. That costs one extra
   delivery and one extra publish per delayed job.
+- Push delivery (the deployed worker: a push subscription posting to an HTTP function): each
+  request is one delivery; ``accept_push`` turns its envelope into the job, or settles it on the
+  spot. A job not yet due is nacked (a non-2xx answer), so the subscription's retry backoff
+  paces it; before its copy runs out of deliveries (``max_deliveries``, the subscription's
+  dead-letter policy) or of retention (``retention_s``) it is re-published with the same id,
+  due time and priority and acked — a hop, which is not an attempt. A due copy that waited is
+  re-published fresh, so only deliveries of a due job count. ``retry`` of a pushed job (empty
+  receipt) publishes a copy due after the delay; the caller then acks. So waits of days
+  (a wait node's timeout, a 30-day delay) survive Pub/Sub's 600 s backoff cap.
 - Priority is carried in an attribute and honoured only within one pulled batch.
 - Stale receipts: create subscriptions with exactly-once delivery (``create`` does); the
   service then rejects acks and deadline changes made with an expired ack id, which this
@@ -23,6 +32,8 @@ so this adapter maps core's Queue semantics onto it as follows:
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import json
 import logging
@@ -32,8 +43,9 @@ import re
 import time
 import uuid
 import warnings
-from collections.abc import Sequence
-from datetime import timedelta
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Self
 from urllib.parse import parse_qs
 
@@ -61,7 +73,7 @@ from agentfn.queue_args import (
     seconds,
 )
 
-__all__ = ["PubSubQueue"]
+__all__ = ["PubSubQueue", "PushDelivery"]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +88,8 @@ NATIVE_COUNT = "CloudPubSubDeadLetterSourceDeliveryCount"  # set by Pub/Sub's ow
 
 MAX_DEADLINE_S = 600  # Pub/Sub's longest ack deadline
 MAX_RECEIVE = 100
+MAX_DELIVERIES = 100  # the most a dead-letter policy allows (max_delivery_attempts 5..100)
+DEFAULT_RETENTION_S = 7 * 86_400  # a subscription's default message retention
 _PUSHBACKS = 3  # early deliveries of one copy before it is refreshed (the policy's floor is 5)
 _PULL_ROUNDS = 10
 _DEAD_LETTER_SCAN = 1000
@@ -84,7 +98,15 @@ _ATTR_VALUE_BYTES = 1024  # Pub/Sub's attribute value limit
 _EXACTLY_ONCE = "EXACTLY_ONCE_ACKID_FAILURE"
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}")
 _PROJECT = re.compile(r"[a-z0-9][a-z0-9.:\-]{0,99}")
-_URL_OPTIONS = {"subscription", "dead_letter", "dead_letter_subscription", "wait"}
+_URL_OPTIONS = {
+    "subscription",
+    "dead_letter",
+    "dead_letter_subscription",
+    "wait",
+    "max_deliveries",
+    "retention",
+}
+_FRACTION = re.compile(r"(\.\d{6})\d+")  # RFC 3339 nanoseconds; fromisoformat takes micro
 
 
 def _name(value: object, field: str) -> str:
@@ -124,6 +146,27 @@ def _clip(text: str) -> str:
     return data[: _ATTR_VALUE_BYTES - 3].decode("utf-8", errors="ignore") + "..."
 
 
+def _published_at(raw: object) -> float | None:
+    """Epoch seconds of a push envelope's ``publishTime`` (RFC 3339), or None."""
+    if not isinstance(raw, str) or not raw:
+        return None
+    try:
+        return datetime.fromisoformat(_FRACTION.sub(r"\1", raw)).timestamp()
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class PushDelivery:
+    """One push request sorted out: run ``job``; or, when it is None, answer at once —
+    2xx if ``ack`` (settled here: hopped, re-published, dead-lettered), else non-2xx so
+    Pub/Sub delivers it again after the subscription's backoff. ``note`` says why."""
+
+    job: QueueMessage | None
+    ack: bool = True
+    note: str = ""
+
+
 def _client_options() -> dict[str, Any]:
     """Point the clients at ``PUBSUB_EMULATOR_HOST`` (no TLS, no credentials) when it is set."""
     host = os.environ.get("PUBSUB_EMULATOR_HOST")
@@ -138,8 +181,10 @@ class PubSubQueue:
 
     Dead letters go to ``dead_letter_topic`` (``<topic>-dead-letter``) and are read back from
     ``dead_letter_subscription`` (named like that topic unless given). ``wait_s`` > 0 makes an
-    empty ``receive`` wait that long for messages instead of answering at once. Clients are
-    created on first use, so building a queue does no I/O.
+    empty ``receive`` wait that long for messages instead of answering at once.
+    ``max_deliveries`` and ``retention_s`` are the push subscription's dead-letter policy and
+    message retention, which a waiting job must hop before it exhausts. Clients are created on
+    first use, so building a queue does no I/O.
     """
 
     def __init__(
@@ -152,6 +197,9 @@ class PubSubQueue:
         dead_letter_topic: str | None = None,
         dead_letter_subscription: str | None = None,
         wait_s: float = 0.0,
+        max_deliveries: int = MAX_DELIVERIES,
+        retention_s: float = DEFAULT_RETENTION_S,
+        clock: Callable[[], float] = time.time,
         publisher: PublisherClient | None = None,
         subscriber: SubscriberClient | None = None,
     ) -> None:
@@ -169,12 +217,26 @@ class PubSubQueue:
         )
         self.max_attempts = max_attempts
         self.wait_s = seconds(wait_s, "wait_s", positive=False)
+        if (
+            isinstance(max_deliveries, bool)
+            or not isinstance(max_deliveries, int)
+            or not 5 <= max_deliveries <= MAX_DELIVERIES
+        ):
+            raise ConfigError(
+                f"max_deliveries must be an integer in 5..{MAX_DELIVERIES} (a dead-letter "
+                "policy's max_delivery_attempts)",
+                field="max_deliveries",
+            )
+        self.max_deliveries = max_deliveries
+        self.retention_s = seconds(retention_s, "retention_s", positive=True)
+        self.clock = clock
         self._publisher = publisher
         self._subscriber = subscriber
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:
-        """``pubsub://project/topic[?subscription=&dead_letter=&dead_letter_subscription=&wait=]``."""
+        """``pubsub://project/topic`` with options ``subscription``, ``dead_letter``,
+        ``dead_letter_subscription``, ``wait`` (s), ``max_deliveries``, ``retention`` (s)."""
         parsed = parse_url(url, "pubsub", query=True)
         topic = parsed.path.strip("/")
         if not parsed.netloc or not topic or "/" in topic:
@@ -200,6 +262,15 @@ class PubSubQueue:
             if wait is None or wait < 0:
                 raise ConfigError(f"{url!r}: wait must be a number of seconds >= 0", field="url")
             kwargs["wait_s"] = wait
+        if "max_deliveries" in values:
+            if not values["max_deliveries"].isdigit():
+                raise ConfigError(f"{url!r}: max_deliveries must be an integer", field="url")
+            kwargs["max_deliveries"] = int(values["max_deliveries"])
+        if "retention" in values:
+            retention = _float(values["retention"])
+            if retention is None or retention <= 0:
+                raise ConfigError(f"{url!r}: retention must be seconds > 0", field="url")
+            kwargs["retention_s"] = retention
         if "dead_letter" in values:
             kwargs["dead_letter_topic"] = values["dead_letter"]
         if "dead_letter_subscription" in values:
@@ -276,7 +347,7 @@ class PubSubQueue:
         if priority:
             attributes[ATTR_PRIORITY] = str(priority)
         if delay_s > 0:
-            attributes[ATTR_NOT_BEFORE] = repr(time.time() + delay_s)
+            attributes[ATTR_NOT_BEFORE] = repr(self.clock() + delay_s)
         self._publish(self._topic_path, data, attributes)
         return msg_id
 
@@ -292,7 +363,7 @@ class PubSubQueue:
             received = self._pull(self._sub_path, max_messages - len(out))
             if not received:
                 break
-            now = time.time()
+            now = self.clock()
             batch = [m for m in (self._triage(rm, now) for rm in received) if m is not None]
             if batch:
                 stale = self._settle(self._sub_path, [m.receipt for m in batch], deadline)
@@ -308,10 +379,19 @@ class PubSubQueue:
             self._settle(self._sub_path, [message.receipt], None)
 
     def retry(self, message: QueueMessage, *, delay: float = 0.0) -> None:
-        """Visible again after ``delay``; a stale receipt changes nothing."""
+        """Visible again after ``delay``; a stale receipt changes nothing.
+
+        A pushed job (empty receipt) is re-published due after ``delay``, carrying the
+        attempts made so far; the caller then acks the push (answers 2xx).
+        """
         delay_s = seconds(delay, "delay", positive=False)
         if not message.receipt:
-            return  # pushed by a trigger: failing the invocation is what redelivers it
+            attributes = self._job_attributes(message)
+            attributes[ATTR_BEFORE] = str(message.attempts)
+            if delay_s > 0:
+                attributes[ATTR_NOT_BEFORE] = repr(self.clock() + delay_s)
+            self._publish(self._topic_path, self._encode(message.body), attributes)
+            return
         if delay_s <= MAX_DEADLINE_S:
             self._settle(self._sub_path, [message.receipt], _seconds(delay_s))
             return
@@ -319,7 +399,7 @@ class PubSubQueue:
             return
         attributes = self._job_attributes(message)
         attributes[ATTR_BEFORE] = str(message.attempts)
-        attributes[ATTR_NOT_BEFORE] = repr(time.time() + delay_s)
+        attributes[ATTR_NOT_BEFORE] = repr(self.clock() + delay_s)
         self._publish(self._topic_path, self._encode(message.body), attributes)
         self._settle(self._sub_path, [message.receipt], None)
 
@@ -357,6 +437,70 @@ class PubSubQueue:
             self._settle(self._dead_sub_path, [rm.ack_id for rm in held], 0)
         letters.sort(key=lambda d: d.failed_at, reverse=True)
         return letters[:limit]
+
+    def accept_push(self, envelope: object) -> PushDelivery:
+        """Sort out one push request (``{"message": {...}, "subscription", "deliveryAttempt"}``).
+
+        Returns the job to run, or how to answer when the delivery was settled here (see the
+        module docstring: not due = nack, a hop or a fresh copy = ack, malformed = dead letter).
+        """
+        if not isinstance(envelope, Mapping) or not isinstance(
+            message := envelope.get("message"), Mapping
+        ):
+            return PushDelivery(None, ack=False, note="not a Pub/Sub push envelope")
+        raw_attributes = message.get("attributes") or {}
+        attributes = (
+            {str(k): str(v) for k, v in raw_attributes.items()}
+            if isinstance(raw_attributes, Mapping)
+            else {}
+        )
+        if not attributes.get(ATTR_ID):
+            attributes[ATTR_ID] = str(message.get("messageId") or message.get("message_id") or "")
+        delivery = max(1, _int(str(envelope.get("deliveryAttempt") or 1)))
+        before = _int(attributes.get(ATTR_BEFORE))
+        try:
+            data = base64.b64decode(str(message.get("data") or ""), validate=True)
+        except (binascii.Error, ValueError):
+            raw = str(message.get("data")).encode("utf-8", errors="replace")
+            self._to_dead_letters(raw, attributes, before, "malformed push: data is not base64")
+            return PushDelivery(None, note="dead-lettered: data is not base64")
+        now = self.clock()
+        not_before = _float(attributes.get(ATTR_NOT_BEFORE))
+        if not_before is not None:
+            remaining = not_before - now
+            if remaining > 0:
+                published = _published_at(message.get("publishTime") or message.get("publish_time"))
+                age = now - published if published is not None else 0.0
+                margin = min(2 * MAX_DEADLINE_S, self.retention_s / 2)
+                if delivery < self.max_deliveries - 1 and age < self.retention_s - margin:
+                    return PushDelivery(None, ack=False, note=f"not due for {remaining:.0f}s")
+                self._publish(self._topic_path, data, attributes)
+                return PushDelivery(None, note=f"hopped: due in {remaining:.0f}s")
+            if delivery > 1:
+                # Due after waiting: a fresh copy, whose deliveries are the job's attempts.
+                del attributes[ATTR_NOT_BEFORE]
+                self._publish(self._topic_path, data, attributes)
+                return PushDelivery(None, note="due: re-published for its first attempt")
+        try:
+            body = json.loads(data)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            self._to_dead_letters(data, attributes, before, "malformed job: not a JSON object")
+            return PushDelivery(None, note="dead-lettered: not a JSON object")
+        attempts = before + delivery
+        if attempts > self.max_attempts:
+            reason = f"max attempts ({self.max_attempts}) exceeded"
+            self._to_dead_letters(data, attributes, attempts - 1, reason)
+            return PushDelivery(None, note="dead-lettered: " + reason)
+        job = QueueMessage(
+            id=attributes[ATTR_ID],
+            body=body,
+            attempts=attempts,
+            receipt="",  # a push has no ack id: the answer settles it
+            priority=_int(attributes.get(ATTR_PRIORITY)),
+        )
+        return PushDelivery(job)
 
     # ------------------------------------------------------------------ internals
 
@@ -526,7 +670,7 @@ class PubSubQueue:
         letter = {k: v for k, v in attributes.items() if k not in (ATTR_NOT_BEFORE, ATTR_BEFORE)}
         letter[ATTR_ATTEMPTS] = str(attempts)
         letter[ATTR_REASON] = _clip(str(reason))
-        letter[ATTR_FAILED_AT] = repr(time.time())
+        letter[ATTR_FAILED_AT] = repr(self.clock())
         self._publish(self._dead_topic_path, data, letter)
         log.info(
             "job %s dead-lettered after %d attempt(s)",

@@ -1,4 +1,8 @@
-"""SecretStore on Google Secret Manager: ``projects/{project}/secrets/{name}/versions/latest``.
+"""SecretStore on Google Secret Manager: ``projects/P/secrets/{prefix}{name}/versions/latest``.
+
+``prefix`` (``gcp-sm://project?prefix=stack-``) keeps the secrets of several stacks in one
+project apart: the code asks for ``OPENAI_API_KEY``, the stack named ``stack`` holds
+``stack-OPENAI_API_KEY``.
 
 Values are cached for ``ttl_s`` (agentfn.adapters._secret_cache) so a hot path does not call
 the API each time, while a new version (a rotation) is picked up within one TTL. Values never
@@ -14,6 +18,7 @@ import re
 import time
 from collections.abc import Callable
 from typing import Any, Self
+from urllib.parse import parse_qs
 
 import google_crc32c
 from google.api_core import exceptions as gexc
@@ -61,35 +66,55 @@ class GcpSecretManagerStore(CachedSecretStore):
         self,
         project: str,
         *,
+        prefix: str = "",
         ttl_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
         client: SecretManagerServiceClient | None = None,
     ) -> None:
         if not isinstance(project, str) or not _PROJECT.fullmatch(project):
             raise ConfigError(f"invalid Google Cloud project id {project!r}", field="project")
+        if not isinstance(prefix, str) or (prefix and not _SECRET_ID.fullmatch(prefix)):
+            raise ConfigError(
+                f"secret prefix {prefix!r} must be letters, digits, '-' or '_'", field="prefix"
+            )
         super().__init__(ttl_s=ttl_s, clock=clock)
         self.project = project
+        self.prefix = prefix
         self._client = client
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:
-        """``gcp-sm://project``."""
+        """``gcp-sm://project`` or ``gcp-sm://project?prefix=stack-``."""
         parsed = parse_url(url, "gcp-sm", names="project (gcp-sm://project)", query=True)
-        if parsed.path.strip("/") or parsed.query or parsed.fragment or parsed.params:
+        query = parse_qs(parsed.query, keep_blank_values=True)
+        if (
+            parsed.path.strip("/")
+            or set(query) - {"prefix"}
+            or any(len(v) != 1 or not v[0] for v in query.values())
+            or parsed.fragment
+            or parsed.params
+        ):
             raise ConfigError(
-                f"{url!r}: gcp-sm:// URLs name only a project (gcp-sm://project)", field="url"
+                f"{url!r}: gcp-sm:// URLs name a project and at most a secret prefix "
+                "(gcp-sm://project?prefix=stack-)",
+                field="url",
             )
         if not _PROJECT.fullmatch(parsed.netloc):
             raise ConfigError(f"{url!r}: {parsed.netloc!r} is not a project id", field="url")
+        if "prefix" in query:
+            options.setdefault("prefix", query["prefix"][0])
         return cls(parsed.netloc, **options)
 
     def __repr__(self) -> str:
-        return f"GcpSecretManagerStore(project={self.project!r}, cached={len(self._cache)})"
+        return (
+            f"GcpSecretManagerStore(project={self.project!r}, prefix={self.prefix!r}, "
+            f"cached={len(self._cache)})"
+        )
 
     # ------------------------------------------------------------------ internals
 
     def _cache_key(self, name: str) -> str:
-        if not isinstance(name, str) or not _SECRET_ID.fullmatch(name):
+        if not isinstance(name, str) or not _SECRET_ID.fullmatch(self.prefix + name):
             raise UserError(
                 "secret name must be 1-255 letters, digits, '-' or '_' (a Secret Manager id)",
                 field="name",
@@ -103,9 +128,9 @@ class GcpSecretManagerStore(CachedSecretStore):
 
     def _fetch(self, name: str) -> str:
         """The latest version; read again once if its payload arrives corrupted."""
-        path = f"projects/{self.project}/secrets/{name}/versions/latest"
+        path = f"projects/{self.project}/secrets/{self.prefix}{name}/versions/latest"
         errors: dict[type[gexc.GoogleAPICallError], Exception] = {
-            gexc.NotFound: NotFound(f"secret {name!r} not found"),
+            gexc.NotFound: NotFound(f"secret {name!r} not found (id {self.prefix + name!r})"),
             gexc.FailedPrecondition: NotFound(f"secret {name!r} has no enabled latest version"),
             gexc.PermissionDenied: ConfigError(
                 f"no permission to read secret {name!r} in project {self.project!r} "

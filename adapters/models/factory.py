@@ -15,6 +15,7 @@ from agentfn.adapters.models.scripted import ScriptedModel
 from agentfn.errors import ConfigError, NotFound
 from agentfn.model_spec import ModelSpec
 from agentfn.ports import Model, SecretStore
+from agentfn.project_files import project_file
 from agentfn.resilience import CircuitBreaker, ResilientModel
 
 _CacheKey = tuple[str, str, str]
@@ -60,7 +61,7 @@ def _build(spec: ModelSpec, *, api_key: str, base_dir: Path) -> Model:
     inner: Model
     if spec.provider == "scripted":
         assert spec.rules is not None  # enforced by ModelSpec
-        inner = ScriptedModel.from_file(base_dir / spec.rules)
+        inner = ScriptedModel.from_file(project_file(base_dir, spec.rules, "rule file"))
         if spec.model:
             inner.name = spec.model
     else:

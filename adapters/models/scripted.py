@@ -121,7 +121,7 @@ class ScriptedModel:
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-            problem = getattr(exc, "problem", None) or str(exc)
+            problem = getattr(exc, "problem", None) or type(exc).__name__  # never the text
             raise ConfigError(f"{where}: invalid YAML: {problem}") from None
         if not isinstance(data, dict):
             raise ConfigError(

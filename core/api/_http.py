@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from agentfn.errors import AgentfnError, UnsupportedMediaType, UserError, ValidationFailed
+from agentfn.documents import loads_json
+from agentfn.errors import AgentfnError, UnsupportedMediaType, ValidationFailed
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -78,10 +79,7 @@ def parse_json_body(request: Request, model: type[BaseModelT]) -> BaseModelT:
             f"send JSON with content-type application/json (got {request.content_type or 'none'})",
             field="content-type",
         )
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise UserError(f"body is not valid JSON: {exc}", field="body") from None
+    data = loads_json(raw)
     if not isinstance(data, dict):
         raise ValidationFailed("body must be a JSON object", field="body")
     try:

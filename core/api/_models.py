@@ -163,5 +163,9 @@ class ToolResult(BaseModel):
 
 
 class Health(BaseModel):
+    """``status`` is ``ok``, or ``degraded`` (HTTP 503) when a component reports not ok."""
+
+    model_config = ConfigDict(extra="allow")  # components, e.g. ``workers`` under serve
+
     status: str
     version: str

@@ -26,7 +26,11 @@ def _health_model() -> type[BaseModel]:
 
 @routes.route("GET", "/healthz", public=True, summary="Liveness check", response=_health_model)
 def health(services: Services, call: Call) -> Response:
-    return json_response(200, {"status": "ok", "version": __version__})
+    components = services.health()
+    healthy = all(c.get("ok", False) for c in components.values())
+    body: dict[str, object] = {"status": "ok" if healthy else "degraded", "version": __version__}
+    body.update(components)
+    return json_response(200 if healthy else 503, body)
 
 
 @routes.route("GET", "/openapi.json", public=True, summary="This document")

@@ -48,6 +48,11 @@ class Services(Protocol):
     @property
     def tool_modules(self) -> list[str]: ...
 
+    def health(self) -> dict[str, Any]:
+        """Components beside the API itself (e.g. ``agentfn serve``'s workers); each is a
+        mapping with ``ok``. Must stay cheap: /healthz calls it on a cold start."""
+        ...
+
 
 @dataclass
 class Call:

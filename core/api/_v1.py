@@ -7,7 +7,6 @@ workflow models or the tool registry.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import TYPE_CHECKING
 
@@ -15,6 +14,7 @@ from agentfn.agents import AgentSpec
 from agentfn.api import _models as m
 from agentfn.api._http import JSON_TYPES, YAML_TYPES, Response, json_response
 from agentfn.api._routing import Call, QueryParam, Routes, Services
+from agentfn.documents import loads_json
 from agentfn.errors import ToolError, UnsupportedMediaType, UserError, ValidationFailed
 from agentfn.http_tools import HttpTool, HttpToolSpec
 from agentfn.tools import ToolRegistry, load_registry
@@ -167,10 +167,7 @@ def put_workflow(services: Services, call: Call) -> Response:
     except UnicodeDecodeError:
         raise UserError("body is not UTF-8 text", field="body") from None
     if request.content_type in JSON_TYPES:
-        try:
-            json.loads(text)  # JSON is YAML, but say so clearly when it is broken JSON
-        except ValueError as exc:
-            raise UserError(f"body is not valid JSON: {exc}", field="body") from None
+        loads_json(text)  # JSON is YAML, but say so clearly when it is broken JSON
     loaded = services.catalog.put_workflow(call.params["name"], text)
     return json_response(200, _workflow_view(loaded.blueprint, text))
 

@@ -22,8 +22,8 @@ from agentfn.engine._executors import execute, resume
 from agentfn.engine._fold import fail_run, fold, seed
 from agentfn.errors import (
     AgentfnError,
+    BlueprintError,
     Conflict,
-    ExpressionError,
     NotFound,
     PreconditionFailed,
     StepFailed,
@@ -35,6 +35,7 @@ from agentfn.events.cloudevents import job_of, run_finished, run_requested, step
 from agentfn.expressions import compile_template
 from agentfn.ports import BlobStore, Queue, QueueMessage
 from agentfn.prompt_log import PromptLog
+from agentfn.resilience import Backoff
 from agentfn.runs import (
     Run,
     RunError,
@@ -45,7 +46,7 @@ from agentfn.runs import (
     new_run_id,
 )
 from agentfn.steps import StepKey
-from agentfn.workflows import LoadedBlueprint, RetryPolicy
+from agentfn.workflows import Blueprint, LoadedBlueprint, RetryPolicy
 
 log = logging.getLogger("agentfn.engine")
 events_log = logging.getLogger("agentfn.events")
@@ -64,8 +65,15 @@ class Engine:
         worker: str | None = None,
         clock: Callable[[], float] = time.time,
         events: Callable[[dict[str, Any]], None] | None = None,
+        delivery_limit: int = 5,
     ) -> None:
         self.blobs = blobs
+        # Deliveries the queue allows before it dead-letters a job on its own
+        # (AGENTFN_MAX_ATTEMPTS). The engine ends a job's run itself by the last of them, so a
+        # job never leaves through the queue's backstop with its run still "running".
+        self.delivery_limit = delivery_limit
+        # How long a job that met a transient failure outside its step waits to come back.
+        self.contained_backoff = Backoff(base_s=2.0, max_s=60.0)
         self.queue = queue
         self.store = RunStore(blobs, worker=worker)
         self.prompts = PromptLog(blobs)
@@ -93,6 +101,7 @@ class Engine:
     ) -> Run:
         """Validate the input, record the run, and enqueue its first steps."""
         bp = loaded.blueprint
+        self.check_retry_policies(bp)
         values = bp.bind_inputs(given)
         now = self.clock()
         run_id = new_run_id(now)
@@ -115,6 +124,17 @@ class Engine:
         log.info("run started", extra={"run_id": run.id, "correlation_id": run.correlation_id})
         self.events(run_requested(run.id, run.workflow, run.correlation_id))
         return run
+
+    def check_retry_policies(self, bp: Blueprint) -> None:
+        """A node may not retry more often than the queue delivers: the queue would drop the
+        job before the engine could fail the run."""
+        for index, node in enumerate(bp.nodes):
+            if node.retry.max_attempts >= self.delivery_limit:
+                raise BlueprintError(
+                    f"nodes[{index}].retry.max_attempts: {node.retry.max_attempts} must be below "
+                    f"the queue's delivery limit of {self.delivery_limit} (AGENTFN_MAX_ATTEMPTS)",
+                    field=f"nodes[{index}].retry.max_attempts",
+                )
 
     def replay(self, run_id: str, *, live: bool = False) -> Run:
         """Run again with the same blueprint snapshot and input.
@@ -164,7 +184,7 @@ class Engine:
         """Receive and handle jobs until ``stop()``; returns how many were handled."""
         handled = 0
         while not stop():
-            messages = self.queue.receive(batch, visibility_timeout=self.lease_s)
+            messages = self._receive(batch)
             if not messages:
                 time.sleep(poll_s)
                 continue
@@ -173,14 +193,62 @@ class Engine:
                 handled += 1
         return handled
 
+    def _receive(self, batch: int) -> list[QueueMessage]:
+        """Receive, surviving a queue that fails for a while (a locked or full disk)."""
+        try:
+            return self.queue.receive(batch, visibility_timeout=self.lease_s)
+        except Exception as exc:  # the worker outlives its queue's bad moments
+            log.error("cannot receive jobs: %s: %s", type(exc).__name__, exc)
+            return []
+
     def handle(self, message: QueueMessage, acker: Acker | None = None) -> str:
         """Handle one delivered job; acks, retries or dead-letters it. Returns what happened.
 
         ``acker`` settles the message; by default the engine's queue. Triggered functions pass
         a :class:`agentfn.delivery.TriggerAcker`, because their platform deletes a message when the
-        function succeeds and redelivers it when it fails.
+        function succeeds and redelivers it when it fails. Nothing a message causes escapes:
+        a failure outside a step (a corrupt record, a full disk, a bug) is contained here.
         """
         acker = acker or self.queue
+        try:
+            return self._handle(message, acker)
+        except Exception as exc:
+            return self._contain(message, acker, exc)
+
+    def _contain(self, message: QueueMessage, acker: Acker, exc: Exception) -> str:
+        """Retry a job that failed for a transient reason (the disk, the network) while the
+        queue still delivers it; otherwise end its run as failed and dead-letter it."""
+        body = job_of(message.body) if isinstance(message.body, dict) else {}
+        run_id, key = body.get("run"), body.get("step")
+        reason = f"{type(exc).__name__}: {exc}"[:2000]
+        log.error(
+            "job could not be handled",
+            exc_info=exc,
+            extra={"run_id": run_id, "step": key, "error": reason, "attempts": message.attempts},
+        )
+        if isinstance(exc, OSError) and message.attempts < self.delivery_limit:
+            with suppress(Exception):
+                acker.retry(message, delay=self.contained_backoff.delay(message.attempts))
+                return "retry"
+        if isinstance(run_id, str):
+            with suppress(Exception):  # the run's own record may be what is broken
+                self._end_run(run_id, str(key), type(exc).__name__, reason, message.attempts)
+        with suppress(Exception):  # else the queue redelivers it and its backstop ends it
+            acker.dead_letter(message, reason)
+        return "dead"
+
+    def _end_run(self, run_id: str, step: str, kind: str, reason: str, attempts: int) -> None:
+        error = RunError(step=step, type=kind, message=reason, attempts=attempts)
+
+        def change(run: Run) -> bool:
+            if run.status.terminal:
+                return False
+            fail_run(run, error, self.clock())
+            return True
+
+        self._ended(self.store.update(run_id, change))
+
+    def _handle(self, message: QueueMessage, acker: Acker) -> str:
         body = job_of(message.body)
         bind(str(body.get("cid", "")))
         run_id, key = body.get("run"), body.get("step")
@@ -235,7 +303,8 @@ class Engine:
             return "deferred"
 
         policy = self._policy(ctx, step)
-        if attempt > policy.max_attempts:
+        abandoned = existing is not None and existing[0].status == "running"
+        if attempt > policy.max_attempts or (abandoned and attempt >= self.delivery_limit):
             # Earlier deliveries died mid-step without recording a failure: stop here rather
             # than let a step that kills its worker run forever.
             lost = WorkerLost(
@@ -344,8 +413,9 @@ class Engine:
                     n.id for n in bp.nodes if n.id in run.finished and not bp.outgoing.get(n.id)
                 ]
                 run.output = {n: self.store.node_output(run.id, n) for n in sinks}
-        except ExpressionError as exc:
-            fail_run(run, RunError(step="output", type="ExpressionError", message=exc.message), now)
+        except Exception as exc:  # any failure of the output fails the run, never the worker
+            text = exc.message if isinstance(exc, AgentfnError) else str(exc)
+            fail_run(run, RunError(step="output", type=type(exc).__name__, message=text), now)
 
     def _fail(
         self,
@@ -368,7 +438,8 @@ class Engine:
         policy = self._policy(ctx, step)
         retryable = not isinstance(exc, NOT_RETRYABLE)
         attempts = claim.attempt
-        if retryable and attempts < policy.max_attempts:
+        deliverable = message.attempts < self.delivery_limit  # else the queue drops it
+        if retryable and attempts < policy.max_attempts and deliverable:
             delay = policy.backoff.delay(attempts)
             log.warning(
                 "step failed, retrying",

@@ -26,7 +26,7 @@ from agentfn.expressions._errors import (
     quote,
 )
 from agentfn.expressions._eval import Evaluator
-from agentfn.expressions._parse import check
+from agentfn.expressions._parse import Key, check
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +35,8 @@ class Expression:
 
     source: str
     names: frozenset[str]
+    keys: frozenset[Key]
+    """``(name, key)`` read statically: ``steps.plan`` gives ``("steps", "plan")``."""
     _body: ast.expr = field(repr=False, compare=False)
 
     def evaluate(self, names: Mapping[str, Any]) -> Any:
@@ -66,11 +68,11 @@ def evaluate(source: str, names: Mapping[str, Any]) -> Any:
 def compile_cached(source: str) -> Expression | Failure:
     """The compiled expression, or why it was refused (templates share this cache)."""
     try:
-        body, names = check(source)
+        body, names, keys = check(source)
     except CompileError as exc:
         return exc.failure()
     except (RecursionError, MemoryError):
         return Failure(f"expression is nested too deeply (the limit is {_limits.MAX_DEPTH} levels)")
     except Exception as exc:  # never let an odd input escape as anything but ExpressionError
         return Failure(f"invalid expression: {type(exc).__name__}: {exc}")
-    return Expression(source, names, body)
+    return Expression(source, names, keys, body)

@@ -22,8 +22,13 @@ _NEWLINE = re.compile(r"\r\n|\r|\n")
 _PARSE_LOCK = threading.Lock()
 
 
-def check(source: str) -> tuple[ast.expr, frozenset[str]]:
-    """The checked body of ``source`` and the free top-level names it uses."""
+Key = tuple[str, str]
+"""A static key read from a top-level name: ``input.topic`` or ``steps['plan']``."""
+
+
+def check(source: str) -> tuple[ast.expr, frozenset[str], frozenset[Key]]:
+    """The checked body of ``source``, the free top-level names it uses and the static keys
+    it reads from them (so a blueprint can check ``input.tiket`` before any run)."""
     if len(source) > _limits.MAX_SOURCE_LENGTH:
         raise CompileError(
             f"expression is too long: {len(source)} characters "
@@ -48,7 +53,7 @@ def check(source: str) -> tuple[ast.expr, frozenset[str]]:
     _check_size(tree.body, text)
     checker = _Checker(text)
     checker.visit(tree.body)
-    return tree.body, frozenset(checker.names)
+    return tree.body, frozenset(checker.names), frozenset(checker.keys)
 
 
 def index_position(text: str, index: int) -> tuple[int, int]:
@@ -218,6 +223,7 @@ class _Checker:
     def __init__(self, text: _Text) -> None:
         self.text = text
         self.names: set[str] = set()
+        self.keys: set[Key] = set()
 
     def fail(self, where: ast.AST | tuple[int, int], message: str) -> NoReturn:
         position = where if isinstance(where, tuple) else self.text.start(where)
@@ -244,6 +250,8 @@ class _Checker:
                 self.refuse(
                     self.attribute_position(node), f"attribute {node.attr!r} starting with '_'"
                 )
+            if isinstance(node.value, ast.Name):
+                self.keys.add((node.value.id, node.attr))
             self.visit(node.value)
         elif isinstance(node, ast.Call):
             self.visit_call(node)
@@ -276,6 +284,12 @@ class _Checker:
             self.visit(node.body)
             self.visit(node.orelse)
         elif isinstance(node, ast.Subscript):
+            if (
+                isinstance(node.value, ast.Name)
+                and isinstance(node.slice, ast.Constant)
+                and isinstance(node.slice.value, str)
+            ):
+                self.keys.add((node.value.id, node.slice.value))
             self.visit(node.value)
             if isinstance(node.slice, ast.Slice):
                 for part in (node.slice.lower, node.slice.upper, node.slice.step):

@@ -35,6 +35,11 @@ class Template:
         """Top-level names referenced by any of the expressions."""
         return frozenset[str]().union(*(e.names for e in self.expressions))
 
+    @property
+    def keys(self) -> frozenset[tuple[str, str]]:
+        """Static keys read by any of the expressions (see ``Expression.keys``)."""
+        return frozenset[tuple[str, str]]().union(*(e.keys for e in self.expressions))
+
     def render(self, names: Mapping[str, Any]) -> Any:
         """The native value for a lone ``{{ expr }}``, else the rendered string."""
         if self._native:

@@ -1,29 +1,35 @@
-"""Google Cloud Functions entry points (functions-framework).
+"""Google Cloud Functions (gen2) entry points (functions-framework), both HTTP functions.
 
-``http``: an HTTP function serving the whole API. ``worker``: a CloudEvent function for Pub/Sub
-messages (``google.cloud.pubsub.topic.v1.messagePublished``): success acks the message, an
-exception makes Pub/Sub redeliver it with its retry policy and, after the subscription's
-max delivery attempts, move it to the dead-letter topic.
+``http`` serves the whole API. ``worker`` takes the push requests of the stack's push
+subscription on the work topic (the envelope ``{"message": {...}, "subscription",
+"deliveryAttempt"}``, with an OIDC token Cloud Run checks before the request gets here): a 2xx
+answer acks the message, anything else makes Pub/Sub deliver it again after the
+subscription's retry backoff, and after its dead-letter policy's ``max_delivery_attempts`` the
+subscription forwards it to the dead-letter topic. The engine dead-letters a failing job itself
+well before that (with its reason); the policy is the backstop for a worker that keeps
+crashing. A job not yet due is nacked, or hopped before its copy runs out (see
+:meth:`PubSubQueue.accept_push`); a step the engine retries is re-published due after the
+engine's delay.
 """
 
 from __future__ import annotations
 
-import base64
-import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import flask
 import functions_framework
-from cloudevents.http.event import CloudEvent
 
 from agentfn.api import Request
+from agentfn.errors import ConfigError
 from agentfn.functions import runtime
 
-if TYPE_CHECKING:
-    from agentfn.ports import QueueMessage
+if TYPE_CHECKING:  # the Pub/Sub SDK loads on the worker's first push, not on /healthz
+    from agentfn.adapters.gcp.pubsub import PubSubQueue
 
-# Fails an invocation so Pub/Sub redelivers the message (one class for every entry point).
+# Raised by runtime.handle_triggered when a job must come back (one class for every platform).
 StepNotSettled = runtime.StepNotSettled
+
+NOT_DUE = 429  # any non-2xx nacks a push; this one says "later", and is not logged as an error
 
 
 @functions_framework.http
@@ -39,32 +45,28 @@ def http(request: flask.Request) -> flask.Response:
     return flask.Response(response.body, status=response.status, headers=response.headers)
 
 
-def decode(event_data: dict[str, Any]) -> QueueMessage:
-    from agentfn.ports import QueueMessage
+def push_queue() -> PubSubQueue:
+    from agentfn.adapters.gcp.pubsub import PubSubQueue
 
-    message = event_data.get("message", {})
-    attributes = message.get("attributes") or {}
-    return QueueMessage(
-        id=str(
-            attributes.get("agentfn_id")
-            or message.get("messageId")
-            or message.get("message_id")
-            or ""
-        ),
-        body=runtime.job_body(base64.b64decode(message.get("data", ""))),
-        attempts=int(event_data.get("deliveryAttempt") or 1),
-        receipt="",  # push delivery has no ack id: the response acks
-    )
+    queue = runtime.current().queue
+    if not isinstance(queue, PubSubQueue):
+        raise ConfigError(
+            "the Cloud Functions worker needs a pubsub:// AGENTFN_QUEUE", field="queue"
+        )
+    return queue
 
 
-@functions_framework.cloud_event
-def worker(event: CloudEvent) -> None:
-    data = event.data or {}
-    not_before = (data.get("message", {}).get("attributes") or {}).get("agentfn_not_before")
-    if not_before is not None and float(not_before) > time.time():
-        # A delayed job (a wait node's timeout): push delivery has no delay, so let Pub/Sub
-        # redeliver it with its retry backoff until it is due.
-        raise StepNotSettled(f"job not due for {float(not_before) - time.time():.0f}s")
-    message = decode(data)
-    runtime.correlation_of(message.body)
-    runtime.handle_triggered(message)
+@functions_framework.http
+def worker(request: flask.Request) -> flask.Response:
+    queue = push_queue()
+    delivery = queue.accept_push(request.get_json(silent=True))
+    if delivery.job is None:
+        return flask.Response(delivery.note, status=200 if delivery.ack else NOT_DUE)
+    runtime.correlation_of(delivery.job.body)
+    try:
+        runtime.handle_triggered(delivery.job)
+    except StepNotSettled as later:
+        # Re-published due after the engine's delay, then acked: a retry is a hop, never a
+        # redelivery that Pub/Sub's backoff (at most 600 s) would time instead.
+        queue.retry(delivery.job, delay=later.retry_after or 0.0)
+    return flask.Response(status=204)

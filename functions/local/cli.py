@@ -267,9 +267,15 @@ def serve(
 
     os_signal.signal(os_signal.SIGTERM, stop)  # stop the workers too, not just this process
     settings = State.settings()
-    server = bind(Runtime(settings).api, host, port)
+    runtime = Runtime(settings)
+    try:
+        server = bind(runtime.api, host, port)
+    except OSError as exc:  # a busy port, an address this machine does not have
+        raise fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     out.print(f"agentfn API on http://{host}:{server.server_address[1]} with {workers} worker(s)")
-    with WorkerPool(settings, workers):
+    with WorkerPool(settings, workers) as pool:
+        if workers:  # `--workers 0` serves the API alone, like an HTTP function
+            runtime.probes["workers"] = pool.state
         try:
             server.serve_forever()
         except KeyboardInterrupt:

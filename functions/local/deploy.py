@@ -16,8 +16,9 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -132,7 +133,40 @@ def apply(
     stack.terraform("apply", "-input=false", "-no-color", "-auto-approve", str(plan))
     outputs = stack.outputs()
     store = bucket_store(stack.cloud, outputs["bucket"])
-    return record(store, stack.cloud, archive, sha256, rollback_of=rollback_of)
+    return record_when_allowed(store, stack.cloud, archive, sha256, rollback_of=rollback_of)
+
+
+# Azure RBAC: the deployer's blob role is created by the same apply and takes minutes to reach
+# the data plane, so the version record is retried while it is refused with HTTP 403.
+RECORD_PATIENCE_S = {"azure": 600.0}
+
+
+def record_when_allowed(
+    store: BlobStore,
+    cloud: str,
+    archive: Path,
+    sha256: str,
+    *,
+    rollback_of: int | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> Deployment:
+    """:func:`record`, waiting up to ``RECORD_PATIENCE_S[cloud]`` for a new role to apply."""
+    deadline = clock() + RECORD_PATIENCE_S.get(cloud, 0.0)
+    delay = 5.0
+    while True:
+        try:
+            return record(store, cloud, archive, sha256, rollback_of=rollback_of)
+        except Exception as exc:
+            if getattr(exc, "status_code", None) != 403 or clock() + delay > deadline:
+                raise
+            print(
+                f"the version record was refused (HTTP 403): waiting {delay:.0f} s for the "
+                "deployer's new role assignment to take effect",
+                file=sys.stderr,
+            )
+            sleep(delay)
+            delay = min(delay * 2, 60.0)
 
 
 def record(

@@ -31,6 +31,12 @@ KEY = "test-key-0123456789"
 AUTH = {"authorization": f"Bearer {KEY}"}
 JSON = {"content-type": "application/json"}
 WORKFLOW = (EXAMPLE / "workflow.yaml").read_text()
+# 9 levels of 9 aliases each: 9**9 strings once expanded, a few hundred bytes as text
+ALIAS_BOMB = (
+    "a0: &a0 [x, x, x, x, x, x, x, x, x]\n"
+    + "".join(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 10))
+    + "name: bomb\nnodes: *a9\n"
+)
 
 
 @dataclass
@@ -91,6 +97,56 @@ CASES = [
     Case("get workflow", "GET", "/v1/workflows/research-brief", 200),
     Case("unknown workflow", "GET", "/v1/workflows/nothing", 404, error_field="workflow"),
     Case("malformed json", "POST", "/v1/runs", 400, body=b'{"workflow": ', error_field="body"),
+    # hostile documents: refused at the door with a 4xx, the same on every entry point
+    Case("deep json", "POST", "/v1/runs", 400, body=b"[" * 1000 + b"]" * 1000, error_field="body"),
+    Case(
+        "huge number",
+        "POST",
+        "/v1/runs",
+        400,
+        body=b'{"workflow": "research-brief", "input": {"subject": ' + b"9" * 4300 + b"}}",
+        error_field="body",
+    ),
+    Case(
+        "lone surrogate",
+        "POST",
+        "/v1/runs",
+        400,
+        body=b'{"workflow": "research-brief", "input": {"subject": "\\ud800"}}',
+        error_field="body",
+    ),
+    Case(
+        "yaml alias bomb",
+        "PUT",
+        "/v1/workflows/bomb",
+        422,
+        body=ALIAS_BOMB,
+        headers={**AUTH, "content-type": "application/yaml"},
+    ),
+    Case(
+        "recursive yaml alias",
+        "PUT",
+        "/v1/workflows/loop",
+        422,
+        body="name: loop\nnodes: &n [*n]\n",
+        headers={**AUTH, "content-type": "application/yaml"},
+    ),
+    Case(
+        "deep yaml",
+        "PUT",
+        "/v1/workflows/deep",
+        422,
+        body="name: deep\nnodes: " + "[" * 900 + "]" * 900 + "\n",
+        headers={**AUTH, "content-type": "application/yaml"},
+    ),
+    Case(
+        "huge yaml number",
+        "PUT",
+        "/v1/workflows/big",
+        422,
+        body="name: big\ndescription: x\nnodes: []\ntimeout: " + "9" * 4300 + "\n",
+        headers={**AUTH, "content-type": "application/yaml"},
+    ),
     Case("wrong type", "POST", "/v1/runs", 422, body={"workflow": 5}, error_field="workflow"),
     Case(
         "unknown field",

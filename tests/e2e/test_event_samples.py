@@ -4,10 +4,10 @@ own CloudEvents schemas (events/schemas/) kept in step with their models."""
 from __future__ import annotations
 
 import base64
-import copy
 import io
 import json
 import logging
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -126,14 +126,18 @@ def run_id_from_azure_http_sample() -> str:
     return run_id
 
 
-def test_sqs_pubsub_and_azure_queue_samples_each_run_a_step(deployment: None) -> None:
+def test_sqs_pubsub_and_azure_queue_samples_each_run_a_step(
+    deployment: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The sample envelopes, carrying a real job of a real run, through each worker handler."""
+    import flask
     from azure.functions.queue import QueueMessage as HostQueueMessage
-    from cloudevents.http import CloudEvent
 
     import agentfn.functions.aws.worker as aws_worker
     import agentfn.functions.azure.function_app as azure_app
     import agentfn.functions.gcp.main as gcp_main
+    from agentfn.adapters.gcp.pubsub import PubSubQueue
+    from tests.support.emulators.gcp import ensure_pubsub
 
     run_id = run_id_from_azure_http_sample()
     store = runtime.current().engine.store
@@ -144,14 +148,6 @@ def test_sqs_pubsub_and_azure_queue_samples_each_run_a_step(deployment: None) ->
     event["Records"][0]["body"] = json.dumps(job)
     assert aws_worker.handler(event, LambdaContext()) == {"batchItemFailures": []}
     assert "plan@0" in store.get(run_id).done
-
-    # Pub/Sub CloudEvent sample -> Cloud Functions worker: runs the next step
-    job = pending_job()
-    raw = sample("gcp/pubsub_cloudevent.json")
-    data = copy.deepcopy(raw.pop("data"))
-    data["message"]["data"] = base64.b64encode(json.dumps(job).encode()).decode()
-    gcp_main.worker(CloudEvent(raw, data))
-    assert job_of(job)["step"] in store.get(run_id).done
 
     # Azure queue message sample -> queue trigger: runs the next step
     job = pending_job()
@@ -164,15 +160,27 @@ def test_sqs_pubsub_and_azure_queue_samples_each_run_a_step(deployment: None) ->
     )
     azure_app.worker.build().get_user_function()(message)
     assert job_of(job)["step"] in store.get(run_id).done
+
+    # Pub/Sub push sample -> Cloud Functions worker (an HTTP function): runs the next step.
+    # The worker takes pushes from a Pub/Sub subscription only: its queue is the emulator's.
+    job = pending_job()
+    ensure_pubsub()
+    topic = f"samples-{uuid.uuid4().hex[:8]}"
+    PubSubQueue.create("agentfn-test", topic)
+    monkeypatch.setenv("AGENTFN_QUEUE", f"pubsub://agentfn-test/{topic}")
+    runtime.reset()
+    envelope = sample("gcp/pubsub_push.json")
+    envelope["message"]["data"] = base64.b64encode(json.dumps(job).encode()).decode()
+    with flask.Flask(__name__).test_request_context("/", method="POST", json=envelope):
+        assert gcp_main.worker(flask.request).status_code == 204
+    assert job_of(job)["step"] in store.get(run_id).done
     assert store.get(run_id).status is RunStatus.running
 
 
 def test_sample_jobs_are_valid_step_ready_payloads() -> None:
     for body in (
         json.loads(sample("aws/sqs_batch.json")["Records"][0]["body"]),
-        json.loads(
-            base64.b64decode(sample("gcp/pubsub_cloudevent.json")["data"]["message"]["data"])
-        ),
+        json.loads(base64.b64decode(sample("gcp/pubsub_push.json")["message"]["data"])),
         json.loads(sample("azure/queue_message.json")["body"]),
     ):
         assert set(job_of(body)) >= {"run", "step", "cid"}

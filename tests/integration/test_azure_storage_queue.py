@@ -65,7 +65,7 @@ def test_from_url_without_a_connection_string_names_the_account(
         ("azqueue://-ab", "invalid queue name"),
         ("azqueue://" + "q" * 57, "3-56"),  # leaves room for "-poison"
         ("azqueue://work/extra", "expected azqueue://"),
-        ("azqueue://work?x=1", "no query"),
+        ("azqueue://work?x=1", "only query parameter is priorities"),
     ],
 )
 def test_bad_urls(url: str, message: str) -> None:
@@ -196,7 +196,6 @@ def test_foreign_receipts_are_ignored(queue: AzureStorageQueue) -> None:
     ("call", "field"),
     [
         (lambda q: q.send({"big": "x" * 46_100}), "body"),
-        (lambda q: q.send({}, delay=8 * 24 * 3600), "delay"),
         (lambda q: q.send({}, delay=float("inf")), "delay"),
         (lambda q: q.send({}, priority=2**70), "priority"),
         (lambda q: q.receive(1, visibility_timeout=8 * 24 * 3600), "visibility_timeout"),
@@ -244,3 +243,95 @@ def test_repr() -> None:
         "AzureStorageQueue(account='devstoreaccount1', name='work', "
         "poison_queue='work-poison', max_attempts=4)"
     )
+
+
+# --------------------------------------------------------------------------- past 7 days
+
+
+def _wrapped(q: AzureStorageQueue) -> list[dict[str, object]]:
+    """Every message in the queue, visible or not, decoded (peek sees only visible ones, so
+    the raw client waits for hidden ones instead)."""
+    return [json.loads(base64.b64decode(m.content)) for m in raw_client(q).peek_messages(32)]
+
+
+def test_a_delay_past_the_cap_hops_until_due_and_keeps_its_id() -> None:
+    """Storage Queues hide a message for at most 7 days: a longer delay is sent for the longest
+    hide with its due time, re-sent each time it surfaces early, handed out once due — with its
+    id, and as its first delivery. (A 1 s cap and a fake clock stand in for the 7 days.)"""
+    ensure_azurite()
+    now = [1_000_000.0]
+    q = AzureStorageQueue.create(
+        f"agentfn-hop-{uuid.uuid4().hex[:10]}", clock=lambda: now[0], max_delay_s=1
+    )
+    try:
+        job_id = q.send({"late": True}, delay=30 * 24 * 3600.0)  # a 30-day wait
+        assert q.receive(10, visibility_timeout=30) == []  # hidden for the cap
+        time.sleep(1.3)
+        assert q.receive(10, visibility_timeout=30) == []  # surfaced early: hopped, not handed out
+        time.sleep(1.3)
+        [hop] = _wrapped(q)
+        assert (hop["type"], hop["id"], hop["body"]) == ("agentfn.queued", job_id, {"late": True})
+        assert hop["due"] == 1_000_000.0 + 30 * 24 * 3600
+        now[0] += 30 * 24 * 3600  # the 30 days are over
+        [m] = q.receive(10, visibility_timeout=30)
+        assert (m.id, m.body, m.attempts) == (job_id, {"late": True}, 1)
+        q.ack(m)
+        time.sleep(1.3)
+        assert _wrapped(q) == []  # the ack reached the service message behind the job id
+    finally:
+        q.delete_queues()
+
+
+def test_the_trigger_path_hops_early_jobs_and_unwraps_due_ones() -> None:
+    ensure_azurite()
+    now = [5_000.0]
+    q = AzureStorageQueue.create(
+        f"agentfn-hopt-{uuid.uuid4().hex[:10]}", clock=lambda: now[0], max_delay_s=1
+    )
+    try:
+        early = {"type": "agentfn.queued", "id": "job-1", "body": {"n": 1}, "due": 9_000.0,
+                 "priority": 0}  # fmt: skip
+        assert q.accept_triggered(early, msg_id="m1", attempts=3, pop_receipt="r") is None
+        time.sleep(1.3)
+        [resent] = _wrapped(q)  # re-sent for later: the host deletes the delivered one
+        assert (resent["id"], resent["due"], resent["body"]) == ("job-1", 9_000.0, {"n": 1})
+        now[0] = 9_000.0
+        due = q.accept_triggered(early, msg_id="m2", attempts=1, pop_receipt="r2")
+        assert due is not None and (due.id, due.body, due.attempts) == ("job-1", {"n": 1}, 1)
+        plain = q.accept_triggered({"n": 2}, msg_id="m3", attempts=2, pop_receipt="r3")
+        assert plain is not None and (plain.id, plain.body, plain.attempts) == ("m3", {"n": 2}, 2)
+    finally:
+        q.delete_queues()
+
+
+# --------------------------------------------------------------------------- one queue
+
+
+def test_priorities_in_the_message_use_only_the_queue_the_stack_has() -> None:
+    """``?priorities=message`` (what the stack sets): no side queue is created or read; every
+    job lands in the one queue the trigger listens to and carries its priority."""
+    ensure_azurite()
+    name = f"agentfn-one-{uuid.uuid4().hex[:10]}"
+    AzureStorageQueue.create(name)
+    q = AzureStorageQueue.from_url(f"azqueue://{name}?priorities=message")
+    try:
+        assert q.priorities == "message"
+        sent = {q.send({"n": p}, priority=p): p for p in (10, 0, -10)}
+        queues = {x.name for x in q.service.list_queues(name_starts_with=name)}
+        assert queues == {name, f"{name}-poison"}
+        got = q.receive(10, visibility_timeout=30)
+        assert {m.id: m.priority for m in got} == sent
+        assert sorted(m.body["n"] for m in got) == [-10, 0, 10]
+        for m in got:
+            q.ack(m)
+        assert q.receive(10, visibility_timeout=1) == []
+    finally:
+        q.delete_queues()
+
+
+def test_a_deployed_url_names_its_account_even_with_a_connection_string() -> None:
+    """The stack sets ``azqueue://<account>/<queue>``; a connection string for that account
+    (Azurite's, or keys instead of an identity) only changes how the account is reached."""
+    ensure_azurite()
+    q = AzureStorageQueue.from_url("azqueue://devstoreaccount1/work?priorities=message")
+    assert (q.name, q.service.account_name, q.priorities) == ("work", "devstoreaccount1", "message")

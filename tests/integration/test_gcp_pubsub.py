@@ -250,12 +250,19 @@ def test_dead_letters_are_peeked_not_consumed(make_queue: Callable[..., PubSubQu
 def test_trigger_delivered_jobs_are_dead_lettered_without_a_receipt(
     make_queue: Callable[..., PubSubQueue],
 ) -> None:
-    # Cloud Functions push the message; the function's success acks it, so the adapter only
-    # publishes the dead letter and ack/retry have nothing to do.
+    # A push subscription delivers the message; the worker's 2xx acks it, so the adapter
+    # only publishes: ack has nothing to do, retry re-publishes a copy due after the delay
+    # carrying the attempts made, dead_letter publishes the dead letter.
     q = make_queue()
     pushed = QueueMessage(id="push-1", body={"run": "r", "step": "s"}, attempts=3, receipt="")
     q.ack(pushed)
+    before = time.time()
     q.retry(pushed, delay=5)
+    [copy] = wait_for(lambda: list(q._pull(q._sub_path, 10)))
+    attributes = dict(copy.message.attributes)
+    assert (attributes["agentfn_id"], attributes["agentfn_attempts_before"]) == ("push-1", "3")
+    assert before + 5 <= float(attributes["agentfn_not_before"]) <= time.time() + 5
+    q._settle(q._sub_path, [copy.ack_id], None)
     q.dead_letter(pushed, "step failed 3 times")
     [dead] = q.dead_letters()
     assert (dead.id, dead.body, dead.attempts, dead.reason) == (

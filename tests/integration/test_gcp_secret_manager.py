@@ -52,12 +52,23 @@ def http(method: str, path: str, body: dict[str, Any] | None = None) -> tuple[in
 def test_from_url() -> None:
     store = GcpSecretManagerStore.from_url("gcp-sm://my-project", ttl_s=5)
     assert (store.project, store.ttl_s) == ("my-project", 5.0)
-    assert repr(store) == "GcpSecretManagerStore(project='my-project', cached=0)"
+    assert repr(store) == "GcpSecretManagerStore(project='my-project', prefix='', cached=0)"
+    store = GcpSecretManagerStore.from_url("gcp-sm://my-project?prefix=stack-a-")
+    assert (store.project, store.prefix) == ("my-project", "stack-a-")
 
 
 @pytest.mark.parametrize(
     "url",
-    ["env://x", "gcp-sm://", "gcp-sm://p/secret", "gcp-sm://p?x=1", "gcp-sm://Bad_Project"],
+    [
+        "env://x",
+        "gcp-sm://",
+        "gcp-sm://p/secret",
+        "gcp-sm://p?x=1",
+        "gcp-sm://Bad_Project",
+        "gcp-sm://p?prefix=",
+        "gcp-sm://p?prefix=a&prefix=b",
+        "gcp-sm://p?prefix=a&x=1",
+    ],
 )
 def test_bad_urls_name_the_url(url: str) -> None:
     with pytest.raises(ConfigError) as info:
@@ -76,7 +87,29 @@ def test_validation() -> None:
         assert info.value.field == "name"
 
 
+def test_a_prefix_must_be_secret_id_characters() -> None:
+    with pytest.raises(ConfigError) as info:
+        GcpSecretManagerStore("p-1", prefix="stack/")
+    assert info.value.field == "prefix"
+    with pytest.raises(UserError):
+        GcpSecretManagerStore("p-1", prefix="x" * 250).get("OPENAI_API_KEY")  # id > 255
+
+
 # --------------------------------------------------------------------------- behaviour
+
+
+def test_two_stacks_in_one_project_read_their_own_secrets(project: str) -> None:
+    """The stack names each secret ``<stack>-<name>``; the code asks for ``<name>``."""
+    client = secret_manager_client()
+    put_secret(client, project, "alpha-OPENAI_API_KEY", "key of alpha")
+    put_secret(client, project, "beta-OPENAI_API_KEY", "key of beta")
+    alpha = GcpSecretManagerStore.from_url(f"gcp-sm://{project}?prefix=alpha-")
+    beta = GcpSecretManagerStore.from_url(f"gcp-sm://{project}?prefix=beta-")
+    assert alpha.get("OPENAI_API_KEY") == "key of alpha"
+    assert beta.get("OPENAI_API_KEY") == "key of beta"
+    with pytest.raises(NotFound) as info:
+        GcpSecretManagerStore(project, prefix="gamma-").get("OPENAI_API_KEY")
+    assert "gamma-OPENAI_API_KEY" in str(info.value)
 
 
 def test_cache_serves_within_the_ttl_and_misses_are_not_cached(project: str) -> None:

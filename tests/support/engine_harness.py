@@ -131,7 +131,14 @@ def make_engine(
     def factory(spec: ModelSpec, base_dir: Path) -> Model:
         return build_model(spec, secrets=secrets, base_dir=base_dir)
 
-    return Engine(blobs, queue, model_factory=factory, lease_s=lease_s, worker=worker)
+    return Engine(
+        blobs,
+        queue,
+        model_factory=factory,
+        lease_s=lease_s,
+        worker=worker,
+        delivery_limit=max_attempts,
+    )
 
 
 def drain(

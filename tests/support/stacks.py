@@ -8,6 +8,7 @@ artifact lacks, or an environment the code does not expect, fails the test that 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -71,14 +72,9 @@ def _locals(cloud: str) -> dict[str, Any]:
     return values
 
 
-def stack_environment(cloud: str, variables: dict[str, str] | None = None) -> dict[str, str]:
-    """The function environment the stack sets (``local.environment``), rendered.
-
-    ``var.x`` takes ``variables`` or the variable's default, ``local.x`` its value,
-    ``tostring(...)`` its argument; a reference to a resource attribute (a bucket's name, a
-    queue's URL — known only after apply) becomes ``<type.name.attr>``, which no code on a
-    cold path may need to resolve.
-    """
+def renderer(cloud: str, variables: dict[str, str] | None = None) -> Callable[[object], str]:
+    """Renders a value of the stack's HCL as ``stack_environment`` does (``${var.x}``,
+    ``${local.x}``, ``${tostring(...)}``; resource attributes as ``<type.name.attr>``)."""
     known = {**_variables(cloud), **(variables or {})}
     locals_ = _locals(cloud)
 
@@ -96,7 +92,22 @@ def stack_environment(cloud: str, variables: dict[str, str] | None = None) -> di
     def render(value: object) -> str:
         return _REF.sub(lambda m: expression(m.group(1)), _unquote(value))
 
-    environment = locals_.get("environment", {})
+    return render
+
+
+def stack_environment(
+    cloud: str, variables: dict[str, str] | None = None, *, local: str = "environment"
+) -> dict[str, str]:
+    """The function environment the stack sets (``local.environment``, or another map of
+    locals named by ``local``), rendered.
+
+    ``var.x`` takes ``variables`` or the variable's default, ``local.x`` its value,
+    ``tostring(...)`` its argument; a reference to a resource attribute (a bucket's name, a
+    queue's URL — known only after apply) becomes ``<type.name.attr>``, which no code on a
+    cold path may need to resolve.
+    """
+    render = renderer(cloud, variables)
+    environment = _locals(cloud).get(local, {})
     return {_unquote(k): render(v) for k, v in environment.items()}
 
 
@@ -125,3 +136,17 @@ def permission_table(cloud: str) -> list[dict[str, str]]:
 
     header = [c.lower() for c in cells(lines[0])]
     return [dict(zip(header, cells(line), strict=True)) for line in lines[2:]]
+
+
+def app_settings(app: str, variables: dict[str, str] | None = None) -> dict[str, str]:
+    """An Azure Function App's ``app_settings``, rendered. The stack writes each as a merge of
+    maps of locals and nothing else (``merge(local.environment, local.host_settings, ...)``),
+    so every key is seen here; anything else is refused."""
+    raw = _unquote(resources("azure", "azurerm_linux_function_app")[app]["app_settings"])
+    merged = re.fullmatch(r"\$\{merge\(((?:local\.\w+(?:, )?)+)\)\}", raw)
+    if merged is None:
+        raise AssertionError(f"{app}.app_settings must be merge(local.<map>, ...): {raw}")
+    settings: dict[str, str] = {}
+    for name in re.findall(r"local\.(\w+)", merged.group(1)):
+        settings.update(stack_environment("azure", variables, local=name))
+    return settings

@@ -20,6 +20,7 @@ from agentfn.expressions import compile_template
 from agentfn.ports import ChatReply, ChatRequest, Message, ToolCall, Usage
 from agentfn.prompt_log import PromptRecord
 from agentfn.runs import StepOutcome, key_part
+from agentfn.tool_calls import calling
 from agentfn.workflows import AgentNode
 
 
@@ -59,7 +60,8 @@ def agent_turn(
         try:
             return str(sc.store.read_json(key))
         except NotFound:
-            result = tool_result_text(sc.tools.get(call.name).invoke(call.arguments))
+            with calling(run.id, str(step), index):
+                result = tool_result_text(sc.tools.get(call.name).invoke(call.arguments))
             return str(sc.store.record_once(key, result))
 
     result = take_turn(

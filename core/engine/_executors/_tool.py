@@ -9,6 +9,7 @@ from agentfn.engine._context import StepContext
 from agentfn.engine._executors._registry import executor
 from agentfn.errors import StepFailed
 from agentfn.runs import StepOutcome
+from agentfn.tool_calls import calling
 from agentfn.workflows import ToolNode, render_args
 
 
@@ -20,7 +21,9 @@ def tool_step(sc: StepContext, node: ToolNode) -> StepOutcome:
 
 def invoke_tool(sc: StepContext, tool: str, args: Any, names: Mapping[str, Any]) -> Any:
     """Call ``tool`` with ``args`` rendered against ``names`` (also a parallel item's body)."""
-    return sc.tools.get(tool).invoke(_as_args(render_args(args, names)))
+    arguments = _as_args(render_args(args, names))
+    with calling(sc.run.id, str(sc.step)):
+        return sc.tools.get(tool).invoke(arguments)
 
 
 def _as_args(value: Any) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 # Deploy agentfn to Azure: `agentfn deploy --cloud azure`, or by hand:
 #   agentfn package --cloud azure --out dist --project my-project
 #   terraform init && terraform apply -var artifact=dist/agentfn-azure.zip
+# The zip runs as it is (its .python_packages vendored): nothing is built on Azure.
 
 variable "name" {
   type    = string

@@ -35,6 +35,25 @@ variable "artifact" {
   type = string
 }
 
+variable "model_secrets" {
+  type    = string
+  default = "OPENAI_API_KEY"
+}
+
+variable "log_retention_days" {
+  type    = number
+  default = 30
+}
+
+terraform {
+  required_providers {
+    google = {
+      source  = "hashicorp/google"
+      version = ">= 8.0, < 9.0"
+    }
+  }
+}
+
 provider "google" {
   project = var.project
   region  = var.region
@@ -49,6 +68,9 @@ module "agentfn" {
   timeout_s    = var.timeout_s
   max_attempts = var.max_attempts
   artifact     = var.artifact
+
+  model_secrets      = var.model_secrets
+  log_retention_days = var.log_retention_days
 }
 
 output "api_url" {

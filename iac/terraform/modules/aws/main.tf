@@ -12,9 +12,9 @@ locals {
   bucket = "${var.name}-${data.aws_caller_identity.current.account_id}-${var.region}"
   # Every secret of the stack: the API key and the model keys (`<name>/OPENAI_API_KEY`, ...).
   stack_secrets = "arn:aws:secretsmanager:${var.region}:${data.aws_caller_identity.current.account_id}:secret:${var.name}/*"
-  # SQS redrives a job only after the engine had its chance: the engine fails a step itself
-  # after max_attempts (and a delivery past that records the lost worker), so SQS must allow
-  # one delivery more, or it moves jobs the engine never failed and the run stays `running`.
+  # SQS redrives a job only after the engine had its chance: the engine ends a job's run by
+  # its max_attempts-th delivery (AGENTFN_MAX_ATTEMPTS), so SQS allows one delivery more, or it
+  # moves jobs the engine never failed and the run stays `running`.
   max_receive_count = var.max_attempts + 1
   environment = {
     AGENTFN_STORAGE         = "s3://${aws_s3_bucket.store.bucket}"

@@ -3,6 +3,10 @@
 # its poison queue, a Key Vault secret for the API key, least-privilege role assignments, an
 # alert on dead-letter depth, and log retention. The same logical stack as modules/aws and
 # modules/gcp.
+#
+# Both apps run from the artifact zip (built with its .python_packages: nothing is built on
+# Azure), uploaded as a blob named by its sha256, so new code gives a new package URL and a
+# new deployment. The queue URL keeps every priority in the one queue the trigger listens to.
 
 data "azurerm_client_config" "current" {}
 
@@ -11,7 +15,7 @@ locals {
   poison_name = "${var.name}-work-poison"
   environment = {
     AGENTFN_STORAGE                                            = "az://${azurerm_storage_account.main.name}/${azurerm_storage_container.store.name}"
-    AGENTFN_QUEUE                                              = "azqueue://${azurerm_storage_account.main.name}/${local.queue_name}"
+    AGENTFN_QUEUE                                              = "azqueue://${azurerm_storage_account.main.name}/${local.queue_name}?priorities=message"
     AGENTFN_QUEUE_NAME                                         = local.queue_name
     AGENTFN_SECRETS                                            = "keyvault://${azurerm_key_vault.main.name}"
     AGENTFN_PROJECT                                            = "/home/site/wwwroot/project"
@@ -20,6 +24,21 @@ locals {
     AGENTFN_LEASE_S                                            = tostring(var.timeout_s)
     AzureFunctionsJobHost__extensions__queues__maxDequeueCount = tostring(var.max_attempts)
   }
+  # How both apps run (beside the agentfn environment). No FUNCTIONS_WORKER_RUNTIME or
+  # FUNCTIONS_EXTENSION_VERSION: azurerm sets them from application_stack and
+  # functions_extension_version, and repeating them here is a perpetual diff.
+  host_settings = {
+    WEBSITE_RUN_FROM_PACKAGE                     = azurerm_storage_blob.package.url
+    WEBSITE_RUN_FROM_PACKAGE_BLOB_MI_RESOURCE_ID = "SystemAssigned"
+    SCM_DO_BUILD_DURING_DEPLOYMENT               = "false"
+    ENABLE_ORYX_BUILD                            = "false"
+    # The queue trigger's identity-based connection (function_app.QUEUE_CONNECTION).
+    AgentfnQueue__queueServiceUri          = azurerm_storage_account.main.primary_queue_endpoint
+    AzureFunctionsJobHost__functionTimeout = format("00:%02d:%02d", floor(var.timeout_s / 60), var.timeout_s % 60)
+  }
+  # Each app runs one of the two functions of the same package.
+  http_settings   = { "AzureWebJobs.worker.Disabled" = "true" }
+  worker_settings = { "AzureWebJobs.http.Disabled" = "true" }
 }
 
 resource "azurerm_resource_group" "main" {
@@ -48,25 +67,47 @@ resource "azurerm_storage_container" "store" {
 # ---------------------------------------------------------------- queues
 
 resource "azurerm_storage_queue" "work" {
-  name                 = local.queue_name
-  storage_account_name = azurerm_storage_account.main.name
+  name               = local.queue_name
+  storage_account_id = azurerm_storage_account.main.id
 }
 
 resource "azurerm_storage_queue" "dead_letter" {
-  name                 = local.poison_name
-  storage_account_name = azurerm_storage_account.main.name
+  name               = local.poison_name
+  storage_account_id = azurerm_storage_account.main.id
+}
+
+# ---------------------------------------------------------------- package
+
+resource "azurerm_storage_container" "packages" {
+  name                  = "agentfn-packages"
+  storage_account_id    = azurerm_storage_account.main.id
+  container_access_type = "private"
+}
+
+resource "azurerm_storage_blob" "package" {
+  # Named by content: a new artifact is a new blob, a new WEBSITE_RUN_FROM_PACKAGE URL and so
+  # a redeploy; the same artifact changes nothing.
+  name                 = "agentfn-${filesha256(var.artifact)}.zip"
+  storage_container_id = azurerm_storage_container.packages.id
+  type                 = "Block"
+  source               = var.artifact
+  content_md5          = filemd5(var.artifact)
+  content_type         = "application/zip"
+  lifecycle {
+    create_before_destroy = true # the apps switch URLs before the old package goes
+  }
 }
 
 # ---------------------------------------------------------------- secret
 
 resource "azurerm_key_vault" "main" {
-  name                      = "${var.name}-kv"
-  location                  = azurerm_resource_group.main.location
-  resource_group_name       = azurerm_resource_group.main.name
-  tenant_id                 = data.azurerm_client_config.current.tenant_id
-  sku_name                  = "standard"
-  enable_rbac_authorization = true
-  purge_protection_enabled  = false
+  name                       = "${var.name}-kv"
+  location                   = azurerm_resource_group.main.location
+  resource_group_name        = azurerm_resource_group.main.name
+  tenant_id                  = data.azurerm_client_config.current.tenant_id
+  sku_name                   = "standard"
+  rbac_authorization_enabled = true
+  purge_protection_enabled   = false
 }
 
 resource "azurerm_role_assignment" "deployer_secrets" {
@@ -75,14 +116,21 @@ resource "azurerm_role_assignment" "deployer_secrets" {
   principal_id         = data.azurerm_client_config.current.object_id
 }
 
+# A generated key, written once (write-only: never in the plan or the state). Rotate it by
+# bumping api_key_version, or set your own with `az keyvault secret set`; read it with
+# `az keyvault secret show` (docs/deploy/azure.md).
+ephemeral "random_password" "api_key" {
+  length  = 48
+  special = false
+}
+
 resource "azurerm_key_vault_secret" "api_key" {
-  name         = "AGENTFN-API-KEY"
-  value        = "set-after-deploy"
-  key_vault_id = azurerm_key_vault.main.id
-  lifecycle {
-    ignore_changes = [value] # the operator sets the real key; Terraform never overwrites it
-  }
-  depends_on = [azurerm_role_assignment.deployer_secrets]
+  name             = "AGENTFN-API-KEY"
+  value_wo         = ephemeral.random_password.api_key.result
+  value_wo_version = var.api_key_version
+  content_type     = "agentfn API key"
+  key_vault_id     = azurerm_key_vault.main.id
+  depends_on       = [azurerm_role_assignment.deployer_secrets]
 }
 
 # ---------------------------------------------------------------- logs
@@ -121,7 +169,7 @@ resource "azurerm_linux_function_app" "http" {
   service_plan_id            = azurerm_service_plan.main.id
   storage_account_name       = azurerm_storage_account.main.name
   storage_account_access_key = azurerm_storage_account.main.primary_access_key
-  zip_deploy_file            = var.artifact
+  https_only                 = true
   identity {
     type = "SystemAssigned"
   }
@@ -131,12 +179,7 @@ resource "azurerm_linux_function_app" "http" {
       python_version = "3.11"
     }
   }
-  app_settings = merge(local.environment, {
-    FUNCTIONS_WORKER_RUNTIME               = "python"
-    FUNCTIONS_EXTENSION_VERSION            = "~4"
-    AzureFunctionsJobHost__functionTimeout = format("00:%02d:%02d", floor(var.timeout_s / 60), var.timeout_s % 60)
-    "AzureWebJobs.worker.Disabled"         = "true"
-  })
+  app_settings = merge(local.environment, local.host_settings, local.http_settings)
 }
 
 resource "azurerm_linux_function_app" "worker" {
@@ -146,7 +189,7 @@ resource "azurerm_linux_function_app" "worker" {
   service_plan_id            = azurerm_service_plan.main.id
   storage_account_name       = azurerm_storage_account.main.name
   storage_account_access_key = azurerm_storage_account.main.primary_access_key
-  zip_deploy_file            = var.artifact
+  https_only                 = true
   identity {
     type = "SystemAssigned"
   }
@@ -156,50 +199,66 @@ resource "azurerm_linux_function_app" "worker" {
       python_version = "3.11"
     }
   }
-  app_settings = merge(local.environment, {
-    FUNCTIONS_WORKER_RUNTIME               = "python"
-    FUNCTIONS_EXTENSION_VERSION            = "~4"
-    AzureFunctionsJobHost__functionTimeout = format("00:%02d:%02d", floor(var.timeout_s / 60), var.timeout_s % 60)
-    "AzureWebJobs.http.Disabled"           = "true"
-  })
+  app_settings = merge(local.environment, local.host_settings, local.worker_settings)
 }
 
 # ---------------------------------------------------------------- identities
 
 resource "azurerm_role_assignment" "http_blobs" {
-  scope                = azurerm_storage_container.store.resource_manager_id
+  scope                = azurerm_storage_container.store.id
   role_definition_name = "Storage Blob Data Contributor"
   principal_id         = azurerm_linux_function_app.http.identity[0].principal_id
 }
 
 resource "azurerm_role_assignment" "http_enqueue" {
-  scope                = azurerm_storage_queue.work.resource_manager_id
+  scope                = azurerm_storage_queue.work.id
   role_definition_name = "Storage Queue Data Message Sender"
   principal_id         = azurerm_linux_function_app.http.identity[0].principal_id
 }
 
 resource "azurerm_role_assignment" "http_secrets" {
-  scope                = azurerm_key_vault.main.id
+  # The HTTP app reads one secret, the API key: granted on that secret alone.
+  scope                = azurerm_key_vault_secret.api_key.resource_versionless_id
   role_definition_name = "Key Vault Secrets User"
   principal_id         = azurerm_linux_function_app.http.identity[0].principal_id
 }
 
 resource "azurerm_role_assignment" "worker_blobs" {
-  scope                = azurerm_storage_container.store.resource_manager_id
+  scope                = azurerm_storage_container.store.id
   role_definition_name = "Storage Blob Data Contributor"
   principal_id         = azurerm_linux_function_app.worker.identity[0].principal_id
 }
 
 resource "azurerm_role_assignment" "worker_queue" {
-  scope                = azurerm_storage_queue.work.resource_manager_id
+  scope                = azurerm_storage_queue.work.id
   role_definition_name = "Storage Queue Data Contributor"
   principal_id         = azurerm_linux_function_app.worker.identity[0].principal_id
 }
 
 resource "azurerm_role_assignment" "worker_dead_letter" {
-  scope                = azurerm_storage_queue.dead_letter.resource_manager_id
+  scope                = azurerm_storage_queue.dead_letter.id
   role_definition_name = "Storage Queue Data Contributor"
   principal_id         = azurerm_linux_function_app.worker.identity[0].principal_id
+}
+
+resource "azurerm_role_assignment" "http_package" {
+  scope                = azurerm_storage_container.packages.id
+  role_definition_name = "Storage Blob Data Reader"
+  principal_id         = azurerm_linux_function_app.http.identity[0].principal_id
+}
+
+resource "azurerm_role_assignment" "worker_package" {
+  scope                = azurerm_storage_container.packages.id
+  role_definition_name = "Storage Blob Data Reader"
+  principal_id         = azurerm_linux_function_app.worker.identity[0].principal_id
+}
+
+# `agentfn deploy` records each version (and a copy of its artifact) under deployments/ in the
+# store container, signed in as whoever runs Terraform.
+resource "azurerm_role_assignment" "deployer_blobs" {
+  scope                = azurerm_storage_container.store.id
+  role_definition_name = "Storage Blob Data Contributor"
+  principal_id         = data.azurerm_client_config.current.object_id
 }
 
 resource "azurerm_role_assignment" "worker_secrets" {

@@ -40,3 +40,9 @@ variable "log_retention_days" {
   type        = number
   default     = 30
 }
+
+variable "api_key_version" {
+  description = "Bump to write a newly generated API key to the vault (rotation)."
+  type        = number
+  default     = 1
+}

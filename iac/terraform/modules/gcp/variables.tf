@@ -1,9 +1,10 @@
 variable "name" {
-  description = "Stack name; prefixes every resource."
+  description = "Stack name; prefixes every resource and secret id."
   type        = string
   validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{2,30}$", var.name))
-    error_message = "name must be 3-31 lowercase letters, digits or dashes, starting with a letter."
+    # Service account ids ("<name>-trigger") are 6-30 characters.
+    condition     = can(regex("^[a-z][a-z0-9-]{2,21}$", var.name))
+    error_message = "name must be 3-22 lowercase letters, digits or dashes, starting with a letter."
   }
 }
 
@@ -24,15 +25,33 @@ variable "memory_mb" {
 }
 
 variable "timeout_s" {
-  description = "Timeout of each function, in seconds."
+  description = "Timeout of each function, in seconds; also the push subscription's ack deadline."
   type        = number
   default     = 60
+  validation {
+    condition     = var.timeout_s >= 10 && var.timeout_s <= 600
+    error_message = "timeout_s must be 10..600: a push must be answered within its ack deadline."
+  }
 }
 
 variable "max_attempts" {
-  description = "Deliveries of a job before it moves to the dead-letter topic."
+  description = "Attempts of a job before the engine moves it to the dead-letter topic."
   type        = number
   default     = 5
+  validation {
+    condition     = var.max_attempts >= 1 && var.max_attempts <= 50
+    error_message = "max_attempts must be 1..50 (below the push subscription's 100 deliveries)."
+  }
+}
+
+variable "model_secrets" {
+  description = "Comma-separated secrets the models may use (AGENTFN_MODEL_SECRETS): the stack creates each, prefixed, and only the worker reads them."
+  type        = string
+  default     = "OPENAI_API_KEY"
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]+(,[A-Za-z0-9_-]+)*$", var.model_secrets))
+    error_message = "model_secrets must be secret names separated by commas, without spaces."
+  }
 }
 
 variable "artifact" {
@@ -41,7 +60,7 @@ variable "artifact" {
 }
 
 variable "log_retention_days" {
-  description = "How long function logs are kept."
+  description = "Days the functions' logs are kept in the stack's log bucket."
   type        = number
   default     = 30
 }

@@ -3,7 +3,7 @@ terraform {
   required_providers {
     google = {
       source  = "hashicorp/google"
-      version = ">= 5.20, < 6.0"
+      version = ">= 8.0, < 9.0"
     }
   }
 }
