@@ -442,7 +442,13 @@ class Engine:
         if retryable and attempts < policy.max_attempts and deliverable:
             delay = policy.backoff.delay(attempts)
             log.warning(
-                "step failed, retrying",
+                "step %s of run %s failed (attempt %d of %d), retrying in %.1fs: %s",
+                step,
+                run_id,
+                attempts,
+                policy.max_attempts,
+                delay,
+                error,
                 extra={
                     "run_id": run_id,
                     "correlation_id": correlation_id.get(),

@@ -11,14 +11,15 @@ import signal as os_signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
+from rich.table import Column, Table
 
 from agentfn.engine import Engine
 from agentfn.errors import AgentfnError
@@ -27,7 +28,7 @@ from agentfn.functions.local.workers import WorkerPool, serve_worker
 from agentfn.functions.runtime import build_engine
 from agentfn.runs import Run
 from agentfn.settings import Settings
-from agentfn.workflows import LoadedBlueprint, load_blueprint
+from agentfn.workflows import InputSpec, LoadedBlueprint, load_blueprint
 
 if TYPE_CHECKING:
     from agentfn.functions.local.deploy import Stack
@@ -48,6 +49,7 @@ app.add_typer(runs_app, name="runs")
 out = Console()
 err = Console(stderr=True)
 P = ParamSpec("P")
+EXIT_WAITING = 3  # `run`: 0 completed, 1 failed or timed out, 2 bad usage, 3 parked on a wait
 R = TypeVar("R")
 
 
@@ -67,15 +69,24 @@ def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
         try:
             return fn(*args, **kwargs)
         except AgentfnError as exc:
-            err.print(f"[red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+            err.print(f"[red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper
 
 
 def fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # escape: a message quoting `agentfn[aws,openai]` is text, not rich markup
+    err.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(2)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from agentfn import __version__
+
+        out.print(f"agentfn {__version__}")
+        raise typer.Exit(0)
 
 
 @app.callback()
@@ -84,8 +95,37 @@ def main_options(
         Path | None,
         typer.Option(help="Data folder of the local runtime (env AGENTFN_HOME, default .agentfn)."),
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
 ) -> None:
+    folder = home or Settings.from_env().home
+    if folder.exists() and not folder.is_dir():
+        raise fail(f"--home {str(folder)!r} is a file, not a folder (AGENTFN_HOME or --home)")
     State.home = home
+
+
+def resolve_run(engine: Engine, run_id: str) -> str:
+    """A run id, or a unique prefix of one (as `runs list` prints them)."""
+    from agentfn.errors import NotFound
+
+    try:
+        return engine.store.get(run_id).id
+    except NotFound:
+        pass
+    matches: list[str] = []
+    cursor: str | None = None
+    while True:
+        runs, cursor = engine.store.list_runs(cursor=cursor, limit=500)
+        matches += [r.id for r in runs if r.id.startswith(run_id)]
+        if cursor is None:
+            break
+    if not matches:
+        raise fail(f"no run {run_id!r} (see `agentfn runs list`)")
+    if len(matches) > 1:
+        raise fail(f"{len(matches)} runs start with {run_id!r}: give more of the id")
+    return matches[0]
 
 
 # ---------------------------------------------------------------- project
@@ -121,7 +161,12 @@ def validate(file: Annotated[Path, typer.Argument(help="Workflow YAML file.")]) 
 # ---------------------------------------------------------------- running
 
 
-def parse_inputs(pairs: list[str], as_json: str | None) -> dict[str, Any]:
+def parse_inputs(
+    pairs: list[str], as_json: str | None, declared: Mapping[str, InputSpec] | None = None
+) -> dict[str, Any]:
+    """``-i name=value`` pairs: a value is JSON when it parses as JSON, except for an input
+    declared as a string, which takes the text as written (``-i order_id=123``)."""
+    declared = declared or {}
     values: dict[str, Any] = {}
     if as_json is not None:
         try:
@@ -135,6 +180,10 @@ def parse_inputs(pairs: list[str], as_json: str | None) -> dict[str, Any]:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
             raise fail(f"--input {pair!r} must look like name=value")
+        spec = declared.get(key)
+        if spec is not None and spec.type == "string":
+            values[key] = raw
+            continue
         try:
             values[key] = json.loads(raw)
         except json.JSONDecodeError:
@@ -177,8 +226,18 @@ def execute(
             stopping.set()
             thread.join()
     out.print(summary_table(run, time.monotonic() - began))
-    if run.status.value in ("completed", "waiting"):
+    if run.status.value == "completed":
         return
+    if run.status.value == "waiting":
+        signal_name = next((w.signal for w in run.waiting.values()), "<name>")
+        err.print(
+            f"run {run.id} is waiting for signal {signal_name!r}: send it with "
+            f"`agentfn signal {run.id} {signal_name}`; a worker must then be running to go on "
+            "(`agentfn worker`, or `agentfn serve`), and so must one for a wait's timeout",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(EXIT_WAITING)
     if not run.status.terminal:
         err.print(f"[red]error:[/] run {run.id} did not finish within {timeout:g}s")
     raise typer.Exit(1)
@@ -200,7 +259,7 @@ def run(
 ) -> None:
     """Run a workflow locally to completion, with a progress display."""
     loaded = load_blueprint(file)
-    values = parse_inputs(input, input_json)
+    values = parse_inputs(input, input_json, loaded.blueprint.inputs)
     execute(
         lambda e: e.start(loaded, values), loaded, workers=workers, timeout=timeout, quiet=quiet
     )
@@ -219,6 +278,7 @@ def replay(
 ) -> None:
     """Re-run a run with the same blueprint and input, model replies served from its prompt log."""
     engine = build_engine(State.settings())
+    run_id = resolve_run(engine, run_id)
     original = engine.store.get(run_id)
     loaded = engine.store.load_blueprint(original.blueprint_key)
     execute(
@@ -238,8 +298,20 @@ def send_signal(
         value = json.loads(payload)
     except json.JSONDecodeError as exc:
         raise fail(f"--payload is not valid JSON: {exc.msg}") from None
-    run = build_engine(State.settings()).signal(run_id, name, value)
+    engine = build_engine(State.settings())
+    run = engine.signal(resolve_run(engine, run_id), name, value)
     out.print(f"signal {name!r} delivered to {run.id}; status {run.status.value}")
+    if run.status.value == "waiting" or not run.status.terminal:
+        out.print("a worker carries the run on: `agentfn worker` or `agentfn serve`")
+
+
+@app.command()
+@user_errors
+def cancel(run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")]) -> None:
+    """Cancel a run: steps still queued are skipped when they arrive."""
+    engine = build_engine(State.settings())
+    run = engine.cancel(resolve_run(engine, run_id))
+    out.print(f"run {run.id}: {run.status.value}")
 
 
 @app.command()
@@ -440,10 +512,19 @@ def demo(
 
 @runs_app.command("list")
 @user_errors
-def runs_list(limit: Annotated[int, typer.Option(min=1, max=1000)] = 20) -> None:
-    """List runs, newest first."""
+def runs_list(
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per run.")] = False,
+) -> None:
+    """List runs, newest first (ids in full; any unique prefix works where a run id goes)."""
     runs, _ = build_engine(State.settings()).store.list_runs(limit=limit)
-    table = Table("run", "workflow", "status", "steps", "tokens", "cost", "created")
+    if as_json:
+        for r in runs:
+            sys.stdout.write(r.model_dump_json() + "\n")
+        return
+    width = max((len(r.id) for r in runs), default=3)  # ids are copied: never cut them
+    run_column = Column("run", no_wrap=True, min_width=width)
+    table = Table(run_column, "workflow", "status", "steps", "tokens", "cost", "created")
     for r in runs:
         table.add_row(
             r.id,
@@ -465,6 +546,7 @@ def runs_show(
 ) -> None:
     """Show a run: status, every step, tokens, cost and output."""
     engine = build_engine(State.settings())
+    run_id = resolve_run(engine, run_id)
     record = engine.store.get(run_id)
     steps = sorted(engine.store.steps(run_id), key=lambda s: s.started_at)
     if as_json:

@@ -118,9 +118,7 @@ def test_bad_input_is_one_line_and_exit_2(
 
 def test_unknown_run_and_missing_file(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    assert "run 'run_nope' not found" in one_error_line(
-        agentfn("runs", "show", "run_nope", home=home)
-    )
+    assert "no run 'run_nope'" in one_error_line(agentfn("runs", "show", "run_nope", home=home))
     assert "file not found" in one_error_line(agentfn("validate", "missing.yaml", home=home))
     assert agentfn("run", home=home).returncode == 2  # usage error from the parser
 
@@ -145,8 +143,10 @@ def test_signal_resumes_a_waiting_run(tmp_path: Path) -> None:
     )
     home = tmp_path / "home"
     parked = agentfn("run", str(wf), "--workers", "0", home=home)
-    assert parked.returncode == 0 and "waiting" in parked.stdout
+    assert parked.returncode == 3 and "waiting" in parked.stdout  # 3: parked on a wait
     run_id = next(w for w in parked.stdout.split() if w.startswith("run_"))
+    assert f"agentfn signal {run_id} approve" in parked.stderr
+    assert "a worker must then be running" in parked.stderr
     assert "not waiting for signal 'nope'" in one_error_line(
         agentfn("signal", run_id, "nope", home=home)
     )
@@ -162,3 +162,51 @@ def test_demo_runs_the_bundled_example(tmp_path: Path) -> None:
     assert "research parallel finished (3 branches)" in out
     assert "write_short agent skipped" in out
     assert "completed" in out and "A full brief" in out
+
+
+def test_version(tmp_path: Path) -> None:
+    from agentfn import __version__
+
+    result = agentfn("--version", home=tmp_path)
+    assert result.returncode == 0 and result.stdout.strip() == f"agentfn {__version__}"
+
+
+def test_home_on_a_file_is_one_line(tmp_path: Path) -> None:
+    file = tmp_path / "not-a-folder"
+    file.write_text("x")
+    assert "is a file, not a folder" in one_error_line(agentfn("runs", "list", home=file))
+
+
+def test_brackets_in_an_error_are_printed_as_written(tmp_path: Path) -> None:
+    wf = project(tmp_path, "nodes:\n  - {id: a, type: agent, agent: echo}\n")
+    wf.write_text(wf.read_text().replace("tools: [tools.py]", "tools: ['[aws,openai].py']"))
+    line = one_error_line(agentfn("validate", str(wf), home=tmp_path / "home"))
+    assert "tool module '[aws,openai].py' not found" in line
+
+
+def test_a_string_input_keeps_digits_as_text(tmp_path: Path) -> None:
+    wf = project(
+        tmp_path,
+        "inputs:\n  order_id: {type: string}\n"
+        "nodes:\n  - {id: a, type: tool, tool: record, args: {label: '{{ input.order_id }}'}}\n",
+    )
+    home = tmp_path / "home"
+    done = agentfn("run", str(wf), "-i", "order_id=00123", "--workers", "0", home=home)
+    assert done.returncode == 0, done.stderr
+    (line,) = agentfn("runs", "list", "--json", home=home).stdout.splitlines()
+    assert json.loads(line)["input"] == {"order_id": "00123"}
+
+
+def test_runs_list_prints_whole_ids_and_prefixes_find_runs(tmp_path: Path) -> None:
+    wf = project(tmp_path, "nodes:\n  - {id: gate, type: wait, signal: approve}\n")
+    home = tmp_path / "home"
+    parked = agentfn("run", str(wf), "--workers", "0", home=home)
+    run_id = next(w for w in parked.stdout.split() if w.startswith("run_"))
+    env_narrow = agentfn("runs", "list", home=home)  # COLUMNS=200 in agentfn(); ids never cut
+    assert run_id in env_narrow.stdout
+    shown = agentfn("runs", "show", run_id[:12], "--json", home=home)
+    assert shown.returncode == 0 and json.loads(shown.stdout)["run"]["id"] == run_id
+    assert "no run 'run_zzz'" in one_error_line(agentfn("runs", "show", "run_zzz", home=home))
+    cancelled = agentfn("cancel", run_id[:12], home=home)
+    assert cancelled.returncode == 0 and f"run {run_id}: cancelled" in cancelled.stdout
+    assert "already cancelled" in one_error_line(agentfn("cancel", run_id, home=home))
