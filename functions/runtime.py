@@ -129,9 +129,10 @@ def build_engine(settings: Settings) -> Engine:
 class StepNotSettled(Exception):
     """The job must run again later: the entry point fails so its platform redelivers it.
 
-    Lambda reports the record in ``batchItemFailures``; Azure Functions fails the invocation
-    and its host redelivers the message; the Cloud Functions worker re-publishes the job due
-    after ``retry_after`` (the delay the engine asked for; None = at once).
+    Lambda reports the record in ``batchItemFailures`` after setting its visibility to
+    ``retry_after``; Azure Functions fails the invocation and its host redelivers the message;
+    the Cloud Functions worker re-publishes the job due after ``retry_after`` (the delay the
+    engine asked for; None = at once).
     """
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:

@@ -3,6 +3,10 @@
 Each record is one job. A record whose step must be retried is reported in
 ``batchItemFailures``, so only it is redelivered, never the whole batch; a job that exhausted
 its attempts is moved to the dead-letter queue by the engine and reported as a success.
+
+A failed record stays invisible for the queue's whole visibility timeout unless told
+otherwise, so the delay the engine asks for (a retry's backoff, another worker's lease) is set
+on the record's receipt handle (ChangeMessageVisibility) before it is reported failed.
 """
 
 from __future__ import annotations
@@ -22,7 +26,10 @@ from agentfn.functions import runtime
 from agentfn.functions.aws.observability import annotate, logger, metrics
 from agentfn.ports import QueueMessage
 
-processor = BatchProcessor(event_type=EventType.SQS)
+# With one record per invocation (the stack's batch_size), "every record failed" is the normal
+# shape of a retry: report it in batchItemFailures instead of failing the invocation (an
+# invocation error would log a traceback and count as a function error for each retry).
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 def report(outcome: str, job: dict[str, Any]) -> None:
@@ -42,7 +49,12 @@ def record_handler(record: SQSRecord) -> str:
     postpone = getattr(runtime.current().queue, "postpone_if_early", None)
     if postpone is not None and postpone(message, record.message_attributes or {}):
         return "postponed"  # a delay longer than SQS's 15 minutes: re-sent for later
-    return runtime.handle_triggered(message, report=report)
+    try:
+        return runtime.handle_triggered(message, report=report)
+    except runtime.StepNotSettled as exc:
+        if exc.retry_after is not None:
+            runtime.current().queue.retry(message, delay=exc.retry_after)
+        raise
 
 
 @metrics.log_metrics

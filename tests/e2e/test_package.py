@@ -27,7 +27,7 @@ from tests.support.deployed import WHEELHOUSE, build_artifact
 from tests.support.stacks import resources, stack_values
 
 ROOT = Path(__file__).resolve().parents[2]
-FRESH_ENV = {"PATH": "/usr/bin:/bin", "POWERTOOLS_TRACE_DISABLED": "true", "HOME": "/tmp"}
+FRESH_ENV = {"PATH": "/usr/bin:/bin", "HOME": "/tmp"}
 
 
 def fresh_python(code: str, *, path: Path, no_site: bool, cwd: Path) -> str:
@@ -59,6 +59,8 @@ def test_artifacts_hold_one_package_at_the_top(tmp_path: Path) -> None:
 
 
 def test_aws_zip_is_self_contained(tmp_path: Path) -> None:
+    """The handlers and their dependencies import from the zip alone. Calling them, with the
+    environment the stack sets, is tests/e2e/test_deployed_aws.py."""
     artifact = build_artifact("aws", tmp_path / "dist", EXAMPLE)
     assert artifact.path.name == "agentfn-aws.zip" and artifact.size_bytes > 1_000_000
     root = tmp_path / "unzipped"
@@ -72,9 +74,8 @@ def test_aws_zip_is_self_contained(tmp_path: Path) -> None:
     for handler in handlers.values():  # "module.path.function", as Lambda resolves it
         assert handler.startswith("agentfn.functions.aws."), handler
         assert handler.rsplit(".", 1)[0].replace(".", "/") + ".py" in names
-    event = (ROOT / "events/samples/aws/lambda_function_url.json").read_text()
-    out = fresh_python(
-        "import importlib, json\n"
+    fresh_python(
+        "import importlib\n"
         f"handlers = {handlers!r}\n"
         "fns = {}\n"
         "for name, path in handlers.items():\n"
@@ -82,15 +83,11 @@ def test_aws_zip_is_self_contained(tmp_path: Path) -> None:
         "    m = importlib.import_module(module)\n"
         "    assert m.__file__.startswith(sys.path[0]), m.__file__\n"
         "    fns[name] = getattr(m, attr); assert callable(fns[name])\n"
-        "import boto3; assert boto3.__file__.startswith(sys.path[0])\n"
-        f"reply = fns['http'](json.loads({event!r}), None)\n"
-        "print(json.dumps(reply))\n",
+        "import boto3; assert boto3.__file__.startswith(sys.path[0])\n",
         path=root,
         no_site=True,  # no site-packages at all: everything must come from the zip
         cwd=tmp_path,
     )
-    reply = json.loads(out.strip().splitlines()[-1])
-    assert reply["statusCode"] == 200 and json.loads(reply["body"])["status"] == "ok"
 
 
 def test_zip_is_reproducible(tmp_path: Path) -> None:

@@ -12,10 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
+import hcl2
 import pytest
 
 from tests.support.deployed import WHEELHOUSE
 from tests.support.emulators.aws import ensure_moto
+from tests.support.stacks import MODULES
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "tfstack"
@@ -57,6 +59,14 @@ def aws_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
     yield env
 
 
+def variable_default(name: str) -> str:
+    """A variable's default in the AWS module (what a deploy without --var gets)."""
+    with (MODULES / "aws" / "variables.tf").open() as f:
+        variables = hcl2.load(f)["variable"]
+    (body,) = [b for v in variables for k, b in v.items() if k.strip('"') == name]
+    return str(body["default"])
+
+
 def client(service: str, env: dict[str, str]) -> object:
     return boto3.client(
         service,
@@ -75,7 +85,7 @@ def test_deploy_check_redeploy_rollback_destroy(aws_env: dict[str, str], tmp_pat
         "deploy", *common, "--project", str(project), "--plan", env=aws_env, cwd=tmp_path
     )
     assert planned.returncode == 0, planned.stdout + planned.stderr
-    assert "Plan: 21 to add" in planned.stdout
+    assert "Plan: 22 to add" in planned.stdout
 
     first = agentfn("deploy", *common, "--project", str(project), env=aws_env, cwd=tmp_path)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr
@@ -95,17 +105,28 @@ def test_deploy_check_redeploy_rollback_destroy(aws_env: dict[str, str], tmp_pat
         ).stdout
     )
     assert set(outputs) == {"api_url", "bucket", "queue", "dead_letter_queue", "secret"}
+    bucket = outputs["bucket"]["value"]
+    api_url = outputs["api_url"]["value"]
+    assert api_url.startswith("https://") and not api_url.endswith("/"), api_url  # $API/v1/...
 
     # the resources exist, with the settings the functions rely on
     s3, sqs, sm, lam, apigw = (
         client(s, aws_env) for s in ("s3", "sqs", "secretsmanager", "lambda", "apigatewayv2")
     )
-    assert s3.head_bucket(Bucket=f"{NAME}-store")  # type: ignore[attr-defined]
+    # bucket names are global: the stack's holds the account and region, not only the name
+    account = client("sts", aws_env).get_caller_identity()["Account"]  # type: ignore[attr-defined]
+    assert bucket.startswith(f"{NAME}-") and account in bucket and "us-east-1" in bucket, bucket
+    assert s3.head_bucket(Bucket=bucket)  # type: ignore[attr-defined]
+    rules = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]  # type: ignore[attr-defined]
+    aborts = [
+        r for r in rules if r["Status"] == "Enabled" and "AbortIncompleteMultipartUpload" in r
+    ]
+    assert aborts and all(r.get("Filter", {}).get("Prefix", "") == "" for r in aborts), rules
+    assert aborts[0]["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] >= 1
     work_url = outputs["queue"]["value"]
     attrs = sqs.get_queue_attributes(QueueUrl=work_url, AttributeNames=["All"])["Attributes"]  # type: ignore[attr-defined]
     redrive = json.loads(attrs["RedrivePolicy"])
     assert redrive["deadLetterTargetArn"].endswith(f":{NAME}-dead-letter")
-    assert int(redrive["maxReceiveCount"]) == 5
     assert (
         sm.describe_secret(SecretId=f"{NAME}/AGENTFN_API_KEY")["Name"] == f"{NAME}/AGENTFN_API_KEY"
     )  # type: ignore[attr-defined]
@@ -116,7 +137,10 @@ def test_deploy_check_redeploy_rollback_destroy(aws_env: dict[str, str], tmp_pat
         config = lam.get_function_configuration(FunctionName=f"{NAME}-{fn}")  # type: ignore[attr-defined]
         assert config["Handler"] == handler and config["Runtime"] == "python3.11"
         variables = config["Environment"]["Variables"]
-        assert variables["AGENTFN_STORAGE"] == f"s3://{NAME}-store"
+        assert variables["AGENTFN_STORAGE"] == f"s3://{bucket}"
+        # SQS redrives only what the engine never got to fail: it must allow one delivery
+        # more than the engine's attempts (the engine dead-letters itself after them)
+        assert int(redrive["maxReceiveCount"]) == int(variables["AGENTFN_MAX_ATTEMPTS"]) + 1
         assert variables["AGENTFN_QUEUE"] == f"sqs://{NAME}-work"
         assert variables["AGENTFN_SECRETS"] == f"aws-sm://{NAME}/"
     mappings = [
@@ -126,6 +150,11 @@ def test_deploy_check_redeploy_rollback_destroy(aws_env: dict[str, str], tmp_pat
     ]
     assert len(mappings) == 1 and mappings[0]["EventSourceArn"].endswith(f":{NAME}-work")
     assert mappings[0]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    # one job per invocation, so a slow step never waits behind others inside one timeout;
+    # parallelism comes from bounded concurrency instead
+    assert mappings[0]["BatchSize"] == 1
+    concurrency = mappings[0]["ScalingConfig"]["MaximumConcurrency"]
+    assert concurrency == int(variable_default("worker_concurrency")) >= 2
     apis = [a for a in apigw.get_apis()["Items"] if a["Name"] == f"{NAME}-api"]  # type: ignore[attr-defined]
     assert len(apis) == 1 and apis[0]["ProtocolType"] == "HTTP"
 
@@ -164,10 +193,8 @@ def test_deploy_check_redeploy_rollback_destroy(aws_env: dict[str, str], tmp_pat
     assert rolled.returncode == 0, rolled.stdout[-3000:] + rolled.stderr
     assert "now version 3" in rolled.stdout
     versions = [
-        json.loads(s3.get_object(Bucket=f"{NAME}-store", Key=o["Key"])["Body"].read())  # type: ignore[attr-defined]
-        for o in s3.list_objects_v2(Bucket=f"{NAME}-store", Prefix="deployments/versions/")[
-            "Contents"
-        ]  # type: ignore[attr-defined]
+        json.loads(s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read())  # type: ignore[attr-defined]
+        for o in s3.list_objects_v2(Bucket=bucket, Prefix="deployments/versions/")["Contents"]  # type: ignore[attr-defined]
     ]
     assert [v["number"] for v in versions] == [1, 2, 3]
     assert versions[0]["artifact_sha256"] != versions[1]["artifact_sha256"]

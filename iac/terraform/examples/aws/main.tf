@@ -27,6 +27,16 @@ variable "max_attempts" {
   default = 5
 }
 
+variable "worker_concurrency" {
+  type    = number
+  default = null # the module's default
+}
+
+variable "log_retention_days" {
+  type    = number
+  default = null # the module's default
+}
+
 variable "artifact" {
   type = string
 }
@@ -43,6 +53,9 @@ module "agentfn" {
   timeout_s    = var.timeout_s
   max_attempts = var.max_attempts
   artifact     = var.artifact
+
+  worker_concurrency = var.worker_concurrency
+  log_retention_days = var.log_retention_days
 }
 
 output "api_url" {

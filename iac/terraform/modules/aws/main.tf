@@ -3,8 +3,19 @@
 # on dead-letter depth, and log retention. The same logical stack as modules/gcp and
 # modules/azure (see iac/manifest.json).
 
+data "aws_caller_identity" "current" {}
+
 locals {
   project_dir = "/var/task/project"
+  # Bucket names are global across every AWS account: the account id and region make this
+  # one unique without a random suffix (no extra provider; the name stays stable and findable).
+  bucket = "${var.name}-${data.aws_caller_identity.current.account_id}-${var.region}"
+  # Every secret of the stack: the API key and the model keys (`<name>/OPENAI_API_KEY`, ...).
+  stack_secrets = "arn:aws:secretsmanager:${var.region}:${data.aws_caller_identity.current.account_id}:secret:${var.name}/*"
+  # SQS redrives a job only after the engine had its chance: the engine ends a job's run by
+  # its max_attempts-th delivery (AGENTFN_MAX_ATTEMPTS), so SQS allows one delivery more, or it
+  # moves jobs the engine never failed and the run stays `running`.
+  max_receive_count = var.max_attempts + 1
   environment = {
     AGENTFN_STORAGE         = "s3://${aws_s3_bucket.store.bucket}"
     AGENTFN_QUEUE           = "sqs://${aws_sqs_queue.work.name}"
@@ -15,7 +26,7 @@ locals {
     AGENTFN_LEASE_S         = tostring(var.timeout_s)
     POWERTOOLS_SERVICE_NAME = var.name
     # Tracing is off: the Powertools Tracer needs the X-Ray SDK, which the zip does not ship,
-    # and would put hundreds of milliseconds of imports on every cold start.
+    # and would put hundreds of milliseconds of imports on every cold start (docs/deploy/aws.md).
     POWERTOOLS_TRACE_DISABLED = "true"
   }
 }
@@ -23,8 +34,22 @@ locals {
 # ---------------------------------------------------------------- storage
 
 resource "aws_s3_bucket" "store" {
-  bucket        = "${var.name}-store"
+  bucket        = local.bucket
   force_destroy = true
+}
+
+# The S3 adapter uploads large objects in parts; an upload cut short (a function timing out
+# mid-write) leaves parts that are billed and invisible until aborted.
+resource "aws_s3_bucket_lifecycle_configuration" "store" {
+  bucket = aws_s3_bucket.store.id
+  rule {
+    id     = "abort-incomplete-multipart-uploads"
+    status = "Enabled"
+    filter {}
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
+  }
 }
 
 resource "aws_s3_bucket_public_access_block" "store" {
@@ -58,7 +83,7 @@ resource "aws_sqs_queue_redrive_policy" "work" {
   queue_url = aws_sqs_queue.work.id
   redrive_policy = jsonencode({
     deadLetterTargetArn = aws_sqs_queue.dead_letter.arn
-    maxReceiveCount     = var.max_attempts
+    maxReceiveCount     = local.max_receive_count
   })
 }
 
@@ -92,11 +117,14 @@ resource "aws_iam_role" "worker" {
   assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
 }
 
+# Each grant below is a row of the "Who calls what" table in docs/deploy/aws.md, and each row
+# is a grant here (tests/e2e/test_permissions_aws.py checks both ways).
+
 # The HTTP function: read/write the bucket, start runs (send jobs), read the API key.
 data "aws_iam_policy_document" "http" {
   statement {
     sid       = "Bucket"
-    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
     resources = ["${aws_s3_bucket.store.arn}/*"]
   }
   statement {
@@ -110,9 +138,9 @@ data "aws_iam_policy_document" "http" {
     resources = [aws_sqs_queue.work.arn]
   }
   statement {
-    sid       = "Secrets"
+    sid       = "ApiKey"
     actions   = ["secretsmanager:GetSecretValue"]
-    resources = ["arn:aws:secretsmanager:${var.region}:*:secret:${var.name}/*"]
+    resources = [aws_secretsmanager_secret.api_key.arn]
   }
   statement {
     sid       = "Logs"
@@ -121,25 +149,27 @@ data "aws_iam_policy_document" "http" {
   }
 }
 
-# The worker: consume its queue (and enqueue next steps, dead-letter failures), write the
-# bucket, read model secrets. Nothing else.
+# The worker: its trigger (the event source mapping polls with this role), retry delays
+# (ChangeMessageVisibility), next steps (SendMessage), dead letters, the bucket, model keys.
 data "aws_iam_policy_document" "worker" {
   statement {
-    sid = "Consume"
-    actions = [
-      "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
-      "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage",
-    ]
+    sid       = "Trigger"
+    actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
+    resources = [aws_sqs_queue.work.arn]
+  }
+  statement {
+    sid       = "Work"
+    actions   = ["sqs:SendMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl"]
     resources = [aws_sqs_queue.work.arn]
   }
   statement {
     sid       = "DeadLetter"
-    actions   = ["sqs:SendMessage", "sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage"]
+    actions   = ["sqs:SendMessage"]
     resources = [aws_sqs_queue.dead_letter.arn]
   }
   statement {
     sid       = "Bucket"
-    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
     resources = ["${aws_s3_bucket.store.arn}/*"]
   }
   statement {
@@ -150,7 +180,7 @@ data "aws_iam_policy_document" "worker" {
   statement {
     sid       = "Secrets"
     actions   = ["secretsmanager:GetSecretValue"]
-    resources = ["arn:aws:secretsmanager:${var.region}:*:secret:${var.name}/*"]
+    resources = [local.stack_secrets]
   }
   statement {
     sid       = "Logs"
@@ -217,11 +247,17 @@ resource "aws_lambda_function" "worker" {
   depends_on = [aws_cloudwatch_log_group.worker]
 }
 
+# One job per invocation: each step gets the function's whole timeout (a batch of slow steps
+# would run one after another inside one), and jobs run side by side in up to
+# worker_concurrency instances instead.
 resource "aws_lambda_event_source_mapping" "worker" {
   event_source_arn        = aws_sqs_queue.work.arn
   function_name           = aws_lambda_function.worker.arn
-  batch_size              = 10
+  batch_size              = 1
   function_response_types = ["ReportBatchItemFailures"]
+  scaling_config {
+    maximum_concurrency = var.worker_concurrency
+  }
 }
 
 # ---------------------------------------------------------------- HTTP API

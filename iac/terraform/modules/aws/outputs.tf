@@ -1,6 +1,6 @@
 output "api_url" {
-  description = "Base URL of the HTTP API."
-  value       = aws_apigatewayv2_stage.default.invoke_url
+  description = "Base URL of the HTTP API, without a trailing slash (`$API/v1/runs`)."
+  value       = trimsuffix(aws_apigatewayv2_stage.default.invoke_url, "/")
 }
 
 output "bucket" {

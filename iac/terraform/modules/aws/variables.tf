@@ -38,5 +38,17 @@ variable "artifact" {
 variable "log_retention_days" {
   description = "How long function logs are kept."
   type        = number
+  nullable    = false # null (an unset input of the example) takes the default
   default     = 30
+}
+
+variable "worker_concurrency" {
+  description = "Worker instances the queue trigger runs at most at once (one job each)."
+  type        = number
+  nullable    = false # null (an unset input of the example) takes the default
+  default     = 10
+  validation {
+    condition     = var.worker_concurrency >= 2 && var.worker_concurrency <= 1000
+    error_message = "worker_concurrency must be 2-1000 (the range of SQS maximum concurrency)."
+  }
 }
