@@ -74,7 +74,8 @@ def _locals(cloud: str) -> dict[str, Any]:
 
 def renderer(cloud: str, variables: dict[str, str] | None = None) -> Callable[[object], str]:
     """Renders a value of the stack's HCL as ``stack_environment`` does (``${var.x}``,
-    ``${local.x}``, ``${tostring(...)}``; resource attributes as ``<type.name.attr>``)."""
+    ``${local.x}``, ``${tostring(...)}``, ``${var.x - N}``; resource attributes as
+    ``<type.name.attr>``)."""
     known = {**_variables(cloud), **(variables or {})}
     locals_ = _locals(cloud)
 
@@ -83,6 +84,10 @@ def renderer(cloud: str, variables: dict[str, str] | None = None) -> Callable[[o
         call = re.fullmatch(r"tostring\((.*)\)", text)
         if call:
             return expression(call.group(1))
+        difference = re.fullmatch(r"(var\.\w+) - (\d+)", text)  # a margin below a setting
+        if difference:
+            value = float(expression(difference.group(1))) - int(difference.group(2))
+            return f"{value:g}"
         if text.startswith("var."):
             return known[text[4:]]
         if text.startswith("local."):

@@ -24,6 +24,7 @@ locals {
     AGENTFN_TOOL_MODULES    = "tools.py"
     AGENTFN_MAX_ATTEMPTS    = tostring(var.max_attempts)
     AGENTFN_LEASE_S         = tostring(var.timeout_s)
+    AGENTFN_STEP_TIMEOUT_S  = tostring(var.timeout_s - 5) # a step ends before its function
     POWERTOOLS_SERVICE_NAME = var.name
     # Tracing is off: the Powertools Tracer needs the X-Ray SDK, which the zip does not ship,
     # and would put hundreds of milliseconds of imports on every cold start (docs/deploy/aws.md).

@@ -22,6 +22,7 @@ locals {
     AGENTFN_TOOL_MODULES                                       = "tools.py"
     AGENTFN_MAX_ATTEMPTS                                       = tostring(var.max_attempts)
     AGENTFN_LEASE_S                                            = tostring(var.timeout_s)
+    AGENTFN_STEP_TIMEOUT_S                                     = tostring(var.timeout_s - 5) # a step ends before its function
     AzureFunctionsJobHost__extensions__queues__maxDequeueCount = tostring(var.max_attempts)
   }
   # How both apps run (beside the agentfn environment). No FUNCTIONS_WORKER_RUNTIME or

@@ -19,9 +19,13 @@ variable "memory_mb" {
 }
 
 variable "timeout_s" {
-  description = "Timeout of each function, in seconds."
+  description = "Timeout of each function, in seconds; steps get 5 s less (AGENTFN_STEP_TIMEOUT_S)."
   type        = number
   default     = 60
+  validation {
+    condition     = var.timeout_s >= 10 && var.timeout_s <= 600
+    error_message = "timeout_s must be 10..600 seconds (the platform's limit; steps get 5 s less)."
+  }
 }
 
 variable "max_attempts" {

@@ -35,11 +35,12 @@ locals {
     AGENTFN_QUEUE   = "pubsub://${var.project}/${google_pubsub_topic.work.name}?subscription=${local.work_subscription}&dead_letter=${google_pubsub_topic.dead_letter.name}&dead_letter_subscription=${google_pubsub_subscription.dead_letter.name}&max_deliveries=${local.max_deliveries}&retention=${local.retention_s}"
     AGENTFN_SECRETS = "gcp-sm://${var.project}?prefix=${local.secret_prefix}"
     # The secrets a model may send: exactly the ones the stack creates and the worker reads.
-    AGENTFN_MODEL_SECRETS = var.model_secrets
-    AGENTFN_PROJECT       = "/workspace/project"
-    AGENTFN_TOOL_MODULES  = "tools.py"
-    AGENTFN_MAX_ATTEMPTS  = tostring(var.max_attempts)
-    AGENTFN_LEASE_S       = tostring(var.timeout_s)
+    AGENTFN_MODEL_SECRETS  = var.model_secrets
+    AGENTFN_PROJECT        = "/workspace/project"
+    AGENTFN_TOOL_MODULES   = "tools.py"
+    AGENTFN_MAX_ATTEMPTS   = tostring(var.max_attempts)
+    AGENTFN_LEASE_S        = tostring(var.timeout_s)
+    AGENTFN_STEP_TIMEOUT_S = tostring(var.timeout_s - 5) # a step ends before its function
   }
 }
 
