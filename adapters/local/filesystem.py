@@ -12,6 +12,7 @@ import errno
 import fcntl
 import hashlib
 import os
+import stat
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -244,8 +245,15 @@ class FileBlobStore:
         raise AssertionError("unreachable")
 
     def _file_in_the_way(self, directory: Path) -> bool:
+        """Whether a file holds the place of ``directory`` or of a parent. One ``stat`` per
+        level: ``exists()`` then ``is_dir()`` would take a directory that a concurrent
+        ``delete`` pruned in between for a file."""
         while directory != self.root and self.root in directory.parents:
-            if directory.exists() and not directory.is_dir():
+            try:
+                mode = os.stat(directory).st_mode
+            except (FileNotFoundError, NotADirectoryError):
+                mode = None  # gone (pruned), or a parent is not a directory: look higher
+            if mode is not None and not stat.S_ISDIR(mode):
                 return True
             directory = directory.parent
         return False
