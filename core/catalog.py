@@ -26,6 +26,7 @@ from agentfn.workflows import (
     LoadedBlueprint,
     ParallelNode,
     ToolNode,
+    check_deployment_limits,
     parse_blueprint,
     validate_blueprint,
 )
@@ -36,11 +37,20 @@ NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 
 class Catalog:
     def __init__(
-        self, blobs: BlobStore, project_dir: Path, model_policy: ModelPolicy | None = None
+        self,
+        blobs: BlobStore,
+        project_dir: Path,
+        model_policy: ModelPolicy | None = None,
+        *,
+        delivery_limit: int = 5,
+        step_timeout_s: float = 900.0,
     ) -> None:
         self.blobs = blobs
         self.project_dir = project_dir
         self.model_policy = model_policy or ModelPolicy()
+        # The deployment's queue delivery limit and step timeout: a stored workflow must fit.
+        self.delivery_limit = delivery_limit
+        self.step_timeout_s = step_timeout_s
 
     # ------------------------------------------------------------------ agents
 
@@ -115,6 +125,9 @@ class Catalog:
                 continue  # validation below reports the unknown tool with its line
         validate_blueprint(
             bp, source, self.project_dir, http_tools=http, model_policy=self.model_policy
+        )
+        check_deployment_limits(
+            bp, delivery_limit=self.delivery_limit, step_timeout_s=self.step_timeout_s
         )
         return LoadedBlueprint(
             blueprint=bp, base_dir=str(self.project_dir), source=source.file, http_tools=http

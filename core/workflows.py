@@ -449,6 +449,27 @@ def _check_acyclic(bp: Blueprint, source: YamlSource) -> None:
         ) from None
 
 
+def check_deployment_limits(bp: Blueprint, *, delivery_limit: int, step_timeout_s: float) -> None:
+    """What a blueprint asks must fit the deployment: a node may not retry more often than
+    the queue delivers (the queue would drop the job before the engine could fail the run),
+    nor run longer than the step timeout (the platform would cut it short)."""
+    for index, node in enumerate(bp.nodes):
+        own = node.step_timeout_s
+        if own is not None and own > step_timeout_s:
+            raise BlueprintError(
+                f"nodes[{index}].step_timeout_s: {own:g} s is longer than this "
+                f"deployment's step timeout of {step_timeout_s:g} s "
+                "(AGENTFN_STEP_TIMEOUT_S, below the function timeout)",
+                field=f"nodes[{index}].step_timeout_s",
+            )
+        if node.retry.max_attempts >= delivery_limit:
+            raise BlueprintError(
+                f"nodes[{index}].retry.max_attempts: {node.retry.max_attempts} must be below "
+                f"the queue's delivery limit of {delivery_limit} (AGENTFN_MAX_ATTEMPTS)",
+                field=f"nodes[{index}].retry.max_attempts",
+            )
+
+
 def render_args(value: Any, names: Mapping[str, Any]) -> Any:
     """Render templates inside tool arguments, keeping native types for ``{{ expr }}``."""
     if isinstance(value, str):

@@ -78,7 +78,13 @@ class Runtime:
     def catalog(self) -> Catalog:
         from agentfn.catalog import Catalog
 
-        return Catalog(self.blobs, self.settings.project, self.settings.model_policy)
+        return Catalog(
+            self.blobs,
+            self.settings.project,
+            self.settings.model_policy,
+            delivery_limit=self.settings.max_attempts,
+            step_timeout_s=self.settings.step_timeout_s,
+        )
 
     @cached_property
     def authenticator(self) -> Authenticator:

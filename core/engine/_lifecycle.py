@@ -23,7 +23,6 @@ from agentfn.engine._fold import fail_run, fold, seed
 from agentfn.engine._renewal import Lease, Renewer
 from agentfn.errors import (
     AgentfnError,
-    BlueprintError,
     Conflict,
     NotFound,
     PreconditionFailed,
@@ -48,7 +47,7 @@ from agentfn.runs import (
     new_run_id,
 )
 from agentfn.steps import StepKey
-from agentfn.workflows import Blueprint, LoadedBlueprint, RetryPolicy
+from agentfn.workflows import Blueprint, LoadedBlueprint, RetryPolicy, check_deployment_limits
 
 log = logging.getLogger("agentfn.engine")
 events_log = logging.getLogger("agentfn.events")
@@ -133,24 +132,10 @@ class Engine:
         return run
 
     def check_limits(self, bp: Blueprint) -> None:
-        """What a blueprint asks must fit the deployment: a node may not retry more often than
-        the queue delivers (the queue would drop the job before the engine could fail the run),
-        nor run longer than the step timeout (the platform would cut it short)."""
-        for index, node in enumerate(bp.nodes):
-            own = node.step_timeout_s
-            if own is not None and own > self.step_timeout_s:
-                raise BlueprintError(
-                    f"nodes[{index}].step_timeout_s: {own:g} s is longer than this "
-                    f"deployment's step timeout of {self.step_timeout_s:g} s "
-                    "(AGENTFN_STEP_TIMEOUT_S, below the function timeout)",
-                    field=f"nodes[{index}].step_timeout_s",
-                )
-            if node.retry.max_attempts >= self.delivery_limit:
-                raise BlueprintError(
-                    f"nodes[{index}].retry.max_attempts: {node.retry.max_attempts} must be below "
-                    f"the queue's delivery limit of {self.delivery_limit} (AGENTFN_MAX_ATTEMPTS)",
-                    field=f"nodes[{index}].retry.max_attempts",
-                )
+        """What the blueprint asks must fit this deployment (see ``check_deployment_limits``)."""
+        check_deployment_limits(
+            bp, delivery_limit=self.delivery_limit, step_timeout_s=self.step_timeout_s
+        )
 
     def replay(self, run_id: str, *, live: bool = False) -> Run:
         """Run again with the same blueprint snapshot and input.

@@ -94,6 +94,16 @@ CASES = [
         headers={**AUTH, "content-type": "application/yaml"},
         error_field="name",
     ),
+    Case(
+        "retries past the queue's delivery limit",
+        "PUT",
+        "/v1/workflows/greedy",
+        422,
+        body="name: greedy\ntools: [tools.py]\nnodes:\n  - {id: a, type: tool, tool: word_count,"
+        " args: {text: hi}, retry: {max_attempts: 8}}\n",
+        headers={**AUTH, "content-type": "application/yaml"},
+        error_field="nodes[0].retry.max_attempts",
+    ),
     Case("get workflow", "GET", "/v1/workflows/research-brief", 200),
     Case("unknown workflow", "GET", "/v1/workflows/nothing", 404, error_field="workflow"),
     Case("malformed json", "POST", "/v1/runs", 400, body=b'{"workflow": ', error_field="body"),
