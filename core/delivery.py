@@ -35,9 +35,9 @@ class TriggerAcker:
         """Nothing to do: returning success makes the platform delete the message."""
 
     def retry(self, message: QueueMessage, *, delay: float = 0.0) -> None:
-        # Report this message as failed; the platform redelivers it after its own visibility
-        # timeout or retry policy (changing visibility here would race the platform's own
-        # bookkeeping of the message).
+        # Report this message as failed and keep the delay the engine asked for: the handler
+        # hands both to its platform (Lambda sets the record's visibility to the delay before
+        # reporting the item failure; Pub/Sub push re-publishes it due after the delay).
         self.failed = True
         self.retry_after = delay
 
