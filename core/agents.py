@@ -65,9 +65,9 @@ def take_turn(
         Message(role="assistant", content=reply.content, tool_calls=reply.tool_calls),
     ]
     if not reply.tool_calls:
-        problem = _json_problem(spec, reply)
+        final, problem = _final_output(spec, reply)
         if problem is None:
-            return TurnResult(history, reply, final=_final_output(spec, reply), done=True)
+            return TurnResult(history, reply, final=final, done=True)
         # The reply is saved with its turn, so retrying the step would replay it unchanged:
         # tell the model what was wrong instead, as a new turn it can answer differently.
         if turn + 1 >= spec.max_steps:
@@ -102,20 +102,15 @@ def tool_result_text(value: Any) -> str:
 JSON_CORRECTION = "Your last answer was not valid JSON"
 
 
-def _json_problem(spec: AgentSpec, reply: ChatReply) -> str | None:
-    """Why a JSON agent's final answer does not parse, or None."""
-    if spec.output != "json":
-        return None
-    try:
-        json.loads(_strip_fence(reply.content or ""))
-    except json.JSONDecodeError as exc:
-        return f"{exc.msg} at line {exc.lineno} column {exc.colno}"
-    return None
-
-
-def _final_output(spec: AgentSpec, reply: ChatReply) -> Any:
+def _final_output(spec: AgentSpec, reply: ChatReply) -> tuple[Any, str | None]:
+    """The agent's final answer, parsed for a JSON agent; or why it does not parse."""
     text = reply.content or ""
-    return json.loads(_strip_fence(text)) if spec.output == "json" else text
+    if spec.output != "json":
+        return text, None
+    try:
+        return json.loads(_strip_fence(text)), None
+    except json.JSONDecodeError as exc:
+        return None, f"{exc.msg} at line {exc.lineno} column {exc.colno}"
 
 
 def _strip_fence(text: str) -> str:

@@ -51,7 +51,6 @@ class Services(Protocol):
     def health(self) -> dict[str, Any]:
         """Components beside the API itself (e.g. ``agentfn serve``'s workers); each is a
         mapping with ``ok``. Must stay cheap: /healthz calls it on a cold start."""
-        ...
 
 
 @dataclass

@@ -69,6 +69,14 @@ class Target:
     def abi(self) -> str:
         return f"cp{self.python.replace('.', '')}"
 
+    def pip_args(self) -> list[str]:
+        """pip's options that select this target's binary wheels, and nothing else."""
+        return [
+            "--no-deps", "--only-binary=:all:", "--platform", self.platform,
+            "--implementation", self.implementation, "--python-version", self.python,
+            "--abi", self.abi,
+        ]  # fmt: skip
+
 
 TARGET = Target()
 GCP_MAIN = """\"\"\"Cloud Functions entry points: see agentfn/functions/gcp/main.py.\"\"\"
@@ -175,9 +183,7 @@ def _pip_install(requirements: str, cached: Path, wheelhouse: Path | None, targe
         into = Path(scratch) / "site-packages"
         command = [
             sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-            "--no-deps", "--no-compile", "--only-binary=:all:",
-            "--platform", target.platform, "--implementation", target.implementation,
-            "--python-version", target.python, "--abi", target.abi,
+            "--no-compile", *target.pip_args(),
             "--target", str(into), "--requirement", str(req_file),
         ]  # fmt: skip
         if wheelhouse is not None:

@@ -179,9 +179,7 @@ def fill_wheelhouse(dest: Path) -> None:
         f.write("".join(pins))
     command = [
         sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-        "--no-deps", "--only-binary=:all:", "--platform", TARGET.platform,
-        "--implementation", TARGET.implementation, "--python-version", TARGET.python,
-        "--abi", TARGET.abi, "--dest", str(dest), "--requirement", f.name,
+        *TARGET.pip_args(), "--dest", str(dest), "--requirement", f.name,
     ]  # fmt: skip
     subprocess.run(command, check=True)
     Path(f.name).unlink()
