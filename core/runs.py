@@ -26,7 +26,7 @@ from enum import StrEnum
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from agentfn.errors import CorruptRecord, NotFound, PreconditionFailed
 from agentfn.ports import BlobStore, Usage
@@ -77,21 +77,39 @@ class Run(BaseModel):
     correlation_id: str = ""
     replay_of: str | None = None
     live_replay: bool = False
-    # The frontier: step keys enqueued and not yet finished, and every finished step key.
+    # The frontier: step keys enqueued and not yet folded. A step is folded once, when it
+    # leaves ``pending``; finished steps are not listed here (their records say so), so the
+    # record is bounded by the blueprint and the frontier, never by the steps a run has taken.
     pending: set[str] = Field(default_factory=set)
-    done: set[str] = Field(default_factory=set)
-    # Graph bookkeeping: nodes started, skipped (dead paths), finished, and join arrivals.
+    # Graph bookkeeping: nodes started (and not yet finished), skipped (dead paths),
+    # finished, and the arrivals of edges at nodes not yet started (joins: not yet finished).
     started: set[str] = Field(default_factory=set)
     skipped: set[str] = Field(default_factory=set)
     finished: set[str] = Field(default_factory=set)
     arrivals: dict[str, dict[str, bool]] = Field(default_factory=dict)
+    # Fan-outs: items dispatched, and items finished so far (the gather starts at equality).
     fan_out: dict[str, int] = Field(default_factory=dict)
+    items_done: dict[str, int] = Field(default_factory=dict)
     waiting: dict[str, Waiting] = Field(default_factory=dict)
     usage: Usage = Field(default_factory=Usage)
     cost_usd: float = 0.0
     steps_run: int = 0
     error: RunError | None = None
     output: Any = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_done_set(cls, data: Any) -> Any:
+        """Records written before ``items_done`` listed every finished step in ``done``: count
+        their finished fan-out items, so a run in flight across an upgrade still gathers."""
+        if isinstance(data, dict) and "done" in data and "items_done" not in data:
+            counts: dict[str, int] = {}
+            for key in data.get("done") or ():
+                node, bracket, rest = str(key).partition("[")
+                if bracket and rest.endswith("]") and rest[:-1].isdigit():
+                    counts[node] = counts.get(node, 0) + 1
+            data = {k: v for k, v in data.items() if k != "done"} | {"items_done": counts}
+        return data
 
 
 class StepOutcome(BaseModel):
@@ -119,7 +137,6 @@ class StepRecord(BaseModel):
     outcome: StepOutcome | None = None
     error: str | None = None
     duration_ms: float | None = None
-    enqueued: bool = False  # the steps its advance added were sent
 
 
 def new_run_id(now: float | None = None) -> str:
@@ -162,9 +179,11 @@ class RunStore:
         self.blobs.put(f"{_INDEX}{inverted:013d}_{run.id}", b"")
 
     def get(self, run_id: str) -> Run:
-        return self._get(run_id)[0]
+        return self.read(run_id)[0]
 
-    def _get(self, run_id: str) -> tuple[Run, str]:
+    def read(self, run_id: str) -> tuple[Run, str]:
+        """The run and the etag it was read at: pass both to ``update`` as ``current`` to
+        spare the read its first compare-and-swap attempt would make."""
         try:
             blob = self.blobs.get(f"runs/{run_id}/run.json")
         except NotFound:
@@ -174,14 +193,22 @@ class RunStore:
         except ValueError as exc:  # pydantic's ValidationError is a ValueError
             raise CorruptRecord(f"run {run_id!r}: its record does not parse: {exc}") from None
 
-    def update(self, run_id: str, change: Callable[[Run], bool]) -> Run:
+    def update(
+        self,
+        run_id: str,
+        change: Callable[[Run], bool],
+        *,
+        current: tuple[Run, str] | None = None,
+    ) -> Run:
         """Apply ``change`` under compare-and-swap; it returns False to leave the run as is.
 
         ``change`` may run several times (after lost races), so it must be a pure function of
-        the run it is given.
+        the run it is given. ``current`` (a record from ``read``, which ``change`` may then
+        modify) is tried first; a lost race reads the record afresh.
         """
         for attempt in range(_MAX_CAS_ATTEMPTS):
-            run, etag = self._get(run_id)
+            run, etag = current if current is not None else self.read(run_id)
+            current = None
             if not change(run):
                 return run
             run.updated_at = time.time()

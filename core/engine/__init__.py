@@ -2,12 +2,14 @@
 
 Flow of one job (docs/engine.md tells it at length):
 
-1. Load the run. A finished run, or a step already in its ``done`` set, is acknowledged.
+1. Load the run. A finished run, or a step no longer in its ``pending`` set (folded by an
+   earlier delivery), is acknowledged.
 2. Claim the step: its record is written with put_if_absent (or put_if_match over an expired
-   lease), so two deliveries of one job never execute it twice at the same time.
+   lease), so two deliveries of one job never execute it twice at the same time. The
+   record is read only when the claim meets one.
 3. Execute exactly one step: an agent turn, a tool call, a condition, a fan-out, a gather, a
    join, or a wait. Its outcome is recorded on the step record before anything else changes.
-4. Advance the run with compare-and-swap: move the key from ``pending`` to ``done``, start the
+4. Advance the run with compare-and-swap: remove the key from ``pending``, start the
    nodes whose edges fire, mark dead paths skipped, count join arrivals, settle the status.
 5. Enqueue the steps the advance added, then acknowledge.
 

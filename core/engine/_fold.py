@@ -33,26 +33,27 @@ def fold(
 ) -> list[str] | None:
     """Apply the outcome of step ``key`` to ``run`` in place.
 
-    Moves ``key`` from ``pending`` to ``done``; adds its usage, cost and one ``steps_run``;
-    records ``fan_out`` and ``waiting``; adds ``continue_with``; when the outcome completes a
-    node, marks it finished, counts its edges' arrivals (starting nodes, propagating skips
-    down dead paths, adding a fan-out's gather once every item is done); applies ``fail_run``;
-    and settles the status (``running``, ``waiting``, or ``completed`` with ``finished_at``
-    = ``now`` when nothing is pending; ``output`` is left for the caller to render).
+    Removes ``key`` from ``pending``; adds its usage, cost and one ``steps_run``; records
+    ``fan_out`` and ``waiting``; adds ``continue_with`` (new steps: a next turn, the items of a
+    fan-out, a wake); when the outcome completes a fan-out item, counts it, adding the gather
+    once every item is done; when it completes a node, marks it finished and counts its
+    edges' arrivals (starting nodes, propagating skips down dead paths); applies
+    ``fail_run``; and settles the status (``running``, ``waiting``, or ``completed`` with
+    ``finished_at`` = ``now`` when nothing is pending; ``output`` is left for the caller).
 
     Returns the step keys added to ``pending`` (to be sent), or None, leaving ``run``
-    untouched, when ``key`` is already done or the run is over: folding twice is a no-op.
+    untouched, when ``key`` is not pending (already folded) or the run is over: folding twice
+    is a no-op. Only pending keys fold, so the record never lists the steps already taken.
     """
-    if key in run.done or run.status.terminal:
+    if key not in run.pending or run.status.terminal:
         return None
     added: list[str] = []
 
     def add(k: str) -> None:
-        if k not in run.done and k not in run.pending:
+        if k != key and k not in run.pending:  # never the step being folded: it ran
             run.pending.add(k)
             added.append(k)
 
-    run.done.add(key)
     run.pending.discard(key)
     run.steps_run += 1
     run.usage = Usage(
@@ -70,17 +71,20 @@ def fold(
     if outcome.completes is not None:
         unit = StepKey.parse(outcome.completes)
         if unit.item is not None:
-            run.done.add(outcome.completes)
-            count = run.fan_out.get(unit.node, 0)
-            if all(f"{unit.node}[{i}]" in run.done for i in range(count)):
+            # Each item is completed by exactly one step, which folds once: a count suffices.
+            done = run.items_done.get(unit.node, 0) + 1
+            run.items_done[unit.node] = done
+            if done == run.fan_out.get(unit.node, 0):
                 add(str(StepKey(unit.node, phase="gather")))
         else:
+            # A finished node leaves ``started`` and its arrivals (a join's output has read
+            # them): what stays grows with the blueprint's nodes, not with the run's steps.
             run.finished.add(unit.node)
+            run.started.discard(unit.node)
+            run.arrivals.pop(unit.node, None)
             run.waiting.pop(unit.node, None)
-            wake = str(StepKey(unit.node, phase="wake"))
-            if wake in run.pending:  # a signal beat the timeout job
-                run.pending.discard(wake)
-                run.done.add(wake)
+            # A signal beat the timeout job: when that job comes, it is no longer pending.
+            run.pending.discard(str(StepKey(unit.node, phase="wake")))
             for target, active in outcome.edges.items():
                 _arrive(bp, run, target, unit.node, active, add)
     if outcome.fail_run is not None:
@@ -115,11 +119,14 @@ def _settle(run: Run, now: float) -> None:
 def _arrive(
     bp: Blueprint, run: Run, target: str, source: str, active: bool, add: Callable[[str], None]
 ) -> None:
-    """Count an edge reaching ``target``; start it, or skip it when every path to it is dead."""
-    run.arrivals.setdefault(target, {})[source] = active
-    if target in run.started or target in run.skipped:
+    """Count an edge reaching ``target``; start it, or skip it when every path to it is dead.
+
+    Arrivals are kept only while they can still decide something: until a node starts (a
+    join: until it finishes, for its output) or is skipped."""
+    if target in run.started or target in run.finished or target in run.skipped:
         return
-    arrived = run.arrivals[target]
+    arrived = run.arrivals.setdefault(target, {})
+    arrived[source] = active
     complete = len(arrived) == len(set(bp.incoming.get(target, [])))
     if isinstance(bp.node_map[target], JoinNode):
         if not complete:
@@ -133,8 +140,11 @@ def _arrive(
         return
     if start:
         run.started.add(target)
+        if not isinstance(bp.node_map[target], JoinNode):
+            del run.arrivals[target]
         add(entry_step(bp, target))
     else:
         run.skipped.add(target)
+        del run.arrivals[target]
         for edge in bp.outgoing.get(target, []):
             _arrive(bp, run, edge.target, target, False, add)

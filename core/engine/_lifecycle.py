@@ -159,7 +159,8 @@ class Engine:
 
     def signal(self, run_id: str, name: str, payload: Any = None) -> Run:
         """Deliver a named signal to a run parked on a wait node."""
-        run = self.store.get(run_id)
+        current = self.store.read(run_id)
+        run = current[0]
         if run.status.terminal:
             raise Conflict(f"run {run_id!r} is already {run.status.value}")
         nodes = [n for n, w in sorted(run.waiting.items()) if w.signal == name]
@@ -168,7 +169,7 @@ class Engine:
         ctx = self._context(run)
         wake = StepKey(nodes[0], phase="wake")
         outcome = resume(self._step_context(ctx, run, wake), name, payload)
-        added, run = self._advance(ctx, run_id, str(wake), outcome)
+        added, run = self._advance(ctx, run_id, str(wake), outcome, current)
         for k in added or []:
             self._send(run, k)
         return run
@@ -257,26 +258,46 @@ class Engine:
             acker.dead_letter(message, "malformed job: needs string fields 'run' and 'step'")
             return "dead"
         try:
-            run = self.store.get(run_id)
+            current = self.store.read(run_id)
             step = StepKey.parse(key)
         except (NotFound, UserError) as exc:
             acker.dead_letter(message, f"{type(exc).__name__}: {exc}")
             return "dead"
+        run = current[0]
         if run.status.terminal:
             acker.ack(message)
             return "skipped"
         ctx = self._context(run)
-        existing = self.store.get_step(run_id, key)
-        if key in run.done:
-            if existing is not None and existing[0].status == "done" and not existing[0].enqueued:
-                self._finish(ctx, run_id, existing[0], existing[1])
+        if key not in run.pending:
+            # Folded already: a redelivery. The delivery that folded it may have died before
+            # sending what its advance added, so the frontier is sent again (duplicates are
+            # harmless; a lost step is not). A wake a signal folded has no record: nothing.
+            folded = self.store.get_step(run_id, key)
+            if folded is not None and folded[0].status == "done":
+                self._resend_pending(run)
             acker.ack(message)
             return "duplicate"
         now = self.clock()
-        if existing is not None:
+        claim = StepRecord(
+            key=key,
+            status="running",
+            attempt=message.attempts,
+            worker=self.worker,
+            started_at=now,
+            lease_until=now + self.lease_s,
+        )
+        existing: tuple[StepRecord, str] | None = None
+        try:  # the common case first: nobody has touched this step, one write claims it
+            etag = self.store.put_step(run_id, claim, None)
+        except PreconditionFailed:
+            existing = self.store.get_step(run_id, key)
+            if existing is None:  # deleted under us: let the next delivery look again
+                acker.retry(message, delay=1.0)
+                return "deferred"
             record, etag = existing
             if record.status == "done" and record.outcome is not None:
-                self._finish(ctx, run_id, record, etag)
+                # Recorded, then the worker died before the advance: finish it from the record.
+                self._finish(ctx, run_id, record, current)
                 acker.ack(message)
                 return "duplicate"
             if (
@@ -286,22 +307,15 @@ class Engine:
             ):
                 acker.retry(message, delay=min(record.lease_until - now, self.lease_s))
                 return "deferred"
-        # Count attempts on the step record too: some triggers (Pub/Sub through Eventarc
-        # without a dead-letter policy) always report a first delivery.
-        attempt = max(message.attempts, existing[0].attempt + 1 if existing else 1)
-        claim = StepRecord(
-            key=key,
-            status="running",
-            attempt=attempt,
-            worker=self.worker,
-            started_at=now,
-            lease_until=now + self.lease_s,
-        )
-        try:
-            etag = self.store.put_step(run_id, claim, existing[1] if existing else None)
-        except PreconditionFailed:
-            acker.retry(message, delay=1.0)
-            return "deferred"
+            # Count attempts on the step record too: some triggers (Pub/Sub through Eventarc
+            # without a dead-letter policy) always report a first delivery.
+            claim.attempt = max(message.attempts, record.attempt + 1)
+            try:
+                etag = self.store.put_step(run_id, claim, etag)
+            except PreconditionFailed:
+                acker.retry(message, delay=1.0)
+                return "deferred"
+        attempt = claim.attempt
 
         policy = self._policy(ctx, step)
         abandoned = existing is not None and existing[0].status == "running"
@@ -340,19 +354,25 @@ class Engine:
             }
         )
         try:
-            etag = self.store.put_step(run_id, finished, etag)
+            self.store.put_step(run_id, finished, etag)
         except PreconditionFailed:
             # Our lease ran out and another worker took the step over: its result counts.
             acker.ack(message)
             return "superseded"
-        self._finish(ctx, run_id, finished, etag)
+        self._finish(ctx, run_id, finished, current)
         acker.ack(message)
         return "done"
 
-    def _finish(self, ctx: RunContext, run_id: str, record: StepRecord, etag: str) -> None:
-        """Advance the run with a recorded outcome, send what it added, remember that."""
+    def _finish(
+        self, ctx: RunContext, run_id: str, record: StepRecord, current: tuple[Run, str]
+    ) -> None:
+        """Advance the run with a recorded outcome and send what the advance added.
+
+        ``current`` is the run as this job read it: the advance's first compare-and-swap
+        tries it, so an uncontended step reads its run once.
+        """
         outcome = record.outcome if record.outcome is not None else StepOutcome()
-        added, run = self._advance(ctx, run_id, record.key, outcome)
+        added, run = self._advance(ctx, run_id, record.key, outcome, current)
         if added is not None:
             for key in added:
                 self._send(run, key)
@@ -360,8 +380,6 @@ class Engine:
             # Already advanced by an earlier delivery that may have died before sending:
             # resend what is pending. Duplicates are harmless; lost steps are not.
             self._resend_pending(run)
-        with suppress(PreconditionFailed):  # someone else finished the bookkeeping
-            self.store.put_step(run_id, record.model_copy(update={"enqueued": True}), etag)
 
     # ================================================================== execution
 
@@ -382,7 +400,12 @@ class Engine:
     # ================================================================== advancing
 
     def _advance(
-        self, ctx: RunContext, run_id: str, key: str, outcome: StepOutcome
+        self,
+        ctx: RunContext,
+        run_id: str,
+        key: str,
+        outcome: StepOutcome,
+        current: tuple[Run, str] | None = None,
     ) -> tuple[list[str] | None, Run]:
         """Fold one finished step into the run with CAS.
 
@@ -401,7 +424,7 @@ class Engine:
                 self._render_output(ctx, run, now)
             return True
 
-        run = self.store.update(run_id, change)
+        run = self.store.update(run_id, change, current=current)
         if added is not None:
             self._ended(run)
         return added, run

@@ -64,6 +64,11 @@ def flaky(label: str) -> str:
 
 
 @tool
+def count(n: int) -> list[int]:
+    return list(range(n))
+
+
+@tool
 def add(a: int, b: int) -> int:
     """Add two integers."""
     return a + b
@@ -158,3 +163,8 @@ def drain(
                 return run
             time.sleep(0.01)
     raise AssertionError(f"run {run_id} did not finish in {timeout_s}s: {engine.store.get(run_id)}")
+
+
+def recorded(engine: Engine, run_id: str) -> set[str]:
+    """The steps of a run whose records say done: the run record itself lists none."""
+    return {r.key for r in engine.store.steps(run_id) if r.status == "done"}

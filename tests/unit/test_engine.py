@@ -12,7 +12,7 @@ from agentfn.errors import Conflict, UserError
 from agentfn.events.cloudevents import job_of
 from agentfn.runs import RunStatus, StepRecord
 from agentfn.workflows import load_blueprint
-from tests.support.engine_harness import drain, ledger, make_engine, project
+from tests.support.engine_harness import drain, ledger, make_engine, project, recorded
 
 FAST_RETRY = "retry: {max_attempts: 3, backoff: {base_s: 0, max_s: 0, jitter: false}}"
 
@@ -37,7 +37,7 @@ def test_tool_chain_with_templates_and_output(tmp_path: Path) -> None:
     assert done.status is RunStatus.completed
     assert done.output == "total=17"
     assert done.steps_run == 2
-    assert done.done == {"first", "second"} and not done.pending
+    assert recorded(engine, run.id) == {"first", "second"} and not done.pending
 
 
 def test_agent_tool_loop_is_checkpointed_per_turn(tmp_path: Path) -> None:
@@ -53,7 +53,7 @@ def test_agent_tool_loop_is_checkpointed_per_turn(tmp_path: Path) -> None:
     done = drain(engine, run.id)
     assert done.status is RunStatus.completed
     assert done.output == {"ask": "helper saw ALPHA"}
-    assert done.done == {"ask@0", "ask@1"}
+    assert recorded(engine, run.id) == {"ask@0", "ask@1"}
     assert ledger(wf) == ["alpha"]
     turn0 = engine.store.get_step(run.id, "ask@0")
     assert turn0 is not None and turn0[0].outcome is not None
@@ -140,7 +140,9 @@ def test_parallel_fan_out_gathers_in_order_and_join_waits(tmp_path: Path) -> Non
         "side": 2,
     }
     assert done.fan_out == {"each": 3, "agents": 3}
-    assert {"each[0]", "each[2]", "agents[1]@1", "each~gather", "agents~gather"} <= done.done
+    assert done.items_done == {"each": 3, "agents": 3}
+    steps = recorded(engine, done.id)
+    assert {"each[0]", "each[2]", "agents[1]@1", "each~gather", "agents~gather"} <= steps
 
 
 def test_parallel_over_nothing_gathers_an_empty_list(tmp_path: Path) -> None:
@@ -307,7 +309,7 @@ def test_wait_node_parks_until_a_signal(tmp_path: Path) -> None:
     assert done.status is RunStatus.completed
     assert ledger(wf) == ["ada"]
     # the timeout job fires later and finds the node resumed: nothing changes
-    assert "ask~wake" in done.done
+    assert "ask~wake" not in done.pending and "ask" in done.finished
 
 
 def test_wait_timeout_continues_or_fails(tmp_path: Path) -> None:
@@ -409,7 +411,7 @@ def test_run_record_is_json_with_sets_sorted(tmp_path: Path) -> None:
     engine = make_engine(tmp_path)
     run = drain(engine, engine.start(load_blueprint(wf), {}).id)
     raw = json.loads(engine.blobs.get(f"runs/{run.id}/run.json").data)
-    assert raw["status"] == "completed" and raw["done"] == ["a"]
+    assert raw["status"] == "completed" and raw["finished"] == ["a"] and raw["pending"] == []
 
 
 def test_a_step_whose_worker_keeps_dying_fails_the_run(tmp_path: Path) -> None:
@@ -451,3 +453,29 @@ def test_attempts_are_counted_on_the_step_record_when_the_trigger_cannot(tmp_pat
     done = engine.store.get(run.id)
     assert done.status is RunStatus.failed and done.error is not None
     assert done.error.attempts == 3
+
+
+def test_the_run_record_does_not_grow_with_the_steps_a_run_takes(tmp_path: Path) -> None:
+    """Per-step facts live in step records: 5 items or 120, the record is the same size but
+    for the digits of its counters, so a long run's every step does not pay for its past."""
+    wf = project(
+        tmp_path,
+        """
+        inputs:
+          n: {type: integer}
+        nodes:
+          - {id: make, type: tool, tool: count, args: {n: "{{ input.n }}"}}
+          - {id: each, type: parallel, for_each: steps.make.output, max_items: 200, tool: add, args: {a: "{{ item }}", b: 1}}
+        edges:
+          - {from: make, to: each}
+        output: "{{ sum(steps.each.output) }}"
+        """,
+    )
+    engine = make_engine(tmp_path)
+    sizes = {}
+    for n in (5, 120):
+        done = drain(engine, engine.start(load_blueprint(wf), {"n": n}).id, timeout_s=60)
+        assert done.status is RunStatus.completed and done.output == n * (n + 1) // 2
+        assert done.steps_run == n + 3 and len(recorded(engine, done.id)) == n + 3
+        sizes[n] = len(engine.blobs.get(f"runs/{done.id}/run.json").data)
+    assert sizes[120] - sizes[5] < 40, sizes

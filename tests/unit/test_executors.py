@@ -92,4 +92,4 @@ def test_an_output_template_that_fails_to_render_fails_the_run(tmp_path: Path) -
     assert (done.error.step, done.error.type) == ("output", "ExpressionError")
     assert "nope" in done.error.message
     assert done.output is None and done.finished_at is not None
-    assert done.done == {"a"} and done.finished == {"a"}
+    assert not done.pending and done.finished == {"a"}

@@ -15,7 +15,7 @@ def bump(root: str, run_id: str, times: int) -> None:
 
     def change(run: Run) -> bool:
         run.steps_run += 1
-        run.done.add(f"{run.steps_run}")
+        run.pending.add(f"{run.steps_run}")
         return True
 
     for _ in range(times):
@@ -36,7 +36,7 @@ def test_concurrent_updates_from_processes_are_all_kept(tmp_path: Path) -> None:
         assert p.exitcode == 0
     final = store.get(run.id)
     assert final.steps_run == 160
-    assert final.done == {str(i) for i in range(1, 161)}
+    assert final.pending == {str(i) for i in range(1, 161)}
 
 
 def test_update_that_changes_nothing_does_not_write(tmp_path: Path) -> None:
