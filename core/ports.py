@@ -123,6 +123,18 @@ class Queue(Protocol):
     def extend(self, message: QueueMessage, *, visibility_timeout: float) -> None: ...
 
 
+@runtime_checkable
+class Doorbell(Protocol):
+    """A queue an idle worker can sleep on instead of polling it.
+
+    ``wait`` returns once a job may have become receivable (one was sent or released, or a
+    hidden or delayed one fell due) or after ``timeout`` seconds, whichever comes first; it
+    may return early, never late. A worker's next ``receive`` says whether there is work.
+    """
+
+    def wait(self, timeout: float) -> None: ...
+
+
 # --------------------------------------------------------------------------- secrets
 
 

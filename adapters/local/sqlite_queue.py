@@ -1,19 +1,27 @@
 """Queue on a SQLite file: durable, multi-process safe, no server to run.
 
 ``receive`` claims jobs inside ``BEGIN IMMEDIATE`` so two processes can never claim the same
-visible job; WAL mode lets readers proceed while one writer holds the lock.
+visible job; WAL mode lets readers proceed while one writer holds the lock. A receive that
+finds nothing visible takes no write lock.
+
+Idle workers sleep on a doorbell instead of polling: a FIFO beside the database
+(``<file>.wake``). ``send`` and ``retry`` write a byte to it; ``wait`` blocks on it until
+then, or until the earliest hidden or delayed job falls due, so a new job is picked up at
+once and an idle worker costs nothing. Where FIFOs are unavailable, ``wait`` polls.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import select
 import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +40,7 @@ __all__ = ["SqliteQueue"]
 
 _BUSY_TIMEOUT_MS = 30_000
 _MAX_RECEIVE = 100
+_POLL_S = 0.05  # how often ``wait`` looks where no doorbell can be made
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -121,6 +130,9 @@ class SqliteQueue:
         self._conns_lock = threading.Lock()
         self._pid = os.getpid()
         self._schema_ready = False
+        self._bell = Path(f"{self.path}.wake")
+        self._bell_fd: int | None = None  # this process's end of the doorbell, once waited
+        self._bell_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return (
@@ -155,6 +167,7 @@ class SqliteQueue:
                 " VALUES (?, ?, ?, ?, ?, 0, ?)",
                 (msg_id, self.name, encoded, priority, now + delay_s, now),
             )
+        self._ring()
         return msg_id
 
     def receive(
@@ -164,6 +177,8 @@ class SqliteQueue:
         timeout = seconds(visibility_timeout, "visibility_timeout", positive=True)
         out: list[QueueMessage] = []
         reason = f"max attempts ({self.max_attempts}) exceeded"
+        if not self._any_visible():
+            return out
         with self._tx() as db:
             now = self.clock()
             while len(out) < max_messages:
@@ -212,6 +227,33 @@ class SqliteQueue:
                 " WHERE queue = ? AND id = ? AND receipt = ?",
                 (self.clock() + delay_s, self.name, message.id, message.receipt),
             )
+        self._ring()
+
+    def wait(self, timeout: float) -> None:
+        """Sleep until a job may be receivable or ``timeout`` passes (the Doorbell port)."""
+        limit = seconds(timeout, "timeout", positive=False)
+        fd = self._bell_reader()
+        # Read after the doorbell is open: a job sent from here on rings it, one sent before
+        # shows in this query.
+        row = (
+            self._conn()
+            .execute("SELECT MIN(visible_at) FROM messages WHERE queue = ?", (self.name,))
+            .fetchone()
+        )
+        if row[0] is not None:
+            limit = min(limit, max(0.0, row[0] - self.clock()))
+        if limit <= 0:
+            return
+        if fd is None:
+            time.sleep(min(limit, _POLL_S))
+            return
+        ready, _, _ = select.select([fd], [], [], limit)
+        if ready:  # drain: every waiter the byte woke looks for itself
+            try:
+                while os.read(fd, 4096):
+                    pass
+            except BlockingIOError:
+                pass
 
     def extend(self, message: QueueMessage, *, visibility_timeout: float) -> None:
         """Keep the job hidden ``visibility_timeout`` more seconds, while the receipt holds."""
@@ -272,9 +314,53 @@ class SqliteQueue:
         if self._pid == os.getpid():
             for conn in conns:
                 conn.close()
+            with self._bell_lock:
+                if self._bell_fd is not None and self._bell_fd >= 0:
+                    os.close(self._bell_fd)
+                self._bell_fd = None
         self._local = threading.local()
 
     # ------------------------------------------------------------------ internals
+
+    def _any_visible(self) -> bool:
+        """A read, no write lock: idle polls never queue behind the workers' writes."""
+        row = (
+            self._conn()
+            .execute(
+                "SELECT 1 FROM messages WHERE queue = ? AND visible_at <= ? LIMIT 1",
+                (self.name, self.clock()),
+            )
+            .fetchone()
+        )
+        return row is not None
+
+    def _bell_reader(self) -> int | None:
+        """This process's read end of the doorbell (opened read-write, so it never sees
+        end-of-file when no sender holds it), or None where no FIFO can be made."""
+        self._conn()  # after a fork, start from a clean slate first
+        with self._bell_lock:
+            if self._bell_fd is None:
+                try:
+                    with suppress(FileExistsError):
+                        os.mkfifo(self._bell, 0o600)
+                    self._bell_fd = os.open(self._bell, os.O_RDWR | os.O_NONBLOCK)
+                except (OSError, AttributeError):  # no FIFOs here (a platform, a filesystem)
+                    self._bell_fd = -1
+            return self._bell_fd if self._bell_fd >= 0 else None
+
+    def _ring(self) -> None:
+        """Wake whoever waits; nobody waiting (no reader) or a full pipe is fine."""
+        try:
+            fd = os.open(self._bell, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:  # no doorbell yet, or nobody holds it open (ENXIO)
+            return
+        try:
+            os.write(fd, b"\0")
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EPIPE):
+                raise
+        finally:
+            os.close(fd)
 
     def _move_to_dlq(self, db: sqlite3.Connection, seq: int, reason: str, now: float) -> None:
         db.execute(

@@ -34,7 +34,7 @@ from agentfn.errors import (
 )
 from agentfn.events.cloudevents import job_of, run_finished, run_requested, step_ready
 from agentfn.expressions import compile_template
-from agentfn.ports import BlobStore, Queue, QueueMessage
+from agentfn.ports import BlobStore, Doorbell, Queue, QueueMessage
 from agentfn.prompt_log import PromptLog
 from agentfn.resilience import Backoff
 from agentfn.runs import (
@@ -183,12 +183,21 @@ class Engine:
         poll_s: float = 0.2,
         batch: int = 1,
     ) -> int:
-        """Receive and handle jobs until ``stop()``; returns how many were handled."""
+        """Receive and handle jobs until ``stop()``; returns how many were handled.
+
+        An idle worker looks at the queue (and at ``stop``) every ``poll_s``; where the queue
+        has a doorbell it sleeps on it in between, woken as soon as a job is sent, so
+        ``poll_s`` bounds only how long ``stop`` takes, not how long a new job waits.
+        """
         handled = 0
+        doorbell = self.queue if isinstance(self.queue, Doorbell) else None
         while not stop():
             messages = self._receive(batch)
             if not messages:
-                time.sleep(poll_s)
+                if doorbell is not None:
+                    doorbell.wait(poll_s)
+                else:
+                    time.sleep(poll_s)
                 continue
             for message in messages:
                 self.handle(message)

@@ -217,7 +217,7 @@ def execute(
     else:
         stopping = threading.Event()
         thread = threading.Thread(
-            target=engine.work, kwargs={"stop": stopping.is_set, "poll_s": 0.01}
+            target=engine.work, kwargs={"stop": stopping.is_set, "poll_s": 0.1}
         )
         thread.start()
         try:
@@ -317,7 +317,14 @@ def cancel(run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefi
 @app.command()
 @user_errors
 def worker(
-    poll: Annotated[float, typer.Option(min=0.001, help="Seconds between empty polls.")] = 0.05,
+    poll: Annotated[
+        float,
+        typer.Option(
+            min=0.001,
+            help="Seconds between an idle worker's looks at the queue; a new local job "
+            "wakes it at once.",
+        ),
+    ] = 0.5,
 ) -> None:
     """Process jobs from the queue until stopped (SIGTERM finishes the job in hand)."""
     serve_worker(State.settings(), poll_s=poll)

@@ -21,7 +21,7 @@ from agentfn.settings import Settings
 log = logging.getLogger("agentfn.workers")
 
 
-def serve_worker(settings: Settings, *, poll_s: float = 0.05) -> int:
+def serve_worker(settings: Settings, *, poll_s: float = 0.5) -> int:
     """Work until SIGTERM/SIGINT; the job in hand is finished first (graceful shutdown)."""
     stopping = threading.Event()
 
