@@ -8,7 +8,12 @@ partial or empty segment (``runs/`` or ``runs/ab``). Adapters add their own limi
 
 from __future__ import annotations
 
+import re
+
 from agentfn.errors import UserError
+
+# Every character a key may not hold: NUL and other controls, DEL, backslash.
+_SUSPECT = re.compile(r"[\x00-\x1f\x7f\\]")
 
 
 def check_path(
@@ -25,12 +30,8 @@ def check_path(
         size = len(value.encode("utf-8"))
     except UnicodeEncodeError:
         raise UserError(f"{field} {value!r} is not valid UTF-8 text", field=field) from None
-    if "\x00" in value:
-        raise UserError(f"{field} {value!r} contains a NUL character", field=field)
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
-        raise UserError(f"{field} {value!r} contains a control character", field=field)
-    if "\\" in value:
-        raise UserError(f"{field} {value!r} contains a backslash; use '/'", field=field)
+    if _SUSPECT.search(value) is not None:  # one scan in C; the detail only when it hits
+        _refuse_character(value, field)
     if value.startswith("/"):
         raise UserError(f"{field} {value!r} is absolute; keys are relative paths", field=field)
     segments = value.split("/")
@@ -46,3 +47,11 @@ def check_path(
     if max_bytes is not None and size > max_bytes:
         raise UserError(f"{field} {value!r} is longer than {max_bytes} bytes", field=field)
     return segments
+
+
+def _refuse_character(value: str, field: str) -> None:
+    if "\x00" in value:
+        raise UserError(f"{field} {value!r} contains a NUL character", field=field)
+    if "\\" in value and not any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise UserError(f"{field} {value!r} contains a backslash; use '/'", field=field)
+    raise UserError(f"{field} {value!r} contains a control character", field=field)
