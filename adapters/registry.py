@@ -2,11 +2,12 @@
 
 | port    | schemes                                                           |
 |---------|-------------------------------------------------------------------|
-| storage | file://, s3://, gs://, az://, libcloud+<driver>://                 |
+| storage | sqlite://, file://, s3://, gs://, az://, libcloud+<driver>://      |
 | queue   | sqlite://, sqs://, pubsub://, azqueue://                           |
 | secrets | env://, aws-sm://, gcp-sm://, keyvault://, keyvault+https://       |
 
-Imports are lazy, so a handler pays only for the SDK of the cloud it runs on; a scheme whose
+A ``sqlite://`` URL may say ``?synchronous=full`` or ``?synchronous=normal`` (how a commit
+reaches the disk; see ``agentfn.adapters.local._sqlite``). Imports are lazy, so a handler pays only for the SDK of the cloud it runs on; a scheme whose
 SDK is not installed names the extra to install.
 """
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 from agentfn.errors import ConfigError
 from agentfn.ports import BlobStore, Queue, SecretStore
@@ -74,8 +75,32 @@ def _local_path(url: str) -> Path:
     return Path(raw)
 
 
+def _sqlite_options(url: str, default: str) -> str:
+    """The ``synchronous`` option of a ``sqlite://`` URL; any other option is refused."""
+    from agentfn.adapters.local._sqlite import SYNCHRONOUS
+
+    options = parse_qs(urlparse(url).query, keep_blank_values=True)
+    unknown = sorted(set(options) - {"synchronous"})
+    if unknown:
+        raise ConfigError(
+            f"{url!r}: unknown option {unknown[0]!r} (supported: synchronous)", field="url"
+        )
+    value = options.get("synchronous", [default])[-1]
+    if value not in SYNCHRONOUS:
+        raise ConfigError(
+            f"{url!r}: synchronous must be one of {', '.join(SYNCHRONOUS)}, got {value!r}",
+            field="url",
+        )
+    return value
+
+
 def open_blobstore(url: str) -> BlobStore:
-    scheme = _scheme(url, "storage", ["file", *STORAGE, "libcloud+<driver>"])
+    scheme = _scheme(url, "storage", ["sqlite", "file", *STORAGE, "libcloud+<driver>"])
+    if scheme == "sqlite":
+        from agentfn.adapters.local.sqlite_blobs import SqliteBlobStore
+
+        sync = _sqlite_options(url, "normal")
+        return SqliteBlobStore(_local_path(url), synchronous=sync)  # type: ignore[arg-type]
     if scheme == "file":
         from agentfn.adapters.local.filesystem import FileBlobStore
 
@@ -91,7 +116,8 @@ def open_queue(url: str, *, max_attempts: int = 5) -> Queue:
 
         path = _local_path(url)
         path.parent.mkdir(parents=True, exist_ok=True)
-        return SqliteQueue(path, max_attempts=max_attempts)
+        sync = _sqlite_options(url, "normal")
+        return SqliteQueue(path, max_attempts=max_attempts, synchronous=sync)  # type: ignore[arg-type]
     queue: Queue = _load(QUEUES[scheme], url, max_attempts=max_attempts)
     return queue
 

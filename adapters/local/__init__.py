@@ -1,7 +1,8 @@
-"""Local adapters: filesystem blobs, SQLite queue, environment/.env secrets."""
+"""Local adapters: filesystem or SQLite blobs, SQLite queue, environment/.env secrets."""
 
 from agentfn.adapters.local.env_secrets import EnvSecretStore
 from agentfn.adapters.local.filesystem import FileBlobStore
+from agentfn.adapters.local.sqlite_blobs import SqliteBlobStore
 from agentfn.adapters.local.sqlite_queue import SqliteQueue
 
-__all__ = ["EnvSecretStore", "FileBlobStore", "SqliteQueue"]
+__all__ = ["EnvSecretStore", "FileBlobStore", "SqliteBlobStore", "SqliteQueue"]

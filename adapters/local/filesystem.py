@@ -1,8 +1,10 @@
 """BlobStore on a local directory: one file per key, readable with ordinary tools.
 
-Writers of one key are serialised across processes with ``fcntl.flock`` so conditional writes
-(``put_if_absent``/``put_if_match``) are linearizable; readers never lock because every write
-lands with an atomic ``os.replace``.
+Writers of one key are serialised so conditional writes (``put_if_absent``/``put_if_match``)
+are linearizable: across processes by a POSIX record lock on one byte of the store's single
+``.lock`` file (the byte is picked by the key's hash), within a process by a striped thread
+lock, since record locks belong to a process, not a thread. No per-key lock file is ever
+created. Readers never lock because every write lands with an atomic ``os.replace``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import fcntl
 import hashlib
 import os
 import stat
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,7 +36,10 @@ from agentfn.ports import CHUNK_SIZE, Blob, Page
 
 __all__ = ["FileBlobStore"]
 
-_LOCK_DIR = ".locks"
+_LOCK_FILE = ".lock"
+_LOCK_DIR = ".locks"  # where earlier versions kept one lock file per key: still reserved
+_LOCK_RANGE = 1 << 31  # bytes of .lock a key's hash picks from (locks need no real bytes)
+_STRIPES = 64  # in-process locks per root; divides _LOCK_RANGE: one byte, one stripe
 # Temp files live next to their target so os.replace never crosses a filesystem.
 _TMP_PREFIX = ".~tmp-"
 _MAX_SEGMENT = 255  # NAME_MAX on common filesystems
@@ -57,9 +63,68 @@ def _check_path(value: object, field: str, *, allow_empty: bool) -> str:
             raise UserError(
                 f"{field} {value!r} uses the reserved segment prefix {_TMP_PREFIX!r}", field=field
             )
-    if segments and segments[0] == _LOCK_DIR:
-        raise UserError(f"{field} {value!r} is under the reserved {_LOCK_DIR!r} dir", field=field)
+    if segments and segments[0] in (_LOCK_DIR, _LOCK_FILE):
+        raise UserError(f"{field} {value!r} uses the reserved name {segments[0]!r}", field=field)
     return value
+
+
+class _RootLocks:
+    """One process's locks on one store root: shared by every FileBlobStore of that root in
+    the process, because a record lock belongs to the process and closing any descriptor of
+    ``.lock`` drops all of them. The descriptor closes only while no lock is held."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.stripes = [threading.Lock() for _ in range(_STRIPES)]
+        self.guard = threading.Lock()
+        self.fd: int | None = None
+        self.held = 0
+
+    @contextlib.contextmanager
+    def hold(self, offset: int) -> Iterator[None]:
+        with self.stripes[offset % _STRIPES]:
+            with self.guard:
+                if self.fd is None:
+                    self.root.mkdir(parents=True, exist_ok=True)
+                    self.fd = os.open(self.root / _LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+                self.held += 1
+                fd = self.fd
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX, 1, offset)
+                try:
+                    yield
+                finally:
+                    fcntl.lockf(fd, fcntl.LOCK_UN, 1, offset)
+            finally:
+                with self.guard:
+                    self.held -= 1
+
+    def close_if_idle(self) -> None:
+        with self.guard:
+            if self.held == 0 and self.fd is not None:
+                os.close(self.fd)
+                self.fd = None
+
+
+_ROOTS: dict[Path, _RootLocks] = {}
+_ROOTS_PID = os.getpid()
+_ROOTS_GUARD = threading.Lock()
+_MAX_OPEN_ROOTS = 64  # beyond this, idle roots give their descriptor back
+
+
+def _root_locks(root: Path) -> _RootLocks:
+    global _ROOTS_PID
+    with _ROOTS_GUARD:
+        if _ROOTS_PID != os.getpid():  # forked: the parent's locks are not ours
+            _ROOTS.clear()
+            _ROOTS_PID = os.getpid()
+        locks = _ROOTS.get(root)
+        if locks is None:
+            if len(_ROOTS) >= _MAX_OPEN_ROOTS:
+                for other in _ROOTS.values():
+                    other.close_if_idle()
+            locks = _ROOTS[root] = _RootLocks(root)
+        return locks
 
 
 class FileBlobStore:
@@ -73,8 +138,7 @@ class FileBlobStore:
     def __init__(self, root: str | Path, *, durable: bool = False) -> None:
         self.root = Path(root).resolve()
         self.durable = durable
-        self._locks = self.root / _LOCK_DIR
-        self._locks.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(parents=True, exist_ok=True)
 
     def __repr__(self) -> str:
         return f"FileBlobStore(root={str(self.root)!r}, durable={self.durable})"
@@ -159,18 +223,11 @@ class FileBlobStore:
 
     @contextlib.contextmanager
     def _lock(self, key: str) -> Iterator[None]:
-        """Exclusive per-key lock shared by all processes; released when the fd closes."""
-        name = hashlib.blake2b(key.encode("utf-8"), digest_size=16).hexdigest() + ".lock"
-        try:
-            fd = os.open(self._locks / name, os.O_RDWR | os.O_CREAT, 0o644)
-        except FileNotFoundError:  # someone removed .locks; recreate it
-            self._locks.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self._locks / name, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        """Exclusive per-key lock shared by all threads and processes."""
+        slot = int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest())
+        offset = slot % _LOCK_RANGE
+        with _root_locks(self.root).hold(offset):
             yield
-        finally:
-            os.close(fd)  # closing drops the flock
 
     def upload(self, key: str, stream: BinaryIO) -> str:
         path = self._path(key)
@@ -298,7 +355,7 @@ class FileBlobStore:
                     name = entry.name
                     if not name.startswith(name_prefix) or name.startswith(_TMP_PREFIX):
                         continue
-                    if not key_base and name == _LOCK_DIR:
+                    if not key_base and name in (_LOCK_DIR, _LOCK_FILE):
                         continue
                     try:
                         is_dir = entry.is_dir(follow_symlinks=False)

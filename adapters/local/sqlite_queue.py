@@ -20,11 +20,12 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+from agentfn.adapters.local._sqlite import Connections, Synchronous, check_synchronous
 from agentfn.errors import UserError
 from agentfn.ports import DeadLetter, QueueMessage
 from agentfn.queue_args import (
@@ -38,7 +39,6 @@ from agentfn.queue_args import (
 
 __all__ = ["SqliteQueue"]
 
-_BUSY_TIMEOUT_MS = 30_000
 _MAX_RECEIVE = 100
 _POLL_S = 0.05  # how often ``wait`` looks where no doorbell can be made
 
@@ -67,39 +67,6 @@ CREATE INDEX IF NOT EXISTS dead_letters_queue ON dead_letters (queue);
 """
 
 
-def _retry_locked(fn: Callable[[], object]) -> None:
-    """Run a setup statement, retrying "database is locked".
-
-    Switching a fresh file to WAL can fail with SQLITE_BUSY without consulting the busy
-    handler when several processes open it at once, so ``busy_timeout`` alone is not enough.
-    """
-    deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
-    pause = 0.001
-    while True:
-        try:
-            fn()
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc):
-                raise
-            if time.monotonic() >= deadline:
-                raise
-        time.sleep(pause)
-        pause = min(pause * 2, 0.05)
-
-
-def _create_schema(conn: sqlite3.Connection) -> None:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        for stmt in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
-            conn.execute(stmt)
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
 class SqliteQueue:
     """At-least-once queue in one SQLite file; several named queues may share the file.
 
@@ -114,6 +81,7 @@ class SqliteQueue:
         name: str = "jobs",
         max_attempts: int = 5,
         clock: Callable[[], float] = time.time,
+        synchronous: Synchronous = "normal",
     ) -> None:
         if not isinstance(name, str) or not name:
             raise UserError("queue name must be a non-empty string", field="name")
@@ -122,22 +90,20 @@ class SqliteQueue:
         self.name = name
         self.max_attempts = max_attempts
         self.clock = clock
+        self.synchronous = check_synchronous(synchronous)
         self._setup()
 
     def _setup(self) -> None:
-        self._local = threading.local()
-        self._conns: list[sqlite3.Connection] = []
-        self._conns_lock = threading.Lock()
-        self._pid = os.getpid()
-        self._schema_ready = False
+        self._db = Connections(self.path, _SCHEMA, self.synchronous)
         self._bell = Path(f"{self.path}.wake")
         self._bell_fd: int | None = None  # this process's end of the doorbell, once waited
+        self._bell_pid = os.getpid()
         self._bell_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return (
             f"SqliteQueue(path={str(self.path)!r}, name={self.name!r}, "
-            f"max_attempts={self.max_attempts})"
+            f"max_attempts={self.max_attempts}, synchronous={self.synchronous!r})"
         )
 
     # Pickling rebuilds connections on the other side (spawned workers get a working queue).
@@ -147,6 +113,7 @@ class SqliteQueue:
             "name": self.name,
             "max_attempts": self.max_attempts,
             "clock": self.clock,
+            "synchronous": self.synchronous,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -161,7 +128,7 @@ class SqliteQueue:
         check_priority(priority)
         msg_id = uuid.uuid4().hex
         now = self.clock()
-        with self._tx() as db:
+        with self._db.tx() as db:
             db.execute(
                 "INSERT INTO messages (id, queue, body, priority, visible_at, attempts, created_at)"
                 " VALUES (?, ?, ?, ?, ?, 0, ?)",
@@ -179,7 +146,7 @@ class SqliteQueue:
         reason = f"max attempts ({self.max_attempts}) exceeded"
         if not self._any_visible():
             return out
-        with self._tx() as db:
+        with self._db.tx() as db:
             now = self.clock()
             while len(out) < max_messages:
                 rows = db.execute(
@@ -212,7 +179,7 @@ class SqliteQueue:
         return out
 
     def ack(self, message: QueueMessage) -> None:
-        with self._tx() as db:
+        with self._db.tx() as db:
             db.execute(
                 "DELETE FROM messages WHERE queue = ? AND id = ? AND receipt = ?",
                 (self.name, message.id, message.receipt),
@@ -221,7 +188,7 @@ class SqliteQueue:
     def retry(self, message: QueueMessage, *, delay: float = 0.0) -> None:
         """Release the job early; the receipt becomes stale (the job is no longer ours)."""
         delay_s = seconds(delay, "delay", positive=False)
-        with self._tx() as db:
+        with self._db.tx() as db:
             db.execute(
                 "UPDATE messages SET visible_at = ?, receipt = NULL"
                 " WHERE queue = ? AND id = ? AND receipt = ?",
@@ -236,7 +203,7 @@ class SqliteQueue:
         # Read after the doorbell is open: a job sent from here on rings it, one sent before
         # shows in this query.
         row = (
-            self._conn()
+            self._db.get()
             .execute("SELECT MIN(visible_at) FROM messages WHERE queue = ?", (self.name,))
             .fetchone()
         )
@@ -258,14 +225,14 @@ class SqliteQueue:
     def extend(self, message: QueueMessage, *, visibility_timeout: float) -> None:
         """Keep the job hidden ``visibility_timeout`` more seconds, while the receipt holds."""
         timeout = seconds(visibility_timeout, "visibility_timeout", positive=True)
-        with self._tx() as db:
+        with self._db.tx() as db:
             db.execute(
                 "UPDATE messages SET visible_at = ? WHERE queue = ? AND id = ? AND receipt = ?",
                 (self.clock() + timeout, self.name, message.id, message.receipt),
             )
 
     def dead_letter(self, message: QueueMessage, reason: str) -> None:
-        with self._tx() as db:
+        with self._db.tx() as db:
             row = db.execute(
                 "SELECT seq FROM messages WHERE queue = ? AND id = ? AND receipt = ?",
                 (self.name, message.id, message.receipt),
@@ -276,7 +243,7 @@ class SqliteQueue:
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         check_limit(limit)
         rows = (
-            self._conn()
+            self._db.get()
             .execute(
                 "SELECT id, body, attempts, reason, failed_at FROM dead_letters"
                 " WHERE queue = ? ORDER BY rowid DESC LIMIT ?",
@@ -294,7 +261,7 @@ class SqliteQueue:
     def depth(self) -> int:
         """Jobs in this queue, visible or not (dead letters excluded)."""
         row = (
-            self._conn()
+            self._db.get()
             .execute("SELECT COUNT(*) FROM messages WHERE queue = ?", (self.name,))
             .fetchone()
         )
@@ -302,30 +269,25 @@ class SqliteQueue:
 
     def purge(self, *, dead_letters: bool = False) -> None:
         """Drop every job of this queue (and its dead letters if asked)."""
-        with self._tx() as db:
+        with self._db.tx() as db:
             db.execute("DELETE FROM messages WHERE queue = ?", (self.name,))
             if dead_letters:
                 db.execute("DELETE FROM dead_letters WHERE queue = ?", (self.name,))
 
     def close(self) -> None:
         """Close this process's connections; the queue reconnects if used again."""
-        with self._conns_lock:
-            conns, self._conns = self._conns, []
-        if self._pid == os.getpid():
-            for conn in conns:
-                conn.close()
-            with self._bell_lock:
-                if self._bell_fd is not None and self._bell_fd >= 0:
-                    os.close(self._bell_fd)
-                self._bell_fd = None
-        self._local = threading.local()
+        self._db.close()
+        with self._bell_lock:
+            if self._bell_pid == os.getpid() and self._bell_fd is not None and self._bell_fd >= 0:
+                os.close(self._bell_fd)
+            self._bell_fd = None
 
     # ------------------------------------------------------------------ internals
 
     def _any_visible(self) -> bool:
         """A read, no write lock: idle polls never queue behind the workers' writes."""
         row = (
-            self._conn()
+            self._db.get()
             .execute(
                 "SELECT 1 FROM messages WHERE queue = ? AND visible_at <= ? LIMIT 1",
                 (self.name, self.clock()),
@@ -337,8 +299,9 @@ class SqliteQueue:
     def _bell_reader(self) -> int | None:
         """This process's read end of the doorbell (opened read-write, so it never sees
         end-of-file when no sender holds it), or None where no FIFO can be made."""
-        self._conn()  # after a fork, start from a clean slate first
         with self._bell_lock:
+            if self._bell_pid != os.getpid():  # inherited across fork: open our own
+                self._bell_fd, self._bell_pid = None, os.getpid()
             if self._bell_fd is None:
                 try:
                     with suppress(FileExistsError):
@@ -369,46 +332,3 @@ class SqliteQueue:
             (reason, now, seq),
         )
         db.execute("DELETE FROM messages WHERE seq = ?", (seq,))
-
-    def _conn(self) -> sqlite3.Connection:
-        pid = os.getpid()
-        if pid != self._pid:
-            # Inherited across fork: never touch (or close) the parent's handles; start over.
-            # The old objects are kept alive on purpose so their finalizers never run here.
-            _ABANDONED.append((self._local, self._conns))
-            self._setup()
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(
-                self.path,
-                timeout=_BUSY_TIMEOUT_MS / 1000,
-                isolation_level=None,  # we issue BEGIN IMMEDIATE / COMMIT ourselves
-                check_same_thread=False,  # only so close() may run on another thread
-            )
-            conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            _retry_locked(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone())
-            conn.execute("PRAGMA synchronous = NORMAL")
-            if not self._schema_ready:
-                _retry_locked(lambda: _create_schema(conn))
-                self._schema_ready = True
-            self._local.conn = conn
-            with self._conns_lock:
-                self._conns.append(conn)
-        return conn
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction that takes the write lock up front, so reads inside are current."""
-        db = self._conn()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-
-
-_ABANDONED: list[object] = []

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from agentfn.adapters.local import EnvSecretStore, FileBlobStore, SqliteQueue
+from agentfn.adapters.local import EnvSecretStore, FileBlobStore, SqliteBlobStore, SqliteQueue
 from agentfn.errors import PreconditionFailed
 from agentfn.ports import BlobStore, Queue, SecretStore
 from agentfn.testing import MemoryBlobStore, MemoryQueue
@@ -72,6 +72,9 @@ BLOBSTORES: dict[str, AdapterFactory] = {
         build=FileBlobStore,
     ),
     "memory": AdapterFactory(spec=_memory_spec, build=_memory(MemoryBlobStore), in_process=True),
+    "sqlite": AdapterFactory(
+        spec=lambda tmp_path: {"path": str(tmp_path / "blobs.db")}, build=SqliteBlobStore
+    ),
 }
 
 QUEUES: dict[str, AdapterFactory] = {
@@ -382,7 +385,9 @@ def queue_consume_worker(raw_spec: list[Any], batch: int, visibility_timeout: fl
         for m in messages:
             got.append(m.id)
             queue.ack(m)
-        time.sleep(0)  # let a consumer racing in a thread of this process take its turn
+        # Let the other consumer in: SQLite's lock is not fair, and a writer whose busy
+        # handler sleeps (up to 100 ms a try) can lose every race to one that never pauses.
+        time.sleep(0.002)
     return got
 
 

@@ -244,19 +244,37 @@ def test_local_layout_and_housekeeping(tmp_path: Path) -> None:
     assert etag.startswith('"') and etag.endswith('"') and len(etag) == 34
     # Etags are compared without their quotes, so a stripped etag still matches.
     store.put_if_match("a/b/c.json", b"[]", etag.strip('"'))
-    # Temp files and lock files never show up as keys.
+    # Temp files and the lock file never show up as keys.
     (tmp_path / "root/a/b/.~tmp-leftover").write_bytes(b"junk")
     assert store.list().keys == ["a/b/c.json"]
-    assert any((tmp_path / "root/.locks").iterdir())
     (tmp_path / "root/a/b/.~tmp-leftover").unlink()
     store.delete("a/b/c.json")
     assert not (tmp_path / "root/a").exists()  # empty parents pruned
     assert (tmp_path / "root").is_dir()
 
 
+def test_local_store_leaves_no_lock_or_temp_files(tmp_path: Path) -> None:
+    """Every key's writers are serialised by a byte of one .lock file: no file per key."""
+    store = FileBlobStore(tmp_path / "root")
+    for i in range(50):
+        etag = store.put(f"runs/r/steps/{i}.json", b"1")
+        store.put_if_match(f"runs/r/steps/{i}.json", b"2", etag)
+        with pytest.raises(PreconditionFailed):
+            store.put_if_absent(f"runs/r/steps/{i}.json", b"3")
+    store.delete("runs/r/steps/0.json")
+    files = sorted(
+        p.relative_to(tmp_path / "root").as_posix()
+        for p in (tmp_path / "root").rglob("*")
+        if p.is_file()
+    )
+    assert files == [".lock", *sorted(f"runs/r/steps/{i}.json" for i in range(1, 50))]
+    with pytest.raises(UserError):
+        store.put(".lock", b"x")
+
+
 def test_local_reserved_and_conflicting_keys(tmp_path: Path) -> None:
     store = FileBlobStore(tmp_path, durable=True)
-    for key in [".locks/x", "a/.~tmp-x"]:
+    for key in [".locks/x", ".lock", "a/.~tmp-x"]:
         with pytest.raises(UserError) as info:
             store.put(key, b"")
         assert info.value.field == "key"

@@ -66,7 +66,8 @@ def test_example_workflow_on_azure_matches_local(
     assert cloud.output == local.output
     assert cloud.steps_run == local.steps_run
     assert cloud.usage == local.usage and cloud.usage.total_tokens > 0
-    assert cloud.done == local.done
+    assert cloud.finished == local.finished and cloud.skipped == local.skipped
+    assert cloud.items_done == local.items_done
     assert cloud.cost_usd == pytest.approx(local.cost_usd)
     assert queue.dead_letters() == []
     assert queue.receive(10, visibility_timeout=30) == []

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from agentfn.adapters import registry
-from agentfn.adapters.local import EnvSecretStore, FileBlobStore, SqliteQueue
+from agentfn.adapters.local import EnvSecretStore, FileBlobStore, SqliteBlobStore, SqliteQueue
 from agentfn.errors import ConfigError
 
 
@@ -19,6 +19,30 @@ def test_local_schemes(tmp_path: Path) -> None:
     assert isinstance(registry.open_blobstore((tmp_path / "s").as_uri()), FileBlobStore)
     assert isinstance(registry.open_queue(f"sqlite://{tmp_path / 'q.db'}"), SqliteQueue)
     assert isinstance(registry.open_secrets("env://"), EnvSecretStore)
+
+
+def test_sqlite_urls_carry_their_fsync_policy(tmp_path: Path) -> None:
+    store = registry.open_blobstore(f"sqlite://{tmp_path / 'b.db'}")
+    assert isinstance(store, SqliteBlobStore) and store.synchronous == "normal"
+    store = registry.open_blobstore(f"sqlite://{tmp_path / 'b.db'}?synchronous=full")
+    assert isinstance(store, SqliteBlobStore) and store.synchronous == "full"
+    queue = registry.open_queue(f"sqlite://{tmp_path / 'q.db'}")
+    assert isinstance(queue, SqliteQueue) and queue.synchronous == "normal"
+    queue = registry.open_queue(f"sqlite://{tmp_path / 'q.db'}?synchronous=full")
+    assert isinstance(queue, SqliteQueue) and queue.synchronous == "full"
+    store.put("k", b"v")  # the path is the path, the option is not part of it
+    assert (tmp_path / "b.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("query", "problem"),
+    [("synchronous=off", "synchronous must be one of full, normal"), ("mode=ro", "'mode'")],
+)
+def test_a_bad_sqlite_option_is_refused(tmp_path: Path, query: str, problem: str) -> None:
+    for opener in (registry.open_blobstore, registry.open_queue):
+        with pytest.raises(ConfigError) as caught:
+            opener(f"sqlite://{tmp_path / 'x.db'}?{query}")
+        assert problem in caught.value.message and caught.value.field == "url"
 
 
 @pytest.mark.parametrize(
