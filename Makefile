@@ -72,7 +72,11 @@ lint: $(VENV)/.dev
 	$(PY) -m tests.support.typecheck_tree >/dev/null
 	$(VENV)/bin/mypy
 
-bench: $(VENV)/.dev
+$(VENV)/.bench: pyproject.toml $(VENV)/.dev
+	$(PIP) install -e '.[dev,bench]'
+	touch $@
+
+bench: $(VENV)/.bench
 	$(PY) -m tests.bench.run
 
 clean:

@@ -15,7 +15,6 @@ import json
 import os
 import re
 import sys
-from importlib import metadata
 from pathlib import Path
 
 import azure.functions as func
@@ -49,6 +48,14 @@ def _installed() -> dict[str, str]:
     return found
 
 
+def _version(name: str) -> str:
+    """The installed version by the packaging metadata: only when a folder name disagrees
+    (importlib.metadata costs a cold start milliseconds it rarely needs)."""
+    from importlib import metadata
+
+    return metadata.version(name)
+
+
 def check_requirements(requirements: Path | None = None) -> None:
     """Raise ModuleNotFoundError naming every pinned distribution that is missing or at another
     version than ``requirements.txt`` pins; cheap enough for every cold start."""
@@ -65,8 +72,8 @@ def check_requirements(requirements: Path | None = None) -> None:
         found = installed.get(_normal(name))
         if found is None:
             wrong.append(f"{name}=={version} (not installed)")
-        elif found != version and metadata.version(name) != version:  # names may normalize
-            wrong.append(f"{name}=={version} (found {metadata.version(name)})")
+        elif found != version and _version(name) != version:  # names may normalize
+            wrong.append(f"{name}=={version} (found {_version(name)})")
     if wrong:
         first = _PIN.match(wrong[0])
         raise ModuleNotFoundError(

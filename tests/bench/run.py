@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import platform
 import sqlite3
+import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from agentfn.adapters.local.env_secrets import EnvSecretStore
-from agentfn.adapters.local.filesystem import FileBlobStore
+from agentfn.adapters.local.sqlite_blobs import SqliteBlobStore
 from agentfn.adapters.local.sqlite_queue import SqliteQueue
 from agentfn.adapters.models.factory import build_model
 from agentfn.engine import Engine
@@ -68,12 +70,14 @@ def engine_in(folder: Path) -> Engine:
         return build_model(spec, secrets=secrets, base_dir=base_dir)
 
     return Engine(
-        FileBlobStore(folder / "store"), SqliteQueue(folder / "queue.db"), model_factory=factory
+        SqliteBlobStore(folder / "store.db"),
+        SqliteQueue(folder / "queue.db"),
+        model_factory=factory,
     )
 
 
 def engine_steps() -> float:
-    """Seconds for the engine to run the 200-node chain in one process, on files + SQLite."""
+    """Seconds for the engine to run the 200-node chain in one process, on the local default."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         loaded = load_blueprint(chain_workflow(folder))
@@ -156,7 +160,7 @@ def measure() -> dict[str, Any]:
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "results": [
             {
-                "name": "engine steps/s (200-node workflow, files + SQLite, 1 process)",
+                "name": "engine steps/s (200-node workflow, local default, 1 process)",
                 "ours_per_s": NODES / engine_s,
                 "baseline": "plain Python loop calling the same tool",
                 "baseline_per_s": NODES / loop_s,
@@ -191,16 +195,123 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(rows) + "\n" + note
 
 
+def durable_execution() -> dict[str, Any]:
+    """agentfn's configurations and the peers on the same workloads, interleaved per repeat
+    (so drift hits every system alike), medians reported."""
+    from tests.bench import peers, workloads
+
+    systems: dict[str, Callable[[str, int], float]] = {}
+    for name, config in workloads.CONFIGS.items():
+        systems[name] = lambda workload, arg, c=config: _agentfn(c, workload, arg)
+    missing = peers.available()
+    if missing is None:
+        for name in peers.SYSTEMS:
+            systems[name] = lambda workload, arg, n=name: peers.run(n, workload, arg)
+    samples: dict[str, dict[str, list[float]]] = {name: {} for name in systems}
+    plan = [("chain", n) for n in workloads.CHAIN_LENGTHS] + [("small", workloads.SMALL_RUNS)]
+    for _ in range(REPEATS):
+        for workload, arg in plan:
+            for name, measure_one in systems.items():
+                samples[name].setdefault(f"{workload}:{arg}", []).append(measure_one(workload, arg))
+            print(f"{workload} {arg}: all systems done", file=sys.stderr, flush=True)
+    for workers in workloads.FAN_OUT_WORKERS:  # long: once each
+        for name, measure_one in systems.items():
+            samples[name][f"fan:{workers}"] = [measure_one("fan", workers)]
+            print(f"fan-out, {workers} worker(s): {name} done", file=sys.stderr, flush=True)
+    median = {n: {k: statistics.median(v) for k, v in s.items()} for n, s in samples.items()}
+    durability = {n: c.durability for n, c in workloads.CONFIGS.items()} | dict(peers.DURABILITY)
+    fsync = {n: c.fsync_each_commit for n, c in workloads.CONFIGS.items()} | {
+        n: True for n in peers.SYSTEMS
+    }
+    first_step = {n: workloads.first_step_latency_s(c) for n, c in workloads.CONFIGS.items()}
+    return {
+        "systems": {
+            name: {
+                "durability": durability[name],
+                "fsync_each_commit": fsync[name],
+                "ms_per_step": {
+                    n: median[name][f"chain:{n}"] * 1000 for n in workloads.CHAIN_LENGTHS
+                },
+                "flatness_400_vs_25": median[name]["chain:400"] / median[name]["chain:25"],
+                "small_runs_per_s": workloads.SMALL_RUNS
+                / median[name][f"small:{workloads.SMALL_RUNS}"],
+                "fan_out_fraction_of_ideal": {
+                    w: (workloads.FAN_OUT * workloads.FAN_OUT_SLEEP_S / w)
+                    / median[name][f"fan:{w}"]
+                    for w in workloads.FAN_OUT_WORKERS
+                },
+                "first_step_ms": first_step[name] * 1000 if name in first_step else None,
+            }
+            for name in systems
+        },
+        "peers_missing": missing,
+        "repeats": REPEATS,
+    }
+
+
+def _agentfn(config: Any, workload: str, arg: int) -> float:
+    from tests.bench import workloads
+
+    if workload == "chain":
+        return workloads.chain_s_per_step(config, arg)
+    if workload == "small":
+        return arg / workloads.small_runs_per_s(config, arg)
+    return workloads.fan_out_wall_s(config, arg)
+
+
+def durable_markdown(report: dict[str, Any]) -> str:
+    from tests.bench import workloads
+
+    systems = report["systems"]
+    dbos = systems.get("DBOS 3.4 (SQLite)")
+    lengths = workloads.CHAIN_LENGTHS
+    head = (
+        "| system | fsync each commit | ms/step at "
+        + " / ".join(str(n) for n in lengths)
+        + " steps | vs DBOS (100 steps) | 400 vs 25 | fan-out, fraction of ideal at "
+        + " / ".join(str(w) for w in workloads.FAN_OUT_WORKERS)
+        + " workers | small runs/s | first step (ms) |"
+    )
+    rows = [head, "|---|---|---|---:|---:|---|---:|---:|"]
+    for name, r in systems.items():
+        ratio = r["ms_per_step"][100] / dbos["ms_per_step"][100] if dbos else float("nan")
+        first = f"{r['first_step_ms']:.1f}" if r["first_step_ms"] is not None else "—"
+        rows.append(
+            f"| {name} | {'yes' if r['fsync_each_commit'] else 'no'} | "
+            + " / ".join(f"{r['ms_per_step'][n]:.2f}" for n in lengths)
+            + f" | {ratio:.2f}x | {r['flatness_400_vs_25']:.2f} | "
+            + " / ".join(
+                f"{r['fan_out_fraction_of_ideal'][w]:.2f}" for w in workloads.FAN_OUT_WORKERS
+            )
+            + f" | {r['small_runs_per_s']:.0f} | {first} |"
+        )
+    notes = ["", "Durability of each system:", ""]
+    notes += [f"- **{name}**: {r['durability']}" for name, r in systems.items()]
+    if report["peers_missing"]:
+        notes.append(f"- DBOS and LangGraph: not measured: {report['peers_missing']}")
+    notes.append(
+        f"\nChains and small runs: median of {report['repeats']} interleaved repeats, in one "
+        f"process. Fan-out: {workloads.FAN_OUT} items of {workloads.FAN_OUT_SLEEP_S * 1000:.0f} ms, "
+        "once per worker count: agentfn on that many `agentfn worker` processes, DBOS on a "
+        "queue with that worker concurrency, LangGraph with that max_concurrency.\n"
+    )
+    return "\n".join(rows + notes)
+
+
 def main() -> None:
-    from tests.bench import adapters, handlers
+    from tests.bench import adapters, handlers, roundtrips
 
     report = measure()
+    report["durable_execution"] = durable_execution()
+    report["requests_per_step"] = roundtrips.measure()
     report["handlers"] = handlers.measure()
     report["adapters"] = adapters.measure()
     OUT.mkdir(exist_ok=True)
     (OUT / "results.json").write_text(json.dumps(report, indent=2) + "\n")
     table = "\n".join(
         [
+            durable_markdown(report["durable_execution"]),
+            roundtrips.markdown(report["requests_per_step"]),
             markdown(report),
             handlers.markdown(report["handlers"]),
             adapters.markdown(report["adapters"]),
