@@ -7,8 +7,9 @@
 | secrets | env://, aws-sm://, gcp-sm://, keyvault://, keyvault+https://       |
 
 A ``sqlite://`` URL may say ``?synchronous=full`` or ``?synchronous=normal`` (how a commit
-reaches the disk; see ``agentfn.adapters.local._sqlite``). Imports are lazy, so a handler pays only for the SDK of the cloud it runs on; a scheme whose
-SDK is not installed names the extra to install.
+reaches the disk; see ``agentfn.adapters.local._sqlite``). Imports are lazy, so a handler
+pays only for the SDK of the cloud it runs on; a scheme whose SDK is not installed names the
+extra to install.
 """
 
 from __future__ import annotations

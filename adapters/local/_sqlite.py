@@ -37,7 +37,7 @@ def check_synchronous(value: object) -> Synchronous:
             f"synchronous must be one of {', '.join(SYNCHRONOUS)}, got {value!r}",
             field="synchronous",
         )
-    return value  # type: ignore[return-value]
+    return value
 
 
 def retry_locked(fn: Callable[[], object]) -> None:

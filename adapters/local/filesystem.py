@@ -115,7 +115,7 @@ _MAX_OPEN_ROOTS = 64  # beyond this, idle roots give their descriptor back
 def _root_locks(root: Path) -> _RootLocks:
     global _ROOTS_PID
     with _ROOTS_GUARD:
-        if _ROOTS_PID != os.getpid():  # forked: the parent's locks are not ours
+        if os.getpid() != _ROOTS_PID:  # forked: the parent's locks are not ours
             _ROOTS.clear()
             _ROOTS_PID = os.getpid()
         locks = _ROOTS.get(root)

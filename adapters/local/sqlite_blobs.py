@@ -170,7 +170,9 @@ class SqliteBlobStore:
         etag = _etag(data)
         try:
             with self._db.tx() as db:
-                db.execute("INSERT INTO blobs (key, etag, data) VALUES (?, ?, ?)", (key, etag, data))
+                db.execute(
+                    "INSERT INTO blobs (key, etag, data) VALUES (?, ?, ?)", (key, etag, data)
+                )
         except sqlite3.IntegrityError:
             raise PreconditionFailed(f"blob {key!r} already exists") from None
         return etag
