@@ -8,7 +8,7 @@ id, body size limit, authentication, and errors as JSON (never a leaked tracebac
 from __future__ import annotations
 
 import logging
-import uuid
+import os
 
 from agentfn.api import _public
 from agentfn.api._http import MAX_BODY_BYTES, Request, Response, error_response
@@ -27,13 +27,19 @@ def _v1_routes() -> Routes:
 REGISTRY = Registry(_public.routes, lazy={"/v1/": _v1_routes})
 
 
+def new_correlation_id() -> str:
+    """128 random bits in hex, as uuid4().hex gives, without importing ``uuid``: it loads
+    ``platform`` (several ms of a cold start) to find a MAC address uuid4 never uses."""
+    return os.urandom(16).hex()
+
+
 class Api:
     def __init__(self, services: Services, registry: Registry = REGISTRY) -> None:
         self.services = services
         self.registry = registry
 
     def handle(self, request: Request) -> Response:
-        correlation_id = request.headers.get("x-correlation-id") or uuid.uuid4().hex
+        correlation_id = request.headers.get("x-correlation-id") or new_correlation_id()
         headers = {"x-correlation-id": correlation_id}
         try:
             response = self._dispatch(request, correlation_id)

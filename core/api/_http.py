@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from agentfn.documents import loads_json
 from agentfn.errors import AgentfnError, UnsupportedMediaType, ValidationFailed
 
 if TYPE_CHECKING:
@@ -72,6 +71,8 @@ def error_response(exc: AgentfnError, headers: Mapping[str, str] | None = None) 
 def parse_json_body(request: Request, model: type[BaseModelT]) -> BaseModelT:
     """The request's JSON object body validated by ``model`` (an empty body is ``{}``)."""
     from pydantic import ValidationError  # loaded already: ``model`` is a pydantic model
+
+    from agentfn.documents import loads_json  # bodies only: not on a /healthz cold start
 
     raw = request.body or b"{}"
     if request.body and request.content_type not in JSON_TYPES:

@@ -9,10 +9,11 @@ pydantic) behind /v1. This module imports neither those modules nor pydantic.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar
 
 from agentfn.api._http import BaseModelT, Request, Response, parse_json_body
@@ -94,15 +95,18 @@ class Route:
     text_body: str | None = None  # or: a required text body of this media type
     response: ModelRef | None = None  # None: documented as any JSON object
     query: tuple[QueryParam, ...] = ()
-    pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"{self.method!r} is not an HTTP method this API serves")
         if self.body is not None and self.text_body is not None:
             raise ValueError(f"{self.method} {self.path}: a JSON body or a text body, not both")
-        regex = re.sub(r"\{(\w+)\}", PARAM, self.path)
-        object.__setattr__(self, "pattern", re.compile(f"^{regex}$"))
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        """The path template as a regex, compiled on first use: a cold start matches a few
+        routes, not every one it declares."""
+        return _compile_template(self.path)
 
     @property
     def operation_id(self) -> str:
@@ -217,6 +221,11 @@ class Registry:
             exc.field = ", ".join(sorted(allowed))
             raise exc
         raise NotFound(f"no route for {method} {path}", field="path")
+
+
+@functools.cache
+def _compile_template(path: str) -> re.Pattern[str]:
+    return re.compile("^" + re.sub(r"\{(\w+)\}", PARAM, path) + "$")
 
 
 def _check_unique(routes: list[Route]) -> None:

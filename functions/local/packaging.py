@@ -18,12 +18,20 @@ tooling. Installs are cached per requirement set under ``~/.cache/agentfn/target
 
 A project folder (workflows, tool modules, rule files) given with ``--project`` is copied to
 ``project/`` inside the artifact; deployments point ``AGENTFN_PROJECT`` at it.
+
+Every module ships compiled for the target (``.pyc``, hash-based and never re-checked: an
+artifact is immutable). Lambda's and Run-From-Package's code folders are read-only, so a
+Python that finds no bytecode compiles every module it imports on every cold start — in our
+own measurements that alone was most of the gap to a bare hello-world. Compiling needs an
+interpreter of the target's version (this one, or ``python3.11`` on the PATH); without one
+the artifact ships source only and says so.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib
+import logging
 import os
 import shutil
 import subprocess
@@ -56,6 +64,8 @@ EXTRAS: dict[str, tuple[str, ...]] = {
 SKIP = {"pip", "setuptools", "wheel", "agentfn"}
 CLI_ONLY = {"typer", "rich", "packaging"}
 
+log = logging.getLogger("agentfn.package")
+
 
 @dataclass(frozen=True)
 class Target:
@@ -79,6 +89,41 @@ class Target:
 
 
 TARGET = Target()
+
+
+def target_python(target: Target = TARGET) -> str | None:
+    """An interpreter of the target's Python version: this one, else ``python3.X`` on PATH."""
+    if f"{sys.version_info.major}.{sys.version_info.minor}" == target.python:
+        return str(getattr(sys, "_base_executable", sys.executable))
+    return shutil.which(f"python{target.python}")
+
+
+def compile_for_target(folder: Path, target: Target = TARGET) -> bool:
+    """Compile every module under ``folder`` to bytecode the target's runtime loads as is.
+
+    ``unchecked-hash`` pycs are never compared with their source, so the timestamps a zip
+    or a deploy gives the files do not matter; file names are recorded relative to
+    ``folder`` (the import system sets the real one when it loads a pyc), so equal sources
+    give equal pycs wherever they are built. Returns
+    False (after saying why) when no interpreter of the target's version is here.
+    """
+    python = target_python(target)
+    if python is None:
+        log.warning(
+            "no python%s here: the artifact ships without bytecode, so every cold start "
+            "compiles what it imports",
+            target.python,
+        )
+        return False
+    command = [
+        python, "-I", "-m", "compileall", "-q", "-q", "-j", "0",
+        "--invalidation-mode", "unchecked-hash", "-s", str(folder), str(folder),
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise ConfigError(f"cannot compile {folder} for CPython {target.python}: "
+                          f"{(result.stdout + result.stderr).strip()[-500:]}")
+    return True
 GCP_MAIN = """\"\"\"Cloud Functions entry points: see agentfn/functions/gcp/main.py.\"\"\"
 
 from agentfn.functions.gcp.main import http, worker
@@ -168,7 +213,8 @@ def install_for_target(
     for ``target`` only, so no compiler or host library leaks in. ``wheelhouse`` builds offline
     from a folder of wheels. The result is cached by requirements and target.
     """
-    key = hashlib.sha256(f"{target}\n{requirements}".encode()).hexdigest()[:32]
+    compiled = target_python(target) is not None  # a cache without bytecode is another one
+    key = hashlib.sha256(f"{target}\n{compiled}\n{requirements}".encode()).hexdigest()[:32]
     cached = _cache_root() / key
     if not cached.is_dir():
         _pip_install(requirements, cached, wheelhouse, target)
@@ -197,6 +243,7 @@ def _pip_install(requirements: str, cached: Path, wheelhouse: Path | None, targe
                 f"{why.removeprefix('ERROR: ').strip()}"
             )
         shutil.rmtree(into / "bin", ignore_errors=True)  # console scripts: no use in a function
+        compile_for_target(into, target)  # once per cached install, not per build
         try:
             into.rename(cached)
         except OSError:  # another build filled the cache first: keep theirs
@@ -228,6 +275,10 @@ def package(
         shutil.copytree(
             project, build / "project", ignore=shutil.ignore_patterns("__pycache__", ".agentfn*")
         )
+    entry = {"gcp": ("main.py", GCP_MAIN), "azure": ("function_app.py", AZURE_APP)}.get(cloud)
+    if entry is not None:  # the root module the platform imports
+        (build / entry[0]).write_text(entry[1])
+    compile_for_target(build)  # before the dependencies go in: those come compiled
     if cloud == "aws":
         install_for_target(requirements, build, wheelhouse=wheelhouse)
         zip_path = out_dir / "agentfn-aws.zip"
@@ -235,12 +286,9 @@ def package(
         shutil.rmtree(build)
         return _artifact("aws", zip_path, zip_path)
     (build / "requirements.txt").write_text(requirements)
-    if cloud == "gcp":
-        (build / "main.py").write_text(GCP_MAIN)
-    else:
+    if cloud == "azure":
         site = build / ".python_packages" / "lib" / "site-packages"
         install_for_target(requirements, site, wheelhouse=wheelhouse)
-        (build / "function_app.py").write_text(AZURE_APP)
         shutil.copy2(_package_dir("agentfn.functions.azure") / "host.json", build / "host.json")
     archive = out_dir / f"agentfn-{cloud}.zip"
     _zip(build, archive)  # what Terraform uploads (Cloud Storage object, zip deploy)

@@ -90,6 +90,39 @@ def test_aws_zip_is_self_contained(tmp_path: Path) -> None:
     )
 
 
+def _bytecode_gaps(files: dict[str, bytes]) -> list[str]:
+    """Modules without a pyc the target loads as is (hash-based, never checked: flags 0b01)."""
+    tag = f"cpython-{TARGET.python.replace('.', '')}"
+    gaps = []
+    for name in files:
+        if not name.endswith(".py"):
+            continue
+        folder, _, stem = name.rpartition("/")
+        pyc = f"{folder}/__pycache__/{stem[:-3]}.{tag}.pyc".lstrip("/")
+        data = files.get(pyc)
+        if data is None or int.from_bytes(data[4:8], "little") != 0b01:
+            gaps.append(name)
+    return gaps
+
+
+def test_artifacts_ship_bytecode_the_runtime_uses_as_is(tmp_path: Path) -> None:
+    """Lambda's /var/task and a run-from-package Function App are read-only: a module without
+    a usable pyc is compiled from source on every cold start."""
+    aws = build_artifact("aws", tmp_path / "aws", EXAMPLE)
+    with zipfile.ZipFile(aws.path) as zf:
+        files = {n: zf.read(n) for n in zf.namelist() if n.endswith((".py", ".pyc"))}
+    assert sum(n.endswith(".py") for n in files) > 1000
+    assert _bytecode_gaps(files) == []
+    for cloud in ("gcp", "azure"):
+        folder = build_artifact(cloud, tmp_path / cloud, EXAMPLE).path
+        files = {
+            str(p.relative_to(folder)): p.read_bytes()
+            for p in folder.rglob("*")
+            if p.suffix in (".py", ".pyc")
+        }
+        assert _bytecode_gaps(files) == [], cloud
+
+
 def test_zip_is_reproducible(tmp_path: Path) -> None:
     first = build_artifact("aws", tmp_path / "a")
     second = build_artifact("aws", tmp_path / "b")

@@ -30,6 +30,7 @@ from agentfn.functions.local.packaging import (
     package,
     requirements_for,
 )
+from agentfn.functions.local.packaging import target_python as packaged_python
 
 __all__ = [
     "EMULATOR_ENDPOINTS",
@@ -132,9 +133,7 @@ def platform_path(cloud: str, artifact: Artifact, scratch: Path) -> list[Path]:
 
 def target_python() -> str:
     """An interpreter of the runtime's Python version (``TARGET.python``)."""
-    if f"{sys.version_info.major}.{sys.version_info.minor}" == TARGET.python:
-        return str(getattr(sys, "_base_executable", sys.executable))
-    found = shutil.which(f"python{TARGET.python}")
+    found = packaged_python(TARGET)
     if found is None:
         raise AssertionError(f"python{TARGET.python} (the functions' runtime) is not installed")
     return found
