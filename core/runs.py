@@ -5,6 +5,7 @@ Layout under the store (one prefix per run, so a run can be listed, copied or de
     runs/<id>/run.json             the Run: status, frontier, join arrivals, totals (CAS)
     runs/<id>/steps/<key>.json     one StepRecord per step: claim, then result (CAS)
     runs/<id>/nodes/<node>.json    a finished node's output (put_if_absent: first writer wins)
+    runs/<id>/items/<node>[<i>]    empty marker: fan-out item i is done and accounted for
     runs/<id>/prompts/<key>.json   the prompt log entry of the model call made by a step
     runs/<id>/calls/<key>/<i>.json the result of tool call i made inside an agent turn
     blueprints/<sha256>.json       the blueprint snapshot a run executes
@@ -87,7 +88,10 @@ class Run(BaseModel):
     skipped: set[str] = Field(default_factory=set)
     finished: set[str] = Field(default_factory=set)
     arrivals: dict[str, dict[str, bool]] = Field(default_factory=dict)
-    # Fan-outs: items dispatched, and items finished so far (the gather starts at equality).
+    # Fan-outs: items dispatched per node. Items that finish are counted by their markers
+    # (``items/``), not here, so arrivals do not contend for this record; ``items_done`` only
+    # counts items folded by versions that kept the count here (a run in flight across an
+    # upgrade still gathers).
     fan_out: dict[str, int] = Field(default_factory=dict)
     items_done: dict[str, int] = Field(default_factory=dict)
     waiting: dict[str, Waiting] = Field(default_factory=dict)
@@ -256,6 +260,17 @@ class RunStore:
     def steps(self, run_id: str) -> Iterator[StepRecord]:
         for key in iter_keys(self.blobs, f"runs/{run_id}/steps/"):
             yield StepRecord.model_validate_json(self.blobs.get(key).data)
+
+    # ------------------------------------------------------------------ fan-out items
+
+    def mark_item(self, run_id: str, unit: str) -> None:
+        """Say fan-out item ``unit`` (``node[i]``) is done; idempotent."""
+        with suppress(PreconditionFailed):
+            self.blobs.put_if_absent(f"runs/{run_id}/items/{key_part(unit)}", b"")
+
+    def items_marked(self, run_id: str, node: str) -> int:
+        """How many of ``node``'s fan-out items are marked done: one listing, no reads."""
+        return sum(1 for _ in iter_keys(self.blobs, f"runs/{run_id}/items/{key_part(node + '[')}"))
 
     # ------------------------------------------------------------------ node outputs
 

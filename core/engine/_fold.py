@@ -35,11 +35,12 @@ def fold(
 
     Removes ``key`` from ``pending``; adds its usage, cost and one ``steps_run``; records
     ``fan_out`` and ``waiting``; adds ``continue_with`` (new steps: a next turn, the items of a
-    fan-out, a wake); when the outcome completes a fan-out item, counts it, adding the gather
-    once every item is done; when it completes a node, marks it finished and counts its
-    edges' arrivals (starting nodes, propagating skips down dead paths); applies
-    ``fail_run``; and settles the status (``running``, ``waiting``, or ``completed`` with
-    ``finished_at`` = ``now`` when nothing is pending; ``output`` is left for the caller).
+    fan-out, a wake); a completed fan-out item changes nothing more (items are counted by
+    their markers, and ``gather`` starts the gather); when it completes a node, marks it
+    finished and counts its edges' arrivals (starting nodes, propagating skips down dead
+    paths); applies ``fail_run``; and settles the status (``running``, ``waiting``, or
+    ``completed`` with ``finished_at`` = ``now`` when nothing is pending; ``output`` is left
+    for the caller).
 
     Returns the step keys added to ``pending`` (to be sent), or None, leaving ``run``
     untouched, when ``key`` is not pending (already folded) or the run is over: folding twice
@@ -70,13 +71,7 @@ def fold(
         add(k)
     if outcome.completes is not None:
         unit = StepKey.parse(outcome.completes)
-        if unit.item is not None:
-            # Each item is completed by exactly one step, which folds once: a count suffices.
-            done = run.items_done.get(unit.node, 0) + 1
-            run.items_done[unit.node] = done
-            if done == run.fan_out.get(unit.node, 0):
-                add(str(StepKey(unit.node, phase="gather")))
-        else:
+        if unit.item is None:
             # A finished node leaves ``started`` and its arrivals (a join's output has read
             # them): what stays grows with the blueprint's nodes, not with the run's steps.
             run.finished.add(unit.node)
@@ -91,6 +86,43 @@ def fold(
         fail_run(run, RunError(step=key, type="WaitTimeout", message=outcome.fail_run), now)
     _settle(run, now)
     return added
+
+
+def gather(run: Run, node: str, *, now: float) -> list[str] | None:
+    """Every item of fan-out ``node`` is marked done: add its gather step.
+
+    Items whose outcome added nothing to the run (no usage, cost or new steps) were never
+    folded one by one; their keys leave ``pending`` here, counted in ``steps_run``. Returns
+    the gather's key, or None if an earlier arrival added it (or the run is over).
+    """
+    key = str(StepKey(node, phase="gather"))
+    if run.status.terminal or node in run.finished or key in run.pending:
+        return None
+    items = [k for k in run.pending if _is_item_of(k, node)]
+    run.pending.difference_update(items)
+    run.steps_run += len(items)
+    run.pending.add(key)
+    _settle(run, now)
+    return [key]
+
+
+def marker_suffices(outcome: StepOutcome) -> bool:
+    """Whether a step completing a fan-out item can skip folding into the run record: it adds
+    no usage, cost, steps, wait or failure, so the item's marker is all the run needs."""
+    return (
+        not outcome.continue_with
+        and outcome.fan_out is None
+        and outcome.wait is None
+        and outcome.fail_run is None
+        and outcome.cost_usd == 0
+        and outcome.usage.prompt_tokens == 0
+        and outcome.usage.completion_tokens == 0
+    )
+
+
+def _is_item_of(key: str, node: str) -> bool:
+    step = StepKey.parse(key)
+    return step.node == node and step.item is not None
 
 
 def fail_run(run: Run, error: RunError, now: float) -> None:
@@ -108,8 +140,10 @@ def entry_step(bp: Blueprint, node: str) -> str:
 def _settle(run: Run, now: float) -> None:
     if run.status.terminal:
         return
-    if run.pending:
-        wakes = all(StepKey.parse(k).phase == "wake" for k in run.pending)
+    if run.pending or run.started:
+        # Started nodes with nothing pending: a fan-out whose last items are folded and
+        # whose gather the item markers have yet to add (``gather``). Not done yet.
+        wakes = bool(run.pending) and all(StepKey.parse(k).phase == "wake" for k in run.pending)
         run.status = RunStatus.waiting if wakes else RunStatus.running
         return
     run.status = RunStatus.completed

@@ -19,7 +19,7 @@ from agentfn.correlation import bind, correlation_id
 from agentfn.delivery import Acker
 from agentfn.engine._context import ModelFactory, RunContext, StepContext, expression_names
 from agentfn.engine._executors import execute, resume
-from agentfn.engine._fold import fail_run, fold, seed
+from agentfn.engine._fold import fail_run, fold, gather, marker_suffices, seed
 from agentfn.engine._renewal import Lease, Renewer
 from agentfn.errors import (
     AgentfnError,
@@ -279,11 +279,12 @@ class Engine:
         ctx = self._context(run)
         if key not in run.pending:
             # Folded already: a redelivery. The delivery that folded it may have died before
-            # sending what its advance added, so the frontier is sent again (duplicates are
-            # harmless; a lost step is not). A wake a signal folded has no record: nothing.
+            # sending what its advance added (or marking its fan-out item), so that is done
+            # again (duplicates are harmless; a lost step is not). A wake a signal folded has
+            # no record: nothing.
             folded = self.store.get_step(run_id, key)
             if folded is not None and folded[0].status == "done":
-                self._resend_pending(run)
+                self._finish(ctx, run_id, folded[0], current)  # resends; marks an item
             acker.ack(message)
             return "duplicate"
         now = self.clock()
@@ -378,17 +379,53 @@ class Engine:
         """Advance the run with a recorded outcome and send what the advance added.
 
         ``current`` is the run as this job read it: the advance's first compare-and-swap
-        tries it, so an uncontended step reads its run once.
+        tries it, so an uncontended step reads its run once. A step completing a fan-out
+        item that adds nothing to the run only marks the item (see ``_item_done``).
         """
         outcome = record.outcome if record.outcome is not None else StepOutcome()
-        added, run = self._advance(ctx, run_id, record.key, outcome, current)
-        if added is not None:
-            for key in added:
+        item = StepKey.parse(outcome.completes) if outcome.completes is not None else None
+        if item is not None and item.item is None:
+            item = None
+        if item is None or not marker_suffices(outcome):
+            added, run = self._advance(ctx, run_id, record.key, outcome, current)
+            if added is None:
+                # Already advanced by an earlier delivery that may have died before sending:
+                # resend what is pending. Duplicates are harmless; lost steps are not.
+                self._resend_pending(run)
+                if item is None:
+                    return
+            for key in added or []:
                 self._send(run, key)
-        else:
-            # Already advanced by an earlier delivery that may have died before sending:
-            # resend what is pending. Duplicates are harmless; lost steps are not.
-            self._resend_pending(run)
+            if item is None:
+                return
+            current = (run, "")  # fresher than what the job read; no etag: CAS re-reads
+        self._item_done(ctx, run_id, item, current)
+
+    def _item_done(
+        self, ctx: RunContext, run_id: str, item: StepKey, current: tuple[Run, str]
+    ) -> None:
+        """Mark a fan-out item done; the arrival that finds every item marked adds the gather.
+
+        Items never rewrite the run record one by one (a compare-and-swap hot spot on an
+        object store, where each attempt takes tens of ms): each writes its own marker, then
+        counts the markers with one listing. Markers are written after the item's record (and
+        its fold, if it had one), so whoever counts them all sees every item accounted for.
+        """
+        self.store.mark_item(run_id, item.unit)
+        run = current[0]
+        expected = run.fan_out.get(item.node, 0)
+        if self.store.items_marked(run_id, item.node) + run.items_done.get(item.node, 0) < expected:
+            return
+        added: list[str] | None = None
+
+        def change(run: Run) -> bool:
+            nonlocal added
+            added = gather(run, item.node, now=self.clock())
+            return added is not None
+
+        run = self.store.update(run_id, change, current=current if current[1] else None)
+        for key in added or []:
+            self._send(run, key)
 
     # ================================================================== execution
 

@@ -121,9 +121,13 @@ def compile_for_target(folder: Path, target: Target = TARGET) -> bool:
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise ConfigError(f"cannot compile {folder} for CPython {target.python}: "
-                          f"{(result.stdout + result.stderr).strip()[-500:]}")
+        raise ConfigError(
+            f"cannot compile {folder} for CPython {target.python}: "
+            f"{(result.stdout + result.stderr).strip()[-500:]}"
+        )
     return True
+
+
 GCP_MAIN = """\"\"\"Cloud Functions entry points: see agentfn/functions/gcp/main.py.\"\"\"
 
 from agentfn.functions.gcp.main import http, worker

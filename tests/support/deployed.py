@@ -15,7 +15,6 @@ offline (``make test`` runs it; it is the only step that needs the network).
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,8 +28,8 @@ from agentfn.functions.local.packaging import (
     install_for_target,
     package,
     requirements_for,
+    target_python as packaged_python,
 )
-from agentfn.functions.local.packaging import target_python as packaged_python
 
 __all__ = [
     "EMULATOR_ENDPOINTS",

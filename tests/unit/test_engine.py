@@ -140,9 +140,11 @@ def test_parallel_fan_out_gathers_in_order_and_join_waits(tmp_path: Path) -> Non
         "side": 2,
     }
     assert done.fan_out == {"each": 3, "agents": 3}
-    assert done.items_done == {"each": 3, "agents": 3}
+    assert done.items_done == {}  # items are counted by their markers, not in the record
+    assert [engine.store.items_marked(done.id, n) for n in ("each", "agents")] == [3, 3]
     steps = recorded(engine, done.id)
     assert {"each[0]", "each[2]", "agents[1]@1", "each~gather", "agents~gather"} <= steps
+    assert done.steps_run == len(steps)  # the items no fold counted, the gather did
 
 
 def test_parallel_over_nothing_gathers_an_empty_list(tmp_path: Path) -> None:
@@ -157,6 +159,84 @@ def test_parallel_over_nothing_gathers_an_empty_list(tmp_path: Path) -> None:
     engine = make_engine(tmp_path)
     done = drain(engine, engine.start(load_blueprint(wf), {}).id)
     assert done.status is RunStatus.completed and done.output == []
+
+
+FAN_OUT = """
+nodes:
+  - {{id: each, type: parallel, for_each: "{items}", tool: record, args: {{label: "{{{{ item }}}}"}}}}
+output: "{{{{ steps.each.output }}}}"
+"""
+
+
+def run_record_writes(tmp_path: Path, items: list[str]) -> int:
+    tmp_path = tmp_path / str(len(items))
+    tmp_path.mkdir()
+    wf = project(tmp_path, FAN_OUT.format(items=json.dumps(items).replace('"', "'")))
+    engine = make_engine(tmp_path)
+    run = engine.start(load_blueprint(wf), {})
+    writes = 0
+    inner = engine.store.blobs.put_if_match
+
+    def counting(key: str, data: bytes, etag: str) -> str:
+        nonlocal writes
+        writes += key.endswith("/run.json")
+        return inner(key, data, etag)
+
+    engine.store.blobs.put_if_match = counting  # type: ignore[method-assign]
+    done = drain(engine, run.id)
+    assert done.status is RunStatus.completed and done.output == items
+    assert sorted(ledger(wf)) == sorted(items)  # each item ran once
+    return writes
+
+
+def test_fan_out_items_never_rewrite_the_run_record(tmp_path: Path) -> None:
+    """Arrivals are markers counted by a listing: 4 items or 40, the run record is written
+    the same number of times (dispatch, gather added, gather folded)."""
+    few = run_record_writes(tmp_path, [str(i) for i in range(4)])
+    many = run_record_writes(tmp_path, [str(i) for i in range(40)])
+    assert few == many == 3
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["tool: record, args: {label: '{{ item }}'}", "agent: helper, prompt: 'label {{ item }}'"],
+)
+def test_an_item_whose_worker_dies_before_marking_it_is_marked_on_redelivery(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str
+) -> None:
+    """Recorded (and, for an agent item, folded) but never marked: the redelivery marks it,
+    and the gather still comes, with every item run once."""
+    wf = project(
+        tmp_path,
+        f"""
+        nodes:
+          - {{id: each, type: parallel, for_each: "['a', 'b']", {body}}}
+        output: "{{{{ steps.each.output }}}}"
+        """,
+    )
+    engine = make_engine(tmp_path)
+    run = engine.start(load_blueprint(wf), {})
+    marks = 0
+    inner = engine.store.mark_item
+
+    def dies_on_the_last(run_id: str, unit: str) -> None:
+        nonlocal marks
+        marks += 1
+        if marks == 2:
+            raise SystemExit("worker died here")
+        inner(run_id, unit)
+
+    monkeypatch.setattr(engine.store, "mark_item", dies_on_the_last)
+    with pytest.raises(SystemExit):
+        drain(engine, run.id)
+    assert engine.store.get(run.id).status is RunStatus.running  # no gather yet
+    monkeypatch.undo()
+    for job in engine.queue.receive(10, visibility_timeout=30):  # leases run out
+        engine.queue.retry(job, delay=0)
+    time.sleep(0.05)
+    done = drain(engine, run.id, timeout_s=30)
+    assert done.status is RunStatus.completed and len(done.output) == 2
+    assert sorted(ledger(wf)) == ["a", "b"]
 
 
 def test_a_job_delivered_twice_runs_its_step_once(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from agentfn.engine import _fold
-from agentfn.engine._fold import fail_run, fold, seed
+from agentfn.engine._fold import fail_run, fold, gather, marker_suffices, seed
 from agentfn.ports import Usage
 from agentfn.runs import Run, RunError, RunStatus, StepOutcome, Waiting
 from agentfn.steps import StepKey, item_key
@@ -41,6 +41,8 @@ class Script:
 
     def usage(self, key: str) -> tuple[Usage, float]:
         rnd = random.Random(f"{self.seed}/{key}")
+        if StepKey.parse(key).item is not None and rnd.random() < 0.5:
+            return Usage(), 0.0  # a free item (a tool's): only its marker records it
         # eighths are exact in binary, so sums do not depend on the order of addition
         return Usage(prompt_tokens=rnd.randint(0, 90), completion_tokens=rnd.randint(0, 90)), (
             rnd.randint(0, 16) / 8
@@ -224,9 +226,8 @@ def check_step(
         if isinstance(node, JoinNode) and StepKey.parse(k).phase is None:
             # a join starts only once every incoming edge has arrived
             assert set(bp.incoming.get(node.id, [])) <= after.finished | after.skipped
-        if StepKey.parse(k).phase == "gather":
-            # a gather is added only once every item of its fan-out is done
-            assert after.items_done.get(node.id, 0) == after.fan_out[node.id]
+        if StepKey.parse(k).phase == "gather":  # only an empty fan-out asks for it at once
+            assert k in outcome.continue_with and outcome.fan_out == 0
     for name in ("skipped", "finished"):
         assert getattr(before, name) <= getattr(after, name), name
     assert before.started <= after.started | after.finished  # started until finished
@@ -236,12 +237,52 @@ def check_step(
         assert target not in after.finished | after.skipped, target
         assert target not in after.started or isinstance(bp.node_map[target], JoinNode)
     assert after.output is None  # rendering the output is the lifecycle's job
-    if after.pending:
-        wakes = all(StepKey.parse(k).phase == "wake" for k in after.pending)
+    if after.pending or after.started:  # started, nothing pending: a gather still to come
+        wakes = bool(after.pending) and all(StepKey.parse(k).phase == "wake" for k in after.pending)
         assert after.status is (RunStatus.waiting if wakes else RunStatus.running)
         assert after.finished_at is None
     else:
         assert after.status is RunStatus.completed and after.finished_at == now
+
+
+def item_of(outcome: StepOutcome) -> StepKey | None:
+    unit = StepKey.parse(outcome.completes) if outcome.completes is not None else None
+    return unit if unit is not None and unit.item is not None else None
+
+
+def deliver(
+    bp: Blueprint,
+    run: Run,
+    key: str,
+    outcome: StepOutcome,
+    now: float,
+    marked: dict[str, set[str]],
+) -> list[str]:
+    """What the lifecycle does with a step's recorded outcome: fold it (unless it completes a
+    fan-out item that adds nothing), then mark a completed item and gather once all are."""
+    item = item_of(outcome)
+    before = run.model_copy(deep=True)
+    if item is not None and marker_suffices(outcome):
+        assert key in run.pending
+        added: list[str] = []
+    else:
+        folded = fold(run, bp, key, outcome, now=now)
+        assert folded is not None, f"{key} was pending and not done: the fold must apply it"
+        check_step(bp, before, run, key, outcome, folded, now)
+        added = folded
+    if item is not None:
+        marked.setdefault(item.node, set()).add(item.unit)
+        if len(marked[item.node]) == run.fan_out[item.node]:
+            pending = run.model_copy(deep=True)
+            gathered = gather(run, item.node, now=now)
+            key = str(StepKey(item.node, phase="gather"))
+            assert gathered == [key]
+            left = {k for k in pending.pending if StepKey.parse(k).node == item.node}
+            assert run.pending == (pending.pending - left) | {key}
+            assert run.steps_run == pending.steps_run + len(left)  # the unfolded items
+            assert gather(run, item.node, now=now) is None  # once, whoever counts last
+            added = [*added, *gathered]
+    return added
 
 
 def simulate(
@@ -256,32 +297,32 @@ def simulate(
     assert run.pending == set(queue) and run.started == set(bp.roots)
     ever_added = set(queue)
     applied: list[str] = []
+    marked: dict[str, set[str]] = {}
     now = 1000.0
     while queue:
         key = queue.pop(choose(len(queue)))
         outcome = script.outcome(bp, key)
-        before = run.model_copy(deep=True)
         now += 1.0
-        added = fold(run, bp, key, outcome, now=now)
-        assert added is not None, f"{key} was pending and not done: the fold must apply it"
-        check_step(bp, before, run, key, outcome, added, now)
+        added = deliver(bp, run, key, outcome, now, marked)
         assert not ever_added & set(added), "a step key was added twice"
         completed = {script.outcome(bp, k).completes for k in [*applied, key]}
         for k in added:  # a gather comes after every item's last step, each applied once
-            gather = StepKey.parse(k)
-            if gather.phase == "gather":
-                items = {f"{gather.node}[{i}]" for i in range(run.fan_out[gather.node])}
+            step = StepKey.parse(k)
+            if step.phase == "gather":
+                items = {f"{step.node}[{i}]" for i in range(run.fan_out[step.node])}
                 assert items <= completed, items - completed
         ever_added |= set(added)
         applied.append(key)
         queue.extend(added)
-        # idempotent: the same key again (with any outcome) changes nothing
+        # idempotent: the same key again (with any outcome) changes nothing once folded
+        # (an item waiting for its gather is still pending: a redelivery only marks it again)
         snapshot = run.model_copy(deep=True)
-        assert fold(run, bp, key, outcome, now=now + 0.5) is None
-        assert fold(run, bp, key, OTHER, now=now + 0.5) is None
+        if key not in run.pending:
+            assert fold(run, bp, key, outcome, now=now + 0.5) is None
+            assert fold(run, bp, key, OTHER, now=now + 0.5) is None
         assert run == snapshot
         old = duplicate(applied)
-        if old is not None:  # a late redelivery of an earlier job
+        if old is not None and old not in run.pending:  # a late redelivery of an earlier job
             assert fold(run, bp, old, script.outcome(bp, old), now=now + 0.5) is None
             assert run == snapshot
     return run, applied
@@ -395,9 +436,11 @@ def test_a_key_the_fold_adds_was_not_pending(
     run = new_run()
     queue = seed(run, bp)
     stop = data.draw(st.integers(0, len(applied)), label="stop after")
+    marked: dict[str, set[str]] = {}
     for key in applied[:stop]:  # replay a prefix of a valid order
         queue.remove(key)
-        queue.extend(fold(run, bp, key, script.outcome(bp, key), now=1.0) or [])
+        queue.extend(deliver(bp, run, key, script.outcome(bp, key), 1.0, marked))
+    queue = [k for k in queue if k in run.pending]
     if not queue:
         return
     key = data.draw(st.sampled_from(queue), label="key")
@@ -496,8 +539,9 @@ def test_folding_a_whole_run_touches_no_clock_file_or_socket(
     monkeypatch.setattr("socket.socket", forbidden)
     run = new_run()
     seed(run, DIAMOND)
-    for i, key in enumerate(applied):
-        assert fold(run, DIAMOND, key, outcomes[key], now=float(i)) is not None
+    marked: dict[str, set[str]] = {}
+    for i, key in enumerate(applied):  # the fold and the gather, as the lifecycle applies them
+        deliver(DIAMOND, run, key, outcomes[key], float(i), marked)
     monkeypatch.undo()
     assert run.status is RunStatus.completed and run.finished == expected.finished
     assert run.finished_at == float(len(applied) - 1)
