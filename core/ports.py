@@ -7,6 +7,7 @@ the documented semantics below on every cloud.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Literal, Protocol, runtime_checkable
 
@@ -133,6 +134,20 @@ class Doorbell(Protocol):
     """
 
     def wait(self, timeout: float) -> None: ...
+
+
+@runtime_checkable
+class Batching(Protocol):
+    """A store or queue whose writes can commit together (the local SQLite adapters).
+
+    Every write made inside ``batch()`` through the adapter, and through any adapter sharing
+    its database, commits when the block ends, or none does if it raises; a write that fails
+    inside (a lost compare-and-swap) undoes only itself. Reads inside see those writes. The
+    engine batches what follows a step, so a step costs one commit (one fsync) there instead
+    of one per write; adapters without it commit each write on its own, in the same order.
+    """
+
+    def batch(self) -> AbstractContextManager[None]: ...
 
 
 # --------------------------------------------------------------------------- secrets

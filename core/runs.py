@@ -4,7 +4,7 @@ Layout under the store (one prefix per run, so a run can be listed, copied or de
 
     runs/<id>/run.json             the Run: status, frontier, join arrivals, totals (CAS)
     runs/<id>/steps/<key>.json     one StepRecord per step: claim, then result (CAS)
-    runs/<id>/nodes/<node>.json    a finished node's output (put_if_absent: first writer wins)
+    runs/<id>/nodes/<node>.json    a finished node's output, from its completing step's record
     runs/<id>/items/<node>[<i>]    empty marker: fan-out item i is done and accounted for
     runs/<id>/prompts/<key>.json   the prompt log entry of the model call made by a step
     runs/<id>/calls/<key>/<i>.json the result of tool call i made inside an agent turn
@@ -117,9 +117,14 @@ class Run(BaseModel):
 
 
 class StepOutcome(BaseModel):
-    """What a step produced; recorded before the run advances, replayed on redelivery."""
+    """What a step produced; recorded before the run advances, replayed on redelivery.
+
+    A step that ``completes`` a node or fan-out item completes it with ``output``.
+    """
 
     output: Any = None
+    # An agent turn's messages so far: the next turn continues from them.
+    conversation: list[dict[str, Any]] | None = None
     continue_with: list[str] = Field(default_factory=list)
     completes: str | None = None
     edges: dict[str, bool] = Field(default_factory=dict)
@@ -287,6 +292,11 @@ class RunStore:
 
     def node_key(self, run_id: str, node: str) -> str:
         return f"runs/{run_id}/nodes/{key_part(node)}.json"
+
+    def put_node_output(self, run_id: str, unit: str, value: Any) -> None:
+        """Store the output a recorded step completed ``unit`` with; rewriting it is harmless
+        (the same step's record gives the same bytes)."""
+        self.blobs.put(self.node_key(run_id, unit), json.dumps(value, ensure_ascii=False).encode())
 
     def node_output(self, run_id: str, node: str) -> Any:
         try:

@@ -2,8 +2,9 @@
 
 Read from the environment (``AGENTFN_STORAGE``, ``AGENTFN_QUEUE``, ``AGENTFN_SECRETS``) so the
 same artifact runs everywhere; the local default keeps everything under ``AGENTFN_HOME``
-(``.agentfn`` in the current folder): a SQLite store and queue, and environment/.env secrets.
-SQLite over one file per object: about half the time per step, and crash-safe commits
+(``.agentfn`` in the current folder): the store and the queue in one SQLite database, and
+environment/.env secrets. SQLite over one file per object: about half the time per step, and
+crash-safe commits; one database for both, so what follows a step is one commit
 (docs/benchmarks.md).
 """
 
@@ -47,8 +48,8 @@ class Settings:
         root = Path(home or env.get("AGENTFN_HOME") or ".agentfn").absolute()
         return cls(
             home=root,
-            storage=env.get("AGENTFN_STORAGE") or "sqlite://" + str(root / "store.db"),
-            queue=env.get("AGENTFN_QUEUE") or "sqlite://" + str(root / "queue.db"),
+            storage=env.get("AGENTFN_STORAGE") or _local_database(root, "store.db"),
+            queue=env.get("AGENTFN_QUEUE") or _local_database(root, "queue.db"),
             secrets=env.get("AGENTFN_SECRETS") or "env://" + str(Path.cwd() / ".env"),
             max_attempts=int(env.get("AGENTFN_MAX_ATTEMPTS", "5")),
             lease_s=float(env.get("AGENTFN_LEASE_S", "60")),
@@ -85,3 +86,10 @@ class Settings:
 def _names(text: str) -> tuple[str, ...]:
     """A comma-separated list: blanks dropped."""
     return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def _local_database(home: Path, earlier: str) -> str:
+    """``<home>/agentfn.db``, holding store and queue; a home where an earlier version kept
+    them apart (``store.db``, ``queue.db``) keeps its files, so no run or job goes missing."""
+    kept = home / earlier
+    return "sqlite://" + str(kept if kept.exists() else home / "agentfn.db")

@@ -18,10 +18,11 @@ the etag. A key and keys below it ("a" and "a/b") may coexist, as on every cloud
 from __future__ import annotations
 
 import sqlite3
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from agentfn.adapters.local._sqlite import Connections, Synchronous, check_synchronous
+from agentfn.adapters.local._sqlite import Synchronous, check_synchronous, connections
 from agentfn.blob_args import (
     as_bytes,
     bare_etag,
@@ -81,7 +82,7 @@ class SqliteBlobStore:
     def __init__(self, path: str | Path, *, synchronous: Synchronous = "normal") -> None:
         self.path = Path(path)
         self.synchronous = check_synchronous(synchronous)
-        self._db = Connections(self.path, _SCHEMA, self.synchronous)
+        self._db = connections(self.path, _SCHEMA, self.synchronous)
 
     def __repr__(self) -> str:
         return f"SqliteBlobStore(path={str(self.path)!r}, synchronous={self.synchronous!r})"
@@ -92,6 +93,11 @@ class SqliteBlobStore:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["path"], synchronous=state["synchronous"])  # type: ignore[misc]
+
+    def batch(self) -> AbstractContextManager[None]:
+        """The Batching port: the writes made inside (and those of any adapter on this file
+        with the same ``synchronous``) commit together, once."""
+        return self._db.batch()
 
     def close(self) -> None:
         """Close this process's connections; the store reconnects if used again."""

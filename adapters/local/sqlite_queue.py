@@ -21,11 +21,11 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from contextlib import suppress
+from contextlib import AbstractContextManager, suppress
 from pathlib import Path
 from typing import Any
 
-from agentfn.adapters.local._sqlite import Connections, Synchronous, check_synchronous
+from agentfn.adapters.local._sqlite import Synchronous, check_synchronous, connections
 from agentfn.errors import UserError
 from agentfn.ports import DeadLetter, QueueMessage
 from agentfn.queue_args import (
@@ -94,7 +94,7 @@ class SqliteQueue:
         self._setup()
 
     def _setup(self) -> None:
-        self._db = Connections(self.path, _SCHEMA, self.synchronous)
+        self._db = connections(self.path, _SCHEMA, self.synchronous)
         self._bell = Path(f"{self.path}.wake")
         self._bell_fd: int | None = None  # this process's end of the doorbell, once waited
         self._bell_pid = os.getpid()
@@ -134,7 +134,7 @@ class SqliteQueue:
                 " VALUES (?, ?, ?, ?, ?, 0, ?)",
                 (msg_id, self.name, encoded, priority, now + delay_s, now),
             )
-        self._ring()
+        self._db.after_commit(self._ring)
         return msg_id
 
     def receive(
@@ -194,7 +194,7 @@ class SqliteQueue:
                 " WHERE queue = ? AND id = ? AND receipt = ?",
                 (self.clock() + delay_s, self.name, message.id, message.receipt),
             )
-        self._ring()
+        self._db.after_commit(self._ring)
 
     def wait(self, timeout: float) -> None:
         """Sleep until a job may be receivable or ``timeout`` passes (the Doorbell port)."""
@@ -273,6 +273,11 @@ class SqliteQueue:
             db.execute("DELETE FROM messages WHERE queue = ?", (self.name,))
             if dead_letters:
                 db.execute("DELETE FROM dead_letters WHERE queue = ?", (self.name,))
+
+    def batch(self) -> AbstractContextManager[None]:
+        """The Batching port: the writes made inside (and those of any adapter on this file
+        with the same ``synchronous``) commit together, once."""
+        return self._db.batch()
 
     def close(self) -> None:
         """Close this process's connections; the queue reconnects if used again."""

@@ -119,8 +119,11 @@ class StepContext:
     def complete(
         self, unit: str, value: Any, *, usage: Usage | None = None, cost_usd: float = 0.0
     ) -> StepOutcome:
-        """Record a node's (or fan-out item's) output once and decide its outgoing edges."""
-        value = self.store.record_once(self.store.node_key(self.run.id, unit), value)
+        """The outcome completing a node (or fan-out item) with ``value``, and its edges.
+
+        The value is stored as the node's output with the step's record, by the engine
+        (``put_node_output``): the step record's compare-and-swap already decides which
+        execution of the step counts, so no write here has to."""
         outcome = StepOutcome(
             output=value, completes=unit, usage=usage or Usage(), cost_usd=cost_usd
         )

@@ -120,6 +120,14 @@ def marker_suffices(outcome: StepOutcome) -> bool:
     )
 
 
+def item_completed(outcome: StepOutcome) -> StepKey | None:
+    """The fan-out item (``node[i]``) a step's outcome completes, if it completes one."""
+    if outcome.completes is None:
+        return None
+    unit = StepKey.parse(outcome.completes)
+    return unit if unit.item is not None else None
+
+
 def _is_item_of(key: str, node: str) -> bool:
     step = StepKey.parse(key)
     return step.node == node and step.item is not None

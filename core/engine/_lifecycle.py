@@ -11,15 +11,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
-from contextlib import suppress
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager, suppress
 from typing import Any, Literal
 
 from agentfn.correlation import bind, correlation_id
 from agentfn.delivery import Acker
 from agentfn.engine._context import ModelFactory, RunContext, StepContext, expression_names
 from agentfn.engine._executors import execute, resume
-from agentfn.engine._fold import fail_run, fold, gather, marker_suffices, seed
+from agentfn.engine._fold import fail_run, fold, gather, item_completed, marker_suffices, seed
 from agentfn.engine._renewal import Lease, Renewer
 from agentfn.errors import (
     AgentfnError,
@@ -34,7 +34,7 @@ from agentfn.errors import (
 )
 from agentfn.events.cloudevents import job_of, run_finished, run_requested, step_ready
 from agentfn.expressions import compile_template
-from agentfn.ports import BlobStore, Doorbell, Queue, QueueMessage
+from agentfn.ports import Batching, BlobStore, Doorbell, Queue, QueueMessage
 from agentfn.prompt_log import PromptLog
 from agentfn.resilience import Backoff
 from agentfn.runs import (
@@ -90,6 +90,7 @@ class Engine:
         # stacks set it below their function timeout, so the platform never cuts a step short.
         self.step_timeout_s = step_timeout_s
         self.renewer = Renewer(self.store, lease_s, clock)
+        self._batching = [a for a in (blobs, queue) if isinstance(a, Batching)]
         self._contexts: dict[str, RunContext] = {}
         self._lock = threading.Lock()
 
@@ -111,21 +112,22 @@ class Engine:
         values = bp.bind_inputs(given)
         now = self.clock()
         run_id = new_run_id(now)
-        run = Run(
-            id=run_id,
-            workflow=bp.name,
-            input=values,
-            blueprint_key=self.store.save_blueprint(loaded),
-            created_at=now,
-            updated_at=now,
-            correlation_id=correlation_id or run_id,
-            replay_of=replay_of,
-            live_replay=live,
-        )
-        seed(run, bp)
-        self.store.create(run)
-        for key in sorted(run.pending):
-            self._send(run, key, priority=priority)
+        with self._batch():
+            run = Run(
+                id=run_id,
+                workflow=bp.name,
+                input=values,
+                blueprint_key=self.store.save_blueprint(loaded),
+                created_at=now,
+                updated_at=now,
+                correlation_id=correlation_id or run_id,
+                replay_of=replay_of,
+                live_replay=live,
+            )
+            seed(run, bp)
+            self.store.create(run)
+            for key in sorted(run.pending):
+                self._send(run, key, priority=priority)
         bind(run.correlation_id)
         log.info("run started", extra={"run_id": run.id, "correlation_id": run.correlation_id})
         self.events(run_requested(run.id, run.workflow, run.correlation_id))
@@ -283,9 +285,10 @@ class Engine:
             # again (duplicates are harmless; a lost step is not). A wake a signal folded has
             # no record: nothing.
             folded = self.store.get_step(run_id, key)
-            if folded is not None and folded[0].status == "done":
-                self._finish(ctx, run_id, folded[0], current)  # resends; marks an item
-            acker.ack(message)
+            with self._batch():
+                if folded is not None and folded[0].status == "done":
+                    self._finish(ctx, run_id, folded[0], current)  # resends; marks an item
+                acker.ack(message)
             return "duplicate"
         now = self.clock()
         claim = StepRecord(
@@ -307,8 +310,9 @@ class Engine:
             record, etag = existing
             if record.status == "done" and record.outcome is not None:
                 # Recorded, then the worker died before the advance: finish it from the record.
-                self._finish(ctx, run_id, record, current)
-                acker.ack(message)
+                with self._batch():
+                    self._finish(ctx, run_id, record, current)
+                    acker.ack(message)
                 return "duplicate"
             if (
                 record.status == "running"
@@ -363,29 +367,31 @@ class Engine:
                 "duration_ms": (time.perf_counter() - started) * 1000,
             }
         )
-        try:
-            self.store.put_step(run_id, finished, etag)
-        except PreconditionFailed:
-            # Our lease ran out and another worker took the step over: its result counts.
+        with self._batch():  # where the adapters allow it, everything below is one commit
+            try:
+                self.store.put_step(run_id, finished, etag)
+            except PreconditionFailed:
+                # Our lease ran out and another worker took the step over: its result counts.
+                acker.ack(message)
+                return "superseded"
+            self._finish(ctx, run_id, finished, current)
             acker.ack(message)
-            return "superseded"
-        self._finish(ctx, run_id, finished, current)
-        acker.ack(message)
         return "done"
 
     def _finish(
         self, ctx: RunContext, run_id: str, record: StepRecord, current: tuple[Run, str]
     ) -> None:
-        """Advance the run with a recorded outcome and send what the advance added.
+        """Store the node output a recorded step completed, advance the run with its outcome,
+        and send what the advance added.
 
         ``current`` is the run as this job read it: the advance's first compare-and-swap
         tries it, so an uncontended step reads its run once. A step completing a fan-out
         item that adds nothing to the run only marks the item (see ``_item_done``).
         """
         outcome = record.outcome if record.outcome is not None else StepOutcome()
-        item = StepKey.parse(outcome.completes) if outcome.completes is not None else None
-        if item is not None and item.item is None:
-            item = None
+        if outcome.completes is not None:
+            self.store.put_node_output(run_id, outcome.completes, outcome.output)
+        item = item_completed(outcome)
         if item is None or not marker_suffices(outcome):
             added, run = self._advance(ctx, run_id, record.key, outcome, current)
             if added is None:
@@ -398,12 +404,13 @@ class Engine:
                 self._send(run, key)
             if item is None:
                 return
-            current = (run, "")  # fresher than what the job read; no etag: CAS re-reads
-        self._item_done(ctx, run_id, item, current)
+            # Fresher than what the job read, but its etag is not at hand: the gather's
+            # compare-and-swap reads the record again.
+            self._item_done(run_id, item, run, None)
+            return
+        self._item_done(run_id, item, *current)
 
-    def _item_done(
-        self, ctx: RunContext, run_id: str, item: StepKey, current: tuple[Run, str]
-    ) -> None:
+    def _item_done(self, run_id: str, item: StepKey, run: Run, etag: str | None) -> None:
         """Mark a fan-out item done; the arrival that finds every item marked adds the gather.
 
         Items never rewrite the run record one by one (a compare-and-swap hot spot on an
@@ -412,7 +419,6 @@ class Engine:
         its fold, if it had one), so whoever counts them all sees every item accounted for.
         """
         self.store.mark_item(run_id, item.unit)
-        run = current[0]
         expected = run.fan_out.get(item.node, 0)
         if self.store.items_marked(run_id, item.node) + run.items_done.get(item.node, 0) < expected:
             return
@@ -423,7 +429,7 @@ class Engine:
             added = gather(run, item.node, now=self.clock())
             return added is not None
 
-        run = self.store.update(run_id, change, current=current if current[1] else None)
+        run = self.store.update(run_id, change, current=(run, etag) if etag else None)
         for key in added or []:
             self._send(run, key)
 
@@ -599,6 +605,16 @@ class Engine:
         if step.phase == "wake" and step.node in run.waiting:
             delay = max(0.0, run.waiting[step.node].deadline - self.clock())
         self.queue.send(step_ready(run.id, key, run.correlation_id), delay=delay, priority=priority)
+
+    @contextmanager
+    def _batch(self) -> Iterator[None]:
+        """The store's and the queue's writes inside commit together where they can
+        (``Batching``: one SQLite commit, one fsync); elsewhere each commits on its own, in
+        the same order, and a crash between two is repaired by the job's next delivery."""
+        with ExitStack() as stack:
+            for adapter in self._batching:
+                stack.enter_context(adapter.batch())
+            yield
 
     def _resend_pending(self, run: Run) -> None:
         if run.status.terminal:

@@ -47,16 +47,16 @@ class Config:
 
 CONFIGS: dict[str, Config] = {
     "agentfn (local default: SQLite)": Config(
-        "sqlite://{dir}/store.db",
-        "sqlite://{dir}/queue.db",
-        "SQLite WAL, synchronous=NORMAL: every commit survives a crashed process; "
-        "fsync at checkpoints, so a power cut may roll back the last commits",
+        "sqlite://{dir}/agentfn.db",
+        "sqlite://{dir}/agentfn.db",
+        "SQLite WAL, synchronous=NORMAL, store and queue in one file: every commit survives "
+        "a crashed process; fsync at checkpoints, so a power cut may roll back the last commits",
         fsync_each_commit=False,
     ),
     "agentfn (SQLite, fsync each commit)": Config(
-        "sqlite://{dir}/store.db?synchronous=full",
-        "sqlite://{dir}/queue.db?synchronous=full",
-        "SQLite WAL, synchronous=FULL: every commit fsynced",
+        "sqlite://{dir}/agentfn.db?synchronous=full",
+        "sqlite://{dir}/agentfn.db?synchronous=full",
+        "SQLite WAL, synchronous=FULL, store and queue in one file: every commit fsynced",
         fsync_each_commit=True,
     ),
     "agentfn (file per object)": Config(

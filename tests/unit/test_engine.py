@@ -40,6 +40,29 @@ def test_tool_chain_with_templates_and_output(tmp_path: Path) -> None:
     assert recorded(engine, run.id) == {"first", "second"} and not done.pending
 
 
+def test_an_agent_turn_recorded_by_an_earlier_version_is_continued(tmp_path: Path) -> None:
+    """Earlier versions kept a turn's conversation in its output: a run in flight across the
+    upgrade goes on from it."""
+    body = "nodes:\n  - {id: ask, type: agent, agent: helper, prompt: use label alpha}\n"
+    wf = project(tmp_path, body)
+    engine = make_engine(tmp_path)
+    run = engine.start(load_blueprint(wf), {})
+    [first] = engine.queue.receive(1, visibility_timeout=5)
+    assert engine.handle(first) == "done"  # turn 0; turn 1 is queued
+    turn0 = engine.store.get_step(run.id, "ask@0")
+    assert turn0 is not None and turn0[0].outcome is not None
+    outcome = turn0[0].outcome
+    old = outcome.model_copy(update={"output": {"messages": outcome.conversation}})
+    old.conversation = None
+    engine.store.blobs.put(
+        engine.store.step_key(run.id, "ask@0"),
+        turn0[0].model_copy(update={"outcome": old}).model_dump_json().encode(),
+    )
+    done = drain(engine, run.id)
+    assert done.status is RunStatus.completed
+    assert done.output == {"ask": "helper saw ALPHA"}
+
+
 def test_agent_tool_loop_is_checkpointed_per_turn(tmp_path: Path) -> None:
     wf = project(
         tmp_path,
@@ -57,7 +80,8 @@ def test_agent_tool_loop_is_checkpointed_per_turn(tmp_path: Path) -> None:
     assert ledger(wf) == ["alpha"]
     turn0 = engine.store.get_step(run.id, "ask@0")
     assert turn0 is not None and turn0[0].outcome is not None
-    roles = [m["role"] for m in turn0[0].outcome.output["messages"]]
+    assert turn0[0].outcome.conversation is not None
+    roles = [m["role"] for m in turn0[0].outcome.conversation]
     assert roles == ["system", "user", "assistant", "tool"]
     # every model call is in the prompt log, with usage and cost from the price table
     prompts = list(engine.prompts.entries(run.id))

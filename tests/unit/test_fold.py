@@ -21,7 +21,14 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from agentfn.engine import _fold
-from agentfn.engine._fold import fail_run, fold, gather, marker_suffices, seed
+from agentfn.engine._fold import (
+    fail_run,
+    fold,
+    gather,
+    item_completed,
+    marker_suffices,
+    seed,
+)
 from agentfn.ports import Usage
 from agentfn.runs import Run, RunError, RunStatus, StepOutcome, Waiting
 from agentfn.steps import StepKey, item_key
@@ -245,11 +252,6 @@ def check_step(
         assert after.status is RunStatus.completed and after.finished_at == now
 
 
-def item_of(outcome: StepOutcome) -> StepKey | None:
-    unit = StepKey.parse(outcome.completes) if outcome.completes is not None else None
-    return unit if unit is not None and unit.item is not None else None
-
-
 def deliver(
     bp: Blueprint,
     run: Run,
@@ -260,7 +262,7 @@ def deliver(
 ) -> list[str]:
     """What the lifecycle does with a step's recorded outcome: fold it (unless it completes a
     fan-out item that adds nothing), then mark a completed item and gather once all are."""
-    item = item_of(outcome)
+    item = item_completed(outcome)
     before = run.model_copy(deep=True)
     if item is not None and marker_suffices(outcome):
         assert key in run.pending

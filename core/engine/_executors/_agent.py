@@ -43,7 +43,12 @@ def agent_turn(
         previous = sc.store.get_step(run.id, str(step.previous_turn()))
         if previous is None or previous[0].outcome is None:
             raise StepFailed(f"step {step}: the previous turn has no recorded result")
-        messages = [Message.model_validate(m) for m in previous[0].outcome.output["messages"]]
+        before = previous[0].outcome
+        # Turns recorded by earlier versions kept the conversation in their output.
+        history = (
+            before.conversation if before.conversation is not None else before.output["messages"]
+        )
+        messages = [Message.model_validate(m) for m in history]
     usage = Usage()
     cost = 0.0
 
@@ -73,16 +78,16 @@ def agent_turn(
         call_model=call_model,
         call_tool=call_tool,
     )
-    recorded = {"messages": [m.model_dump(mode="json") for m in result.messages]}
+    conversation = [m.model_dump(mode="json") for m in result.messages]
     if not result.done:
         return StepOutcome(
-            output=recorded,
+            conversation=conversation,
             continue_with=[str(step.next_turn())],
             usage=usage,
             cost_usd=cost,
         )
     outcome = sc.complete(step.unit, result.final, usage=usage, cost_usd=cost)
-    outcome.output = {**recorded, "final": outcome.output}
+    outcome.conversation = conversation
     return outcome
 
 
