@@ -7,6 +7,7 @@ the documented semantics below on every cloud.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Literal, Protocol, runtime_checkable
@@ -145,9 +146,14 @@ class Batching(Protocol):
     inside (a lost compare-and-swap) undoes only itself. Reads inside see those writes. The
     engine batches what follows a step, so a step costs one commit (one fsync) there instead
     of one per write; adapters without it commit each write on its own, in the same order.
+    ``after_commit`` calls ``fn`` once this thread's writes so far are committed (at once
+    outside a batch; never, if the batch rolls back): what must follow a commit, such as a
+    run's ending event or a doorbell, waits for it.
     """
 
     def batch(self) -> AbstractContextManager[None]: ...
+
+    def after_commit(self, fn: Callable[[], None]) -> None: ...
 
 
 # --------------------------------------------------------------------------- secrets

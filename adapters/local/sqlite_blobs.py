@@ -18,6 +18,7 @@ the etag. A key and keys below it ("a" and "a/b") may coexist, as on every cloud
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -98,6 +99,10 @@ class SqliteBlobStore:
         """The Batching port: the writes made inside (and those of any adapter on this file
         with the same ``synchronous``) commit together, once."""
         return self._db.batch()
+
+    def after_commit(self, fn: Callable[[], None]) -> None:
+        """The Batching port: ``fn`` runs once what this thread wrote here is committed."""
+        self._db.after_commit(fn)
 
     def close(self) -> None:
         """Close this process's connections; the store reconnects if used again."""

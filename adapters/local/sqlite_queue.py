@@ -279,6 +279,10 @@ class SqliteQueue:
         with the same ``synchronous``) commit together, once."""
         return self._db.batch()
 
+    def after_commit(self, fn: Callable[[], None]) -> None:
+        """The Batching port: ``fn`` runs once what this thread wrote here is committed."""
+        self._db.after_commit(fn)
+
     def close(self) -> None:
         """Close this process's connections; the queue reconnects if used again."""
         self._db.close()

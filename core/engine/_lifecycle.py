@@ -8,6 +8,7 @@ next delivery of the same job.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -90,7 +91,12 @@ class Engine:
         # stacks set it below their function timeout, so the platform never cuts a step short.
         self.step_timeout_s = step_timeout_s
         self.renewer = Renewer(self.store, lease_s, clock)
-        self._batching = [a for a in (blobs, queue) if isinstance(a, Batching)]
+        # The queue's batch is entered first, so the store's commits first: a crash between
+        # the two leaves the run advanced and its job unacknowledged, which the job's
+        # redelivery repairs (the other way round would ack a step never recorded).
+        self._batching = [a for a in (queue, blobs) if isinstance(a, Batching)]
+        # The run's ending event waits for the commit of the change that ended it.
+        self._store_commits = blobs if isinstance(blobs, Batching) else None
         self._contexts: dict[str, RunContext] = {}
         self._lock = threading.Lock()
 
@@ -171,9 +177,10 @@ class Engine:
         ctx = self._context(run)
         wake = StepKey(nodes[0], phase="wake")
         outcome = resume(self._step_context(ctx, run, wake), name, payload)
-        added, run = self._advance(ctx, run_id, str(wake), outcome, current)
-        for k in added or []:
-            self._send(run, k)
+        with self._batch():
+            added, run = self._advance(ctx, run_id, str(wake), outcome, current)
+            for k in added or []:
+                self._send(run, k)
         return run
 
     # ================================================================== worker side
@@ -488,7 +495,11 @@ class Engine:
                 "completed" if run.status is RunStatus.completed else "failed"
             )
             error = run.error.message if run.error is not None else None
-            self.events(run_finished(run.id, run.workflow, status, run.correlation_id, error))
+            event = run_finished(run.id, run.workflow, status, run.correlation_id, error)
+            if self._store_commits is not None:  # after the commit; never if it rolls back
+                self._store_commits.after_commit(functools.partial(self.events, event))
+            else:
+                self.events(event)
 
     def _render_output(self, ctx: RunContext, run: Run, now: float) -> None:
         """Set a completed run's ``output``; a template that fails to render fails the run."""

@@ -5,7 +5,9 @@ Counted by wrapping the ports the engine is given: reads (get, list, download), 
 put_if_absent, put_if_match, delete, upload) and queue operations (send, receive, ack,
 retry, extend, dead_letter). A chain of tool steps runs on the local default and on the AWS
 adapters (S3 + SQS) against moto (left running for the adapter benchmark, which stops it);
-the run's start is not counted, only its steps.
+the run's start is not counted, only its steps. On the local default the commits are counted
+too (each is an fsync with ``?synchronous=full``): the engine batches what follows a step, so
+there are fewer commits than writes.
 """
 
 from __future__ import annotations
@@ -123,17 +125,46 @@ def per_step(blobs: BlobStore, queue: Queue, folder: Path) -> dict[str, float]:
     }
 
 
+def commits_per_step(config: workloads.Config, folder: Path) -> float:
+    """SQLite commits per step of the same chain, on the real (unwrapped) local adapters."""
+    from agentfn.adapters.registry import open_blobstore, open_queue
+    from agentfn.engine import Engine
+
+    storage, queue_url = config.urls(folder)
+    blobs, queue = open_blobstore(storage), open_queue(queue_url)
+    eng = Engine(blobs, queue, model_factory=workloads.model_factory())
+    loaded = workloads.blueprint(folder, workloads.chain_yaml(STEPS), "chain")
+    run = eng.start(loaded, {})
+    commits = 0
+
+    def count(sql: str) -> None:
+        nonlocal commits
+        commits += sql == "COMMIT"
+
+    # This thread's connection of each database the adapters use (one, when they share a file).
+    databases = {id(a._db): a._db for a in (blobs, queue)}  # type: ignore[attr-defined]
+    for db in databases.values():
+        db.get().set_trace_callback(count)
+    for _ in range(STEPS):
+        [message] = eng.queue.receive(1, visibility_timeout=60)
+        eng.handle(message)
+    for db in databases.values():
+        db.get().set_trace_callback(None)
+    assert eng.store.get(run.id).status.value == "completed"
+    return commits / STEPS
+
+
 def measure() -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     from agentfn.adapters.registry import open_blobstore, open_queue
 
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        config = workloads.CONFIGS["agentfn (local default: SQLite)"]
-        storage, queue_url = config.urls(folder)
+    config = workloads.CONFIGS["agentfn (local default: SQLite)"]
+    with tempfile.TemporaryDirectory() as counted, tempfile.TemporaryDirectory() as traced:
+        storage, queue_url = config.urls(Path(counted))
         rows.append(
-            {"backend": "local default (SQLite store + SQLite queue)"}
-            | per_step(open_blobstore(storage), open_queue(queue_url), folder)
+            {"backend": "local default (SQLite store + queue, one file)"}
+            | per_step(open_blobstore(storage), open_queue(queue_url), Path(counted))
+            | {"commits": commits_per_step(config, Path(traced))}
         )
     try:
         from tests.contract.conftest import BLOBSTORES, QUEUES, build_blobstore, build_queue
@@ -156,16 +187,18 @@ def measure() -> list[dict[str, Any]]:
 
 def markdown(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| backend | storage reads / step | storage writes / step | queue ops / step | requests / step |",
-        "|---|---:|---:|---:|---:|",
+        "| backend | storage reads / step | storage writes / step | queue ops / step "
+        "| requests / step | commits / step |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['backend']} | not measured: {r['error']} | | | |")
+            lines.append(f"| {r['backend']} | not measured: {r['error']} | | | | |")
             continue
+        commits = f"{r['commits']:.2f}" if "commits" in r else "each request"
         lines.append(
             f"| {r['backend']} | {r['reads']:.2f} | {r['writes']:.2f} | {r['queue_ops']:.2f} | "
-            f"{r['requests']:.2f} |"
+            f"{r['requests']:.2f} | {commits} |"
         )
     detail = ", ".join(f"{op} {n:.2f}" for op, n in rows[0].get("by_op", {}).items())
     return "\n".join(lines) + f"\n\nPer step on the local default, by operation: {detail}.\n"

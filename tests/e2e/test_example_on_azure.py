@@ -18,7 +18,7 @@ from agentfn.adapters.models.factory import build_model
 from agentfn.engine import Engine
 from agentfn.model_spec import ModelSpec
 from agentfn.ports import BlobStore, Model, Queue
-from agentfn.runs import Run, RunStatus
+from agentfn.runs import Run, RunStatus, RunStore
 from agentfn.workflows import load_blueprint
 from tests.support.emulators.azure import ensure_azurite
 from tests.support.engine_harness import drain
@@ -56,7 +56,8 @@ def azure_ports() -> Iterator[tuple[AzureBlobStore, AzureStorageQueue]]:
 def test_example_workflow_on_azure_matches_local(
     tmp_path: Path, azure_ports: tuple[AzureBlobStore, AzureStorageQueue]
 ) -> None:
-    local = run_example(FileBlobStore(tmp_path / "blobs"), SqliteQueue(tmp_path / "queue.db"))
+    local_blobs = FileBlobStore(tmp_path / "blobs")
+    local = run_example(local_blobs, SqliteQueue(tmp_path / "queue.db"))
     assert local.status is RunStatus.completed, local
 
     blobs, queue = azure_ports
@@ -67,7 +68,10 @@ def test_example_workflow_on_azure_matches_local(
     assert cloud.steps_run == local.steps_run
     assert cloud.usage == local.usage and cloud.usage.total_tokens > 0
     assert cloud.finished == local.finished and cloud.skipped == local.skipped
-    assert cloud.items_done == local.items_done
+    assert cloud.fan_out == local.fan_out and cloud.fan_out
+    for node, count in cloud.fan_out.items():  # every item marked done, on both
+        assert RunStore(blobs).items_marked(cloud.id, node) == count
+        assert RunStore(local_blobs).items_marked(local.id, node) == count
     assert cloud.cost_usd == pytest.approx(local.cost_usd)
     assert queue.dead_letters() == []
     assert queue.receive(10, visibility_timeout=30) == []

@@ -83,3 +83,54 @@ def test_a_failure_after_the_step_keeps_nothing_of_it_and_the_redelivery_finishe
     assert done.steps_run == 3
     assert ledger(wf) == ["a", "a", "Ab", "ABc"]  # step one ran again; nothing else twice
     assert queue.depth() == 0 and queue.dead_letters() == []
+
+
+def test_the_ending_event_follows_the_commit_and_a_rolled_back_end_emits_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = one_file_engine(tmp_path)
+    events: list[str] = []
+    engine = Engine(
+        base.blobs,
+        base.queue,
+        model_factory=base.model_factory,
+        lease_s=base.lease_s,
+        events=lambda event: events.append(event["type"]),
+    )
+    single = "nodes:\n  - {id: one, type: tool, tool: record, args: {label: a}}\n"
+    run = engine.start(load_blueprint(project(tmp_path, single)), {})
+    queue = engine.queue
+    assert isinstance(queue, SqliteQueue)
+    real_ack = queue.ack
+
+    def ack_failing(message: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(queue, "ack", ack_failing)
+    [message] = queue.receive(1, visibility_timeout=5)
+    assert engine.handle(message) == "retry"
+    assert engine.store.get(run.id).status is RunStatus.queued  # the end rolled back
+    assert events == ["agentfn.run.requested"]  # and announced nothing
+    monkeypatch.setattr(queue, "ack", real_ack)
+    done = drain(engine, run.id, timeout_s=30)
+    assert done.status is RunStatus.completed
+    assert events == ["agentfn.run.requested", "agentfn.run.completed"]
+
+
+def test_on_separate_files_the_store_commits_before_the_queue(tmp_path: Path) -> None:
+    base = make_engine(tmp_path)
+    store, queue = SqliteBlobStore(tmp_path / "store.db"), SqliteQueue(tmp_path / "queue.db")
+    engine = Engine(store, queue, model_factory=base.model_factory, lease_s=base.lease_s)
+    run = engine.start(load_blueprint(project(tmp_path, CHAIN)), {})
+    [message] = queue.receive(1, visibility_timeout=5)
+    order: list[str] = []
+    store._db.get().set_trace_callback(
+        lambda sql: order.append("store") if sql == "COMMIT" else None
+    )
+    queue._db.get().set_trace_callback(
+        lambda sql: order.append("queue") if sql == "COMMIT" else None
+    )
+    assert engine.handle(message) == "done"
+    # The claim, then the batch: the step's record and the advance, then the job and the ack.
+    assert order == ["store", "store", "queue"]
+    assert engine.store.get(run.id).pending == {"two"}
