@@ -48,11 +48,24 @@ _EXPORTS: dict[str, str] = {
     "ToolError": "agentfn.errors",
     "ModelError": "agentfn.errors",
     "TransientModelError": "agentfn.errors",
+    # collaboration
+    "Plan": "agentfn.collaboration",
+    "Subtask": "agentfn.collaboration",
+    "PlanError": "agentfn.collaboration",
+    "check_plan": "agentfn.collaboration",
+    "assign_agents": "agentfn.collaboration",
 }
 
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:
+    from agentfn.collaboration import (
+        Plan as Plan,
+        PlanError as PlanError,
+        Subtask as Subtask,
+        assign_agents as assign_agents,
+        check_plan as check_plan,
+    )
     from agentfn.errors import (
         AgentfnError as AgentfnError,
         ConfigError as ConfigError,

@@ -16,7 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from agentfn.agents import AgentSpec
 from agentfn.costs import Price
@@ -44,24 +44,27 @@ class RetryPolicy(BaseModel):
     backoff: Backoff = Field(default_factory=lambda: Backoff(base_s=1.0, max_s=60.0))
 
 
+def _node_id(v: str) -> str:
+    if not NODE_ID.match(v):
+        raise ValueError(
+            "must start with a letter or '_' and hold only letters, digits, '_', '-' (at most 63)"
+        )
+    return v
+
+
+# A node's (or a subtask's) id: it becomes part of step keys and store keys.
+NodeId = Annotated[str, AfterValidator(_node_id)]
+
+
 class _Node(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: str
+    id: NodeId
     description: str = ""
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     step_timeout_s: float | None = Field(default=None, gt=0, le=86_400)
     """Longest one attempt of this node's steps may run; None: the deployment's
     AGENTFN_STEP_TIMEOUT_S. (A wait node's ``timeout_s`` is how long it waits.)"""
-
-    @field_validator("id")
-    @classmethod
-    def _valid_id(cls, v: str) -> str:
-        if not NODE_ID.match(v):
-            raise ValueError(
-                "must start with a letter or '_' and hold only letters, digits, '_', '-'"
-            )
-        return v
 
 
 class AgentNode(_Node):
