@@ -224,8 +224,14 @@ class Connections:
         state.depth = 0
         db.execute("COMMIT")
         after, state.after = state.after, []
-        for fn in after:
-            fn()
+        failure: BaseException | None = None
+        for fn in after:  # each runs, whatever an earlier one raised
+            try:
+                fn()
+            except BaseException as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
     def after_commit(self, fn: Callable[[], None]) -> None:
         """Call ``fn`` once what this thread wrote is committed: now, or when its batch is."""

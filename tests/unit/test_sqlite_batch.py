@@ -120,3 +120,24 @@ def test_adapters_on_different_files_batch_each_file(tmp_path: Path) -> None:
         store.put("a", b"1")
         queue.send({"n": 1})
     assert store.get("a").data == b"1" and len(queue.receive(10)) == 1
+
+
+def test_every_after_commit_hook_runs_even_when_one_raises(
+    pair: tuple[SqliteBlobStore, SqliteQueue, Path],
+) -> None:
+    store, _, path = pair
+    ran: list[str] = []
+
+    def failing() -> None:
+        ran.append("failing")
+        raise RuntimeError("sink down")
+
+    with pytest.raises(RuntimeError, match="sink down"), store.batch():
+        store.put("a", b"1")
+        store.after_commit(failing)
+        store.after_commit(lambda: ran.append("next"))
+        assert ran == []  # nothing before the commit
+    assert ran == ["failing", "next"]
+    assert seen(path)[0] == ["a", "setup"]  # the commit stands
+    store.after_commit(lambda: ran.append("now"))  # outside a batch: at once
+    assert ran[-1] == "now"
