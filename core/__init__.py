@@ -54,6 +54,7 @@ _EXPORTS: dict[str, str] = {
     "PlanError": "agentfn.collaboration",
     "check_plan": "agentfn.collaboration",
     "assign_agents": "agentfn.collaboration",
+    "collaboration_blueprint": "agentfn.collaboration",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -65,6 +66,7 @@ if TYPE_CHECKING:
         Subtask as Subtask,
         assign_agents as assign_agents,
         check_plan as check_plan,
+        collaboration_blueprint as collaboration_blueprint,
     )
     from agentfn.errors import (
         AgentfnError as AgentfnError,

@@ -1,0 +1,99 @@
+"""A plan as a workflow, so the engine runs a collaboration like any blueprint: every subtask
+is an agent node whose step key is its id, with the engine's retries, dead letters, crash
+repair, replay and cost accounting.
+
+The subtasks' texts are untrusted, so they never become templates: they travel as the run's
+input (``input['tasks'][id]``) and each prompt only reads them. A subtask with one dependency
+follows it by an edge; one with several waits behind a join node (a node without one starts on
+the first edge that reaches it). The run's output is the results of the subtasks nothing
+depends on. The generated blueprint is validated like a file, so every name it reads is
+checked before it runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agentfn.collaboration.assign import assign_agents
+from agentfn.collaboration.plan import Plan, PlanError, check_plan, topological_order
+from agentfn.workflows import (
+    MAX_NODES,
+    LoadedBlueprint,
+    parse_blueprint,
+    validate_blueprint,
+)
+from agentfn.yaml_source import YamlSource
+
+SOURCE = "<collaboration>"  # where validation errors of a generated blueprint point
+
+
+def collaboration_blueprint(
+    plan: Plan, team: LoadedBlueprint, *, name: str = "collaboration"
+) -> tuple[LoadedBlueprint, dict[str, Any]]:
+    """The workflow running ``plan`` with ``team``'s agents (and its models, prices, tools),
+    and the input to start it with. Raises :class:`PlanError` for a plan that cannot run."""
+    agents = team.blueprint.agents
+    check_plan(plan, agents)
+    chosen = assign_agents(plan, agents)
+    by_id = {s.id: s for s in plan.subtasks}
+    taken = set(by_id)
+    nodes: list[dict[str, Any]] = []
+    edges: list[dict[str, str]] = []
+    for sub_id in topological_order(plan):
+        sub = by_id[sub_id]
+        nodes.append(
+            {
+                "id": sub.id,
+                "type": "agent",
+                "agent": chosen[sub.id],
+                "prompt": _prompt(sub.id, sub.depends_on),
+                "retry": sub.retry.model_dump(mode="json"),
+                "description": f"needs {sub.capability}",
+            }
+        )
+        if len(sub.depends_on) == 1:
+            edges.append({"from": sub.depends_on[0], "to": sub.id})
+        elif sub.depends_on:
+            join = _fresh(f"_after_{len(nodes)}", taken)
+            nodes.append({"id": join, "type": "join"})
+            edges += [{"from": dep, "to": join} for dep in sub.depends_on]
+            edges.append({"from": join, "to": sub.id})
+    if len(nodes) > MAX_NODES:
+        raise PlanError(
+            f"the plan needs {len(nodes)} workflow nodes (a subtask each, and a join for each "
+            f"subtask with several dependencies), more than the {MAX_NODES} a workflow may have",
+            field="subtasks",
+        )
+    own = team.blueprint.model_dump(mode="json", by_alias=True)
+    data = {
+        "name": name,
+        "description": f"{len(plan.subtasks)} subtasks",
+        **{key: own[key] for key in ("tools", "models", "prices", "agents")},
+        "inputs": {"tasks": {"type": "object"}},
+        "nodes": nodes,
+        "edges": edges,
+    }
+    source = YamlSource(data=data, file=SOURCE)
+    bp = parse_blueprint(source)
+    validate_blueprint(bp, source, team.base_path, http_tools=team.http_tools)
+    loaded = LoadedBlueprint(
+        blueprint=bp, base_dir=team.base_dir, source=SOURCE, http_tools=team.http_tools
+    )
+    return loaded, {"tasks": {s.id: s.task for s in plan.subtasks}}
+
+
+def _prompt(sub_id: str, depends_on: list[str]) -> str:
+    """The subtask's text, then each dependency's result. Ids are node ids (no quotes), so
+    they are safe inside the template; the texts are read from the input, never spliced in."""
+    parts = [f"{{{{ input['tasks']['{sub_id}'] }}}}"]
+    parts += [f"The result of {dep}:\n{{{{ steps['{dep}'].output }}}}" for dep in depends_on]
+    return "\n\n".join(parts)
+
+
+def _fresh(base: str, taken: set[str]) -> str:
+    """``base``, or ``base`` behind underscores until no subtask has that id."""
+    name = base
+    while name in taken:
+        name = "_" + name
+    taken.add(name)
+    return name
