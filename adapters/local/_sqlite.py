@@ -4,8 +4,8 @@ at once.
 
 Shared by the queue and the blob store, which may live in one file: adapters opening the same
 file share one ``Connections`` (``connections``; at the stronger fsync policy either asks),
-so a batch covers the writes of both, and a step's result, its run's advance, the next job and the ack
-are one commit (one fsync). SQLite's own locking makes them safe across processes; a
+so a batch covers the writes of both, and a step's result, its run's advance, the next job
+and the ack are one commit (one fsync). SQLite's own locking makes them safe across processes; a
 connection per thread makes them safe across threads; connections are rebuilt after
 ``fork`` (never touching the parent's handles).
 """
