@@ -55,6 +55,8 @@ _EXPORTS: dict[str, str] = {
     "check_plan": "agentfn.collaboration",
     "assign_agents": "agentfn.collaboration",
     "collaboration_blueprint": "agentfn.collaboration",
+    "collaboration_view": "agentfn.collaboration",
+    "agent_loads": "agentfn.collaboration",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -66,7 +68,9 @@ if TYPE_CHECKING:
         Subtask as Subtask,
         assign_agents as assign_agents,
         check_plan as check_plan,
+        agent_loads as agent_loads,
         collaboration_blueprint as collaboration_blueprint,
+        collaboration_view as collaboration_view,
     )
     from agentfn.errors import (
         AgentfnError as AgentfnError,

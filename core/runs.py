@@ -99,6 +99,9 @@ class Run(BaseModel):
     cost_usd: float = 0.0
     steps_run: int = 0
     error: RunError | None = None
+    # Nodes with ``on_failure: continue`` whose step failed for good, with the error: the
+    # run went on without them (the paths through them were skipped).
+    failures: dict[str, RunError] = Field(default_factory=dict)
     output: Any = None
 
     @model_validator(mode="before")

@@ -65,6 +65,10 @@ class _Node(BaseModel):
     step_timeout_s: float | None = Field(default=None, gt=0, le=86_400)
     """Longest one attempt of this node's steps may run; None: the deployment's
     AGENTFN_STEP_TIMEOUT_S. (A wait node's ``timeout_s`` is how long it waits.)"""
+    on_failure: Literal["fail", "continue"] = "fail"
+    """When a step of this node fails for good: ``fail`` ends the run; ``continue`` records
+    the node as failed (``Run.failures``) and treats its edges as not taken, so the paths
+    through it are skipped and the rest of the run goes on."""
 
 
 class AgentNode(_Node):
@@ -97,9 +101,13 @@ class ParallelNode(_Node):
 
 
 class JoinNode(_Node):
-    """Waits for every incoming edge (taken or skipped); outputs ``{source: output}``."""
+    """Waits for every incoming edge (taken or skipped); outputs ``{source: output}``.
+
+    ``require: any`` starts it if any incoming edge was taken; ``all`` only if every one
+    was (a step that needs each result is skipped when one of them is missing)."""
 
     type: Literal["join"]
+    require: Literal["any", "all"] = "any"
 
 
 class WaitNode(_Node):

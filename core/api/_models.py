@@ -108,10 +108,13 @@ class RunView(RunSummary):
     input: dict[str, Any]
     output: Any
     error: RunError | None
+    failures: dict[str, RunError] = Field(
+        description="nodes with on_failure: continue that failed; the run went on without them"
+    )
     usage: Usage
     correlation_id: str
     waiting_for: list[str]
-    nodes: dict[str, str] = Field(description="node id -> started | finished | skipped")
+    nodes: dict[str, str] = Field(description="node id -> started | finished | skipped | failed")
     step_details: list[StepView]
 
     @classmethod
@@ -119,11 +122,13 @@ class RunView(RunSummary):
         nodes = {n: "started" for n in run.started}
         nodes.update({n: "finished" for n in run.finished})
         nodes.update({n: "skipped" for n in run.skipped})
+        nodes.update({n: "failed" for n in run.failures})
         return cls(
             **RunSummary.of(run).model_dump(),
             input=run.input,
             output=run.output,
             error=run.error,
+            failures=run.failures,
             usage=run.usage,
             correlation_id=run.correlation_id,
             waiting_for=sorted({w.signal for w in run.waiting.values()}),

@@ -4,19 +4,32 @@ capability and load.
 ``plan`` holds the plan's shape and its validation (nothing runs before a plan is known to be
 sound); ``assign_agents`` matches subtasks to agents. Both are pure: they read no store and call
 no model, so a plan from a planner agent and a plan written by hand are checked the same way.
-``compile`` turns a checked plan into a workflow the engine runs.
+``compile`` turns a checked plan into a workflow the engine runs; ``status`` reads what a
+running one is doing.
 """
 
 from agentfn.collaboration.assign import assign_agents
 from agentfn.collaboration.compile import collaboration_blueprint
 from agentfn.collaboration.plan import Plan, PlanError, Subtask, check_plan, topological_order
+from agentfn.collaboration.status import (
+    AgentLoad,
+    CollaborationView,
+    SubtaskView,
+    agent_loads,
+    collaboration_view,
+)
 
 __all__ = [
+    "AgentLoad",
+    "CollaborationView",
     "Plan",
     "PlanError",
     "Subtask",
+    "SubtaskView",
+    "agent_loads",
     "assign_agents",
     "check_plan",
     "collaboration_blueprint",
+    "collaboration_view",
     "topological_order",
 ]

@@ -4,9 +4,10 @@ repair, replay and cost accounting.
 
 The subtasks' texts are untrusted, so they never become templates: they travel as the run's
 input (``input['tasks'][id]``) and each prompt only reads them. A subtask with one dependency
-follows it by an edge; one with several waits behind a join node (a node without one starts on
-the first edge that reaches it). The run's output is the results of the subtasks nothing
-depends on. The generated blueprint is validated like a file, so every name it reads is
+follows it by an edge; one with several waits behind a join node that requires them all (a
+node without one starts on the first edge that reaches it). A subtask that fails for good
+does not end the run: it is recorded in ``Run.failures`` and what depends on it is skipped.
+The run's output is the results of the subtasks nothing depends on that completed. The generated blueprint is validated like a file, so every name it reads is
 checked before it runs.
 """
 
@@ -25,6 +26,9 @@ from agentfn.workflows import (
 from agentfn.yaml_source import YamlSource
 
 SOURCE = "<collaboration>"  # where validation errors of a generated blueprint point
+# The run's input key holding the plan's shape (capability, agent, dependencies per subtask):
+# the status view reads it from the run, and a replay carries it along.
+COLLABORATION = "collaboration"
 
 
 def collaboration_blueprint(
@@ -49,13 +53,14 @@ def collaboration_blueprint(
                 "prompt": _prompt(sub.id, sub.depends_on),
                 "retry": sub.retry.model_dump(mode="json"),
                 "description": f"needs {sub.capability}",
+                "on_failure": "continue",  # the other results survive a failed subtask
             }
         )
         if len(sub.depends_on) == 1:
             edges.append({"from": sub.depends_on[0], "to": sub.id})
         elif sub.depends_on:
             join = _fresh(f"_after_{len(nodes)}", taken)
-            nodes.append({"id": join, "type": "join"})
+            nodes.append({"id": join, "type": "join", "require": "all"})
             edges += [{"from": dep, "to": join} for dep in sub.depends_on]
             edges.append({"from": join, "to": sub.id})
     if len(nodes) > MAX_NODES:
@@ -69,7 +74,7 @@ def collaboration_blueprint(
         "name": name,
         "description": f"{len(plan.subtasks)} subtasks",
         **{key: own[key] for key in ("tools", "models", "prices", "agents")},
-        "inputs": {"tasks": {"type": "object"}},
+        "inputs": {"tasks": {"type": "object"}, COLLABORATION: {"type": "object"}},
         "nodes": nodes,
         "edges": edges,
     }
@@ -79,7 +84,14 @@ def collaboration_blueprint(
     loaded = LoadedBlueprint(
         blueprint=bp, base_dir=team.base_dir, source=SOURCE, http_tools=team.http_tools
     )
-    return loaded, {"tasks": {s.id: s.task for s in plan.subtasks}}
+    shape = {
+        s.id: {"capability": s.capability, "agent": chosen[s.id], "depends_on": s.depends_on}
+        for s in plan.subtasks
+    }
+    return loaded, {
+        "tasks": {s.id: s.task for s in plan.subtasks},
+        COLLABORATION: {"subtasks": shape},
+    }
 
 
 def _prompt(sub_id: str, depends_on: list[str]) -> str:

@@ -23,6 +23,8 @@ CAPABILITY = r"^[A-Za-z0-9_.-]{1,64}$"
 class PlanError(UserError):
     """A plan that cannot run; ``field`` names the offending subtask's field."""
 
+    status = 422
+
 
 class Subtask(BaseModel):
     model_config = ConfigDict(extra="forbid")

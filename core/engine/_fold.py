@@ -96,7 +96,7 @@ def gather(run: Run, node: str, *, now: float) -> list[str] | None:
     the gather's key, or None if an earlier arrival added it (or the run is over).
     """
     key = str(StepKey(node, phase="gather"))
-    if run.status.terminal or node in run.finished or key in run.pending:
+    if run.status.terminal or node in run.finished or node in run.failures or key in run.pending:
         return None
     items = [k for k in run.pending if _is_item_of(k, node)]
     run.pending.difference_update(items)
@@ -131,6 +131,35 @@ def item_completed(outcome: StepOutcome) -> StepKey | None:
 def _is_item_of(key: str, node: str) -> bool:
     step = StepKey.parse(key)
     return step.node == node and step.item is not None
+
+
+def fail_node(run: Run, bp: Blueprint, key: str, error: RunError, *, now: float) -> list[str] | None:
+    """Step ``key`` of a node with ``on_failure: continue`` failed for good: the node ends
+    failed (``failures``), its other pending steps (fan-out items in flight) are dropped, and
+    its edges arrive as not taken, so what depends on it is skipped and the run goes on.
+
+    Returns the step keys added (a join that still starts), or None when ``key`` is not
+    pending or the run is over (failing twice is a no-op)."""
+    if key not in run.pending or run.status.terminal:
+        return None
+    node = StepKey.parse(key).node
+    added: list[str] = []
+
+    def add(k: str) -> None:
+        if k not in run.pending:
+            run.pending.add(k)
+            added.append(k)
+
+    run.pending.difference_update([k for k in run.pending if StepKey.parse(k).node == node])
+    run.steps_run += 1
+    run.failures[node] = error
+    run.started.discard(node)
+    run.arrivals.pop(node, None)
+    run.waiting.pop(node, None)
+    for edge in bp.outgoing.get(node, []):
+        _arrive(bp, run, edge.target, node, False, add)
+    _settle(run, now)
+    return added
 
 
 def fail_run(run: Run, error: RunError, now: float) -> None:
@@ -170,10 +199,11 @@ def _arrive(
     arrived = run.arrivals.setdefault(target, {})
     arrived[source] = active
     complete = len(arrived) == len(set(bp.incoming.get(target, [])))
-    if isinstance(bp.node_map[target], JoinNode):
+    node = bp.node_map[target]
+    if isinstance(node, JoinNode):
         if not complete:
             return
-        start = any(arrived.values())
+        start = all(arrived.values()) if node.require == "all" else any(arrived.values())
     elif active:
         start = True
     elif complete and not any(arrived.values()):

@@ -20,7 +20,7 @@ from agentfn.correlation import bind, correlation_id
 from agentfn.delivery import Acker
 from agentfn.engine._context import ModelFactory, RunContext, StepContext, expression_names
 from agentfn.engine._executors import execute, resume
-from agentfn.engine._fold import fail_run, fold, gather, item_completed, marker_suffices, seed
+from agentfn.engine._fold import fail_node, fail_run, fold, gather, item_completed, marker_suffices, seed
 from agentfn.engine._renewal import Lease, Renewer
 from agentfn.errors import (
     AgentfnError,
@@ -562,18 +562,29 @@ class Engine:
             step=str(step), type=type(exc).__name__, message=text, attempts=attempts
         )
 
-        failed_now = False
+        node = ctx.blueprint.node_map.get(step.node)
+        keep_going = node is not None and node.on_failure == "continue"
+        changed = False
+        added: list[str] | None = None
 
         def change(run: Run) -> bool:
-            nonlocal failed_now
-            failed_now = not run.status.terminal
-            if not failed_now:
-                return False
-            fail_run(run, run_error, self.clock())
-            return True
+            nonlocal changed, added
+            now = self.clock()
+            if keep_going:
+                added = fail_node(run, ctx.blueprint, str(step), run_error, now=now)
+                changed = added is not None
+                if changed and run.status is RunStatus.completed:
+                    self._render_output(ctx, run, now)
+            else:
+                changed = not run.status.terminal
+                if changed:
+                    fail_run(run, run_error, now)
+            return changed
 
         run = self.store.update(run_id, change)
-        if failed_now:
+        for key in added or []:
+            self._send(run, key)
+        if changed:
             self._ended(run)
         self.queue.dead_letter(message, f"step {step} failed after {attempts} attempt(s): {error}")
         log.error(
