@@ -66,9 +66,9 @@ if TYPE_CHECKING:
         Plan as Plan,
         PlanError as PlanError,
         Subtask as Subtask,
+        agent_loads as agent_loads,
         assign_agents as assign_agents,
         check_plan as check_plan,
-        agent_loads as agent_loads,
         collaboration_blueprint as collaboration_blueprint,
         collaboration_view as collaboration_view,
     )

@@ -43,6 +43,13 @@ class BlueprintError(UserError):
     status = 422
 
 
+class PlanError(UserError):
+    """A collaboration plan that cannot run; ``field`` names the offending subtask's field."""
+
+    code = "invalid_plan"
+    status = 422
+
+
 class ExpressionError(UserError):
     """An expression is unsafe, malformed, or failed while evaluating."""
 

@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agentfn.collaboration import AgentLoad, Plan, SubtaskView
+from agentfn.collaboration.status import CollaborationState
 from agentfn.ports import Usage
 from agentfn.runs import Run, RunError, RunStatus, StepRecord
 
@@ -31,6 +33,38 @@ class CreateRun(BaseModel):
     workflow: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="a stored workflow's name")
     input: dict[str, Any] = Field(default_factory=dict)
     priority: int = Field(default=0, ge=-10, le=10)
+
+
+class CreateCollaboration(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    team: str = Field(
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="a stored workflow whose agents (with its models, prices and tools) do the "
+        "work; its nodes are not used",
+    )
+    plan: Plan
+    name: str = Field(
+        default="collaboration",
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="the run's workflow name",
+    )
+    priority: int = Field(default=0, ge=-10, le=10)
+
+
+class CollaborationProgress(BaseModel):
+    id: str
+    status: CollaborationState
+    progress: dict[str, int]
+    changed: list[SubtaskView] = Field(
+        description="subtasks whose state changed since the cursor (all of them without one)"
+    )
+    cursor: str = Field(description="pass it back as ?cursor= to get only later changes")
+    done: bool = Field(description="the collaboration is over: nothing will change again")
+
+
+class AgentLoadList(BaseModel):
+    items: list[AgentLoad]
 
 
 class ReplayRun(BaseModel):

@@ -1,4 +1,5 @@
-"""The /v1 routes (runs, catalog, tools), each declared once, by the decorator on its handler.
+"""The /v1 routes (runs, collaborations, catalog, tools), each declared once, by the decorator
+on its handler.
 
 The registry imports this module on the first request under /v1/ (and when the OpenAPI
 document is built), so a cold start answering /healthz does not pay for pydantic, the run and
@@ -14,6 +15,13 @@ from agentfn.agents import AgentSpec
 from agentfn.api import _models as m
 from agentfn.api._http import JSON_TYPES, YAML_TYPES, Response, json_response
 from agentfn.api._routing import Call, QueryParam, Routes, Services
+from agentfn.collaboration import (
+    CollaborationView,
+    agent_loads,
+    collaboration_blueprint,
+    collaboration_view,
+)
+from agentfn.collaboration.status import changed_since, progress_cursor
 from agentfn.documents import loads_json
 from agentfn.errors import ToolError, UnsupportedMediaType, UserError, ValidationFailed
 from agentfn.http_tools import HttpTool, HttpToolSpec
@@ -118,6 +126,78 @@ def signal_run(services: Services, call: Call) -> Response:
     body = call.body(m.Signal)
     run = services.engine.signal(call.params["run_id"], call.params["name"], body.payload)
     return json_response(202, m.RunSummary.of(run))
+
+
+# ------------------------------------------------------------ collaborations
+
+
+@routes.route(
+    "POST",
+    "/v1/collaborations",
+    summary="Start a collaboration: a plan of subtasks run by a stored team's agents",
+    status=202,
+    body=m.CreateCollaboration,
+    response=CollaborationView,
+)
+def create_collaboration(services: Services, call: Call) -> Response:
+    body = call.body(m.CreateCollaboration)
+    team = services.catalog.load_workflow(body.team)
+    loaded, given = collaboration_blueprint(body.plan, team, name=body.name)
+    try:
+        run = services.engine.start(
+            loaded, given, correlation_id=call.correlation_id, priority=body.priority
+        )
+    except UserError as exc:
+        raise ValidationFailed(exc.message, field=exc.field) from None
+    view = collaboration_view(services.engine.store, run.id)
+    return json_response(202, view, {"location": f"/v1/collaborations/{run.id}"})
+
+
+@routes.route(
+    "GET",
+    "/v1/collaborations/{collaboration_id}",
+    summary="A collaboration: its status and every subtask with agent, attempts, tokens, cost "
+    "and timing",
+    response=CollaborationView,
+)
+def get_collaboration(services: Services, call: Call) -> Response:
+    view = collaboration_view(services.engine.store, call.params["collaboration_id"])
+    return json_response(200, view)
+
+
+@routes.route(
+    "GET",
+    "/v1/collaborations/{collaboration_id}/agents",
+    summary="Which agent of the team did what, with its load",
+    response=m.AgentLoadList,
+)
+def get_collaboration_agents(services: Services, call: Call) -> Response:
+    store = services.engine.store
+    view = collaboration_view(store, call.params["collaboration_id"])
+    return json_response(200, m.AgentLoadList(items=agent_loads(store, view)))
+
+
+@routes.route(
+    "GET",
+    "/v1/collaborations/{collaboration_id}/progress",
+    summary="Poll a collaboration's progress: the subtasks that changed since a cursor",
+    response=m.CollaborationProgress,
+    query=(CURSOR,),
+)
+def get_collaboration_progress(services: Services, call: Call) -> Response:
+    view = collaboration_view(services.engine.store, call.params["collaboration_id"])
+    return json_response(200, progress_of(view, call.request.query.get("cursor") or None))
+
+
+def progress_of(view: CollaborationView, cursor: str | None) -> m.CollaborationProgress:
+    return m.CollaborationProgress(
+        id=view.id,
+        status=view.status,
+        progress=view.progress,
+        changed=changed_since(view, cursor),
+        cursor=progress_cursor(view),
+        done=view.status not in ("queued", "running", "waiting"),
+    )
 
 
 # ------------------------------------------------------------------ catalog

@@ -10,7 +10,7 @@ running one is doing.
 
 from agentfn.collaboration.assign import assign_agents
 from agentfn.collaboration.compile import collaboration_blueprint
-from agentfn.collaboration.plan import Plan, PlanError, Subtask, check_plan, topological_order
+from agentfn.collaboration.plan import Plan, Subtask, check_plan, topological_order
 from agentfn.collaboration.status import (
     AgentLoad,
     CollaborationView,
@@ -18,6 +18,7 @@ from agentfn.collaboration.status import (
     agent_loads,
     collaboration_view,
 )
+from agentfn.errors import PlanError
 
 __all__ = [
     "AgentLoad",

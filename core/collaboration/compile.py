@@ -7,8 +7,9 @@ input (``input['tasks'][id]``) and each prompt only reads them. A subtask with o
 follows it by an edge; one with several waits behind a join node that requires them all (a
 node without one starts on the first edge that reaches it). A subtask that fails for good
 does not end the run: it is recorded in ``Run.failures`` and what depends on it is skipped.
-The run's output is the results of the subtasks nothing depends on that completed. The generated blueprint is validated like a file, so every name it reads is
-checked before it runs.
+The run's output is the results of the subtasks nothing depends on that completed. The
+generated blueprint is validated like a file, so every name it reads is checked before it
+runs.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 from agentfn.collaboration.assign import assign_agents
-from agentfn.collaboration.plan import Plan, PlanError, check_plan, topological_order
+from agentfn.collaboration.plan import Plan, check_plan, topological_order
+from agentfn.errors import PlanError
 from agentfn.workflows import (
     MAX_NODES,
     LoadedBlueprint,

@@ -13,17 +13,11 @@ from collections.abc import Mapping
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentfn.agents import AgentSpec
-from agentfn.errors import UserError
+from agentfn.errors import PlanError
 from agentfn.workflows import NodeId, RetryPolicy
 
 MAX_SUBTASKS = 1000  # a plan's size is bounded before anything is scheduled
 CAPABILITY = r"^[A-Za-z0-9_.-]{1,64}$"
-
-
-class PlanError(UserError):
-    """A plan that cannot run; ``field`` names the offending subtask's field."""
-
-    status = 422
 
 
 class Subtask(BaseModel):

@@ -9,12 +9,14 @@ replayed collaboration has one too.
 
 from __future__ import annotations
 
+import base64
+import zlib
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentfn.collaboration.compile import COLLABORATION
-from agentfn.errors import NotFound
+from agentfn.errors import NotFound, ValidationFailed
 from agentfn.runs import Run, RunError, RunStatus, RunStore, StepRecord
 from agentfn.steps import StepKey
 
@@ -163,7 +165,7 @@ def _shapes(run: Run) -> dict[str, _Shape]:
 def _state(run: Run) -> CollaborationState:
     if run.status is RunStatus.completed and run.failures:
         return "partially_failed"
-    return run.status.value  # type: ignore[return-value]  # the other states are the run's
+    return run.status.value  # the other states are the run's
 
 
 def _subtask(run: Run, sub: str, shape: _Shape, records: list[StepRecord]) -> SubtaskView:
@@ -204,3 +206,24 @@ def _status(
         running = any(r.status in ("running", "failed") for r in records)
         return ("running" if running else "queued"), None
     return "waiting", None
+
+
+def progress_cursor(view: CollaborationView) -> str:
+    """An opaque cursor naming every subtask's state in ``view``: polling with it returns the
+    subtasks whose state changed since. It holds the states, not a time, so clocks that
+    differ between workers cannot make a poll miss a change."""
+    codes = bytes(STATES.index(s.status) for s in view.subtasks)
+    return base64.urlsafe_b64encode(zlib.compress(codes, 9)).decode().rstrip("=")
+
+
+def changed_since(view: CollaborationView, cursor: str | None) -> list[SubtaskView]:
+    """The subtasks whose state differs from the one ``cursor`` saw (all, without one)."""
+    if cursor is None:
+        return list(view.subtasks)
+    try:
+        codes = zlib.decompress(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, zlib.error):
+        raise ValidationFailed("cursor is not one this API returned", field="cursor") from None
+    if len(codes) != len(view.subtasks) or any(c >= len(STATES) for c in codes):
+        raise ValidationFailed("cursor is not one this collaboration returned", field="cursor")
+    return [s for s, c in zip(view.subtasks, codes, strict=True) if STATES[c] != s.status]

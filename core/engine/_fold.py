@@ -133,7 +133,9 @@ def _is_item_of(key: str, node: str) -> bool:
     return step.node == node and step.item is not None
 
 
-def fail_node(run: Run, bp: Blueprint, key: str, error: RunError, *, now: float) -> list[str] | None:
+def fail_node(
+    run: Run, bp: Blueprint, key: str, error: RunError, *, now: float
+) -> list[str] | None:
     """Step ``key`` of a node with ``on_failure: continue`` failed for good: the node ends
     failed (``failures``), its other pending steps (fan-out items in flight) are dropped, and
     its edges arrive as not taken, so what depends on it is skipped and the run goes on.

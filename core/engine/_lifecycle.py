@@ -20,7 +20,15 @@ from agentfn.correlation import bind, correlation_id
 from agentfn.delivery import Acker
 from agentfn.engine._context import ModelFactory, RunContext, StepContext, expression_names
 from agentfn.engine._executors import execute, resume
-from agentfn.engine._fold import fail_node, fail_run, fold, gather, item_completed, marker_suffices, seed
+from agentfn.engine._fold import (
+    fail_node,
+    fail_run,
+    fold,
+    gather,
+    item_completed,
+    marker_suffices,
+    seed,
+)
 from agentfn.engine._renewal import Lease, Renewer
 from agentfn.errors import (
     AgentfnError,

@@ -271,6 +271,83 @@ CASES = [
         error_field="text",
     ),
     Case("unknown tool", "POST", "/v1/tools/ghost/test", 404, body={}),
+    Case(
+        "cyclic plan",
+        "POST",
+        "/v1/collaborations",
+        422,
+        body={
+            "team": "research-brief",
+            "plan": {
+                "subtasks": [
+                    {"id": "a", "task": "A.", "capability": "write", "depends_on": ["b"]},
+                    {"id": "b", "task": "B.", "capability": "write", "depends_on": ["a"]},
+                ]
+            },
+        },
+        error_field="subtasks[0].depends_on",
+    ),
+    Case(
+        "plan needs a skill the team lacks",
+        "POST",
+        "/v1/collaborations",
+        422,
+        body={
+            "team": "research-brief",
+            "plan": {
+                "subtasks": [
+                    {"id": "a", "task": "A.", "capability": "sing"},
+                ]
+            },
+        },
+        error_field="subtasks[0].capability",
+    ),
+    Case(
+        "malformed plan",
+        "POST",
+        "/v1/collaborations",
+        422,
+        body={"team": "research-brief", "plan": {"subtasks": [{"id": "1a", "task": "A."}]}},
+        error_field="plan.subtasks.0.id",
+    ),
+    Case(
+        "collaboration of an unknown team",
+        "POST",
+        "/v1/collaborations",
+        404,
+        body={
+            "team": "nobody",
+            "plan": {"subtasks": [{"id": "a", "task": "A.", "capability": "x"}]},
+        },
+    ),
+    Case(
+        "start collaboration",
+        "POST",
+        "/v1/collaborations",
+        202,
+        body={
+            "team": "research-brief",
+            "plan": {
+                "subtasks": [
+                    {"id": "outline", "task": "Outline it.", "capability": "plan"},
+                    {
+                        "id": "draft",
+                        "task": "Draft it.",
+                        "capability": "write",
+                        "depends_on": ["outline"],
+                    },
+                ]
+            },
+        },
+    ),
+    Case("unknown collaboration", "GET", "/v1/collaborations/run_00000000000000000000000", 404),
+    Case(
+        "progress of an unknown collaboration",
+        "GET",
+        "/v1/collaborations/run_00000000000000000000000/progress",
+        404,
+        query={"cursor": "zz"},
+    ),
 ]
 
 RUN_ID = re.compile(r"run_[0-9a-f]{23}")

@@ -51,7 +51,13 @@ def plan(*subtasks: tuple[str, str, list[str]]) -> Plan:
     return Plan.model_validate(
         {
             "subtasks": [
-                {"id": i, "task": f"task {i}", "capability": c, "depends_on": d, "retry": FAST_RETRY}
+                {
+                    "id": i,
+                    "task": f"task {i}",
+                    "capability": c,
+                    "depends_on": d,
+                    "retry": FAST_RETRY,
+                }
                 for i, c, d in subtasks
             ]
         }
@@ -88,7 +94,14 @@ def test_a_failing_subtask_is_retried_then_named_and_the_other_results_survive(
     view = collaboration_view(engine.store, run.id)
     assert view.status == "partially_failed"
     by_id = {s.id: s for s in view.subtasks}
-    assert [s.id for s in view.subtasks] == ["draft", "german", "notes", "merge", "after", "summary"]
+    assert [s.id for s in view.subtasks] == [
+        "draft",
+        "german",
+        "notes",
+        "merge",
+        "after",
+        "summary",
+    ]
     assert {k: v for k, v in view.progress.items() if v} == {
         "completed": 3,
         "failed": 1,

@@ -137,5 +137,7 @@ def test_unknown_failure_and_join_modes_are_refused_with_their_line(
     tmp_path: Path, node: str, field: str
 ) -> None:
     wf = project(tmp_path, f"nodes:\n  - {node}\n")
-    with pytest.raises(BlueprintError, match=rf"wf.yaml:\d+: nodes\[0\]\.{field}: Input should be "):
+    with pytest.raises(
+        BlueprintError, match=rf"wf.yaml:\d+: nodes\[0\]\.{field}: Input should be "
+    ):
         load_blueprint(wf)
