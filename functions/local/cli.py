@@ -23,7 +23,14 @@ from rich.table import Column, Table
 
 from agentfn.engine import Engine
 from agentfn.errors import AgentfnError
-from agentfn.functions.local.progress import ProgressPrinter, summary_table, watch
+from agentfn.functions.local.progress import (
+    CollaborationPrinter,
+    Printer,
+    ProgressPrinter,
+    subtask_table,
+    summary_table,
+    watch,
+)
 from agentfn.functions.local.workers import WorkerPool, serve_worker
 from agentfn.functions.runtime import build_engine
 from agentfn.runs import Run
@@ -191,15 +198,16 @@ def parse_inputs(
     return values
 
 
-def execute(
+def drive(
     start: Callable[[Engine], Run],
-    loaded: LoadedBlueprint,
+    printer_of: Callable[[Engine], Printer],
     *,
     workers: int,
     timeout: float,
     quiet: bool,
-) -> None:
-    """Start a run, drive it with worker processes (or in-process), show progress, summarise."""
+) -> tuple[Engine, Run, float]:
+    """Start a run and drive it with worker processes (or in-process), showing progress;
+    returns the engine, the run as it ended (or as the time ran out) and the wall time."""
     settings = State.settings()
     engine = build_engine(settings)
     began = time.monotonic()
@@ -208,7 +216,7 @@ def execute(
         out.print(
             f"[bold]run {run.id}[/] ({run.workflow}) with {workers or 'in-process'} worker(s)"
         )
-    printer = None if quiet else ProgressPrinter(out, loaded.blueprint)
+    printer = None if quiet else printer_of(engine)
     if workers > 0:
         with WorkerPool(settings, workers) as pool:
             run = watch(
@@ -225,7 +233,26 @@ def execute(
         finally:
             stopping.set()
             thread.join()
-    out.print(summary_table(run, time.monotonic() - began))
+    return engine, run, time.monotonic() - began
+
+
+def execute(
+    start: Callable[[Engine], Run],
+    loaded: LoadedBlueprint,
+    *,
+    workers: int,
+    timeout: float,
+    quiet: bool,
+) -> None:
+    """Run a workflow with a line per node as it starts and finishes, then summarise."""
+    _, run, wall_s = drive(
+        start,
+        lambda engine: ProgressPrinter(out, loaded.blueprint),
+        workers=workers,
+        timeout=timeout,
+        quiet=quiet,
+    )
+    out.print(summary_table(run, wall_s))
     if run.status.value == "completed":
         return
     if run.status.value == "waiting":
@@ -263,6 +290,50 @@ def run(
     execute(
         lambda e: e.start(loaded, values), loaded, workers=workers, timeout=timeout, quiet=quiet
     )
+
+
+@app.command()
+@user_errors
+def collaborate(
+    file: Annotated[Path, typer.Argument(help="Collaboration YAML file: team and subtasks.")],
+    workers: Annotated[
+        int, typer.Option(min=0, max=64, help="Worker processes (0 = in-process).")
+    ] = 2,
+    timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for it.")] = 600,
+    quiet: Annotated[bool, typer.Option(help="Only print the summary.")] = False,
+) -> None:
+    """Run a collaboration locally: its subtasks on the team's agents, with live progress.
+
+    Exit code 0: every subtask completed; 1: some failed (the others' results are kept) or
+    it did not finish; 2: the file or plan cannot run."""
+    from agentfn.collaboration import collaboration_view
+    from agentfn.collaboration.files import load_collaboration
+
+    loaded, given = load_collaboration(file)
+    engine, run, wall_s = drive(
+        lambda e: e.start(loaded, given),
+        lambda e: CollaborationPrinter(out, e.store),
+        workers=workers,
+        timeout=timeout,
+        quiet=quiet,
+    )
+    view = collaboration_view(engine.store, run.id)
+    out.print(subtask_table(view))
+    out.print(summary_table(run, wall_s, status=view.status))
+    if view.status == "completed":
+        return
+    if view.status == "partially_failed":
+        failed = ", ".join(f"{sub} ({e.type})" for sub, e in sorted(view.failures.items()))
+        err.print(
+            f"{len(view.failures)} subtask(s) failed: {failed}; "
+            f"{view.progress['skipped']} skipped behind them, {view.progress['completed']} "
+            "completed (their results are kept)",
+            highlight=False,
+            soft_wrap=True,
+        )
+    elif not run.status.terminal:
+        err.print(f"[red]error:[/] collaboration {run.id} did not finish within {timeout:g}s")
+    raise typer.Exit(1)
 
 
 @app.command()

@@ -9,14 +9,32 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from agentfn.collaboration import CollaborationView, SubtaskView, collaboration_view
 from agentfn.runs import Run, RunStore
 from agentfn.workflows import Blueprint
 
 _MARK = {"started": "[cyan]>[/]", "finished": "[green]✓[/]", "skipped": "[yellow]-[/]"}
+_SUBTASK_MARK = {
+    "queued": "[dim]·[/]",
+    "running": "[cyan]>[/]",
+    "completed": "[green]✓[/]",
+    "failed": "[red]✗[/]",
+    "skipped": "[yellow]-[/]",
+    "stopped": "[dim]x[/]",
+}
+
+
+_SETTLED = frozenset({"completed", "failed", "skipped"})
+
+
+class Printer(Protocol):
+    def update(self, run: Run) -> None: ...
 
 
 class ProgressPrinter:
@@ -50,10 +68,60 @@ class ProgressPrinter:
                 self.console.print(f"  [yellow]…[/] waiting for signal {signals}")
 
 
+class CollaborationPrinter:
+    """A line each time a subtask changes state (with its agent, attempts and tokens) and how
+    many of all are done; ``view`` is the last state seen, for the closing table."""
+
+    def __init__(self, console: Console, store: RunStore) -> None:
+        self.console = console
+        self.store = store
+        self.seen: dict[str, str] = {}
+        self.view: CollaborationView | None = None
+
+    def update(self, run: Run) -> None:
+        self.view = view = collaboration_view(self.store, run.id)
+        for sub in view.subtasks:
+            if sub.status == "waiting" or self.seen.get(sub.id) == sub.status:
+                continue
+            self.seen[sub.id] = sub.status
+            settled = sum(s in _SETTLED for s in self.seen.values())
+            self.console.print(
+                f"  {_SUBTASK_MARK[sub.status]} [{settled}/{len(view.subtasks)}] {sub.id} "
+                f"[dim]{sub.agent}[/] {sub.status}{_detail(sub)}",
+                highlight=False,
+            )
+
+
+def _detail(sub: SubtaskView) -> str:
+    if sub.status == "failed":
+        return f" after {sub.attempts} attempt(s): {escape(sub.error or '')}"
+    if sub.status == "skipped":
+        return f" ({escape(sub.error or '')})"
+    if sub.status == "completed":
+        retried = f", {sub.attempts} attempts" if sub.attempts > sub.steps else ""
+        return f" [dim]({sub.tokens} tokens{retried})[/]"
+    return ""
+
+
+def subtask_table(view: CollaborationView) -> Table:
+    table = Table("subtask", "agent", "status", "attempts", "tokens", "cost", "ms", box=None)
+    for sub in view.subtasks:
+        table.add_row(
+            sub.id,
+            sub.agent,
+            sub.status,
+            str(sub.attempts),
+            str(sub.tokens),
+            f"${sub.cost_usd:.6f}",
+            f"{sub.duration_ms:.0f}",
+        )
+    return table
+
+
 def watch(
     store: RunStore,
     run_id: str,
-    printer: ProgressPrinter | None,
+    printer: Printer | None,
     *,
     timeout_s: float,
     poll_s: float = 0.1,
@@ -72,11 +140,13 @@ def watch(
         time.sleep(poll_s)
 
 
-def summary_table(run: Run, wall_s: float | None = None) -> Table:
+def summary_table(run: Run, wall_s: float | None = None, *, status: str | None = None) -> Table:
+    """``status``: what to call the outcome where the run's own status says less (a
+    collaboration that completed with failed subtasks is ``partially_failed``)."""
     table = Table(show_header=False, box=None, padding=(0, 2))
     table.add_row("run", run.id)
     table.add_row("workflow", run.workflow)
-    table.add_row("status", run.status.value)
+    table.add_row("status", status or run.status.value)
     table.add_row("steps", str(run.steps_run))
     table.add_row(
         "tokens",

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -210,3 +211,135 @@ def test_runs_list_prints_whole_ids_and_prefixes_find_runs(tmp_path: Path) -> No
     cancelled = agentfn("cancel", run_id[:12], home=home)
     assert cancelled.returncode == 0 and f"run {run_id}: cancelled" in cancelled.stdout
     assert "already cancelled" in one_error_line(agentfn("cancel", run_id, home=home))
+
+
+# ------------------------------------------------------------------ collaborate
+
+COLLAB_TEAM = """\
+name: team
+models:
+  default: {provider: scripted, rules: rules.yaml}
+agents:
+  writer-a: {instructions: Write., capabilities: [write]}
+  writer-b: {instructions: Write., capabilities: [write]}
+  translator: {instructions: Translate., capabilities: [translate]}
+  critic: {instructions: Review., capabilities: [review]}
+nodes:
+  - {id: unused, type: agent, agent: critic}
+"""
+# No rule for the translator and no default: its every call fails.
+COLLAB_RULES = """\
+rules:
+  - agent: critic
+    reply: {content: "reviewed: {last_user}"}
+  - match: "(?P<text>.*)"
+    agent: writer-a
+    reply: {content: "a wrote: {text}"}
+  - match: "(?P<text>.*)"
+    agent: writer-b
+    reply: {content: "b wrote: {text}"}
+"""
+
+
+def collaboration(tmp_path: Path, subtasks: list[dict[str, object]]) -> Path:
+    folder = tmp_path / "collab"
+    folder.mkdir(exist_ok=True)
+    (folder / "team.yaml").write_text(COLLAB_TEAM)
+    (folder / "rules.yaml").write_text(COLLAB_RULES)
+    path = folder / "plan.yaml"
+    path.write_text(json.dumps({"team": "team.yaml", "subtasks": subtasks}))
+    return path
+
+
+def fifty_subtasks() -> list[dict[str, object]]:
+    """Ten independent chains of four writing subtasks, each chain reviewed at its end."""
+    subs: list[dict[str, object]] = []
+    for chain in range(10):
+        for link in range(4):
+            deps = [f"c{chain}_{link - 1}"] if link else []
+            subs.append(
+                {"id": f"c{chain}_{link}", "task": f"Part {link} of {chain}.",
+                 "capability": "write", "depends_on": deps}
+            )  # fmt: skip
+        subs.append(
+            {"id": f"review{chain}", "task": f"Review chain {chain}.", "capability": "review",
+             "depends_on": [f"c{chain}_3", f"c{chain}_1"]}
+        )  # fmt: skip
+    return subs
+
+
+def subtask_results(home: Path) -> dict[str, tuple[str, Any]]:
+    from agentfn.collaboration import collaboration_view
+    from agentfn.functions.runtime import build_engine
+    from agentfn.settings import Settings
+
+    engine = build_engine(Settings.from_env({}, home=home))
+    [run], _ = engine.store.list_runs()
+    view = collaboration_view(engine.store, run.id)
+    assert view.status == "completed", view.failures
+    return {s.id: (s.agent, engine.store.node_output(run.id, s.id)) for s in view.subtasks}
+
+
+def test_a_fifty_subtask_collaboration_gives_the_same_results_on_four_workers_as_on_one(
+    tmp_path: Path,
+) -> None:
+    plan = collaboration(tmp_path, fifty_subtasks())
+    results = {}
+    for workers in (1, 4):
+        home = tmp_path / f"home{workers}"
+        result = agentfn("collaborate", str(plan), "--workers", str(workers), home=home)
+        assert result.returncode == 0, (result.stdout, result.stderr)
+        assert "[50/50]" in result.stdout
+        results[workers] = subtask_results(home)
+    assert len(results[1]) == 50
+    assert results[4] == results[1]
+    agent, text = results[1]["review3"]
+    assert agent == "critic" and isinstance(text, str)
+    assert text.startswith("reviewed: Review chain 3.") and "wrote: Part 3 of 3." in text
+
+
+def test_collaborate_keeps_the_other_results_when_a_subtask_fails_and_exits_1(
+    tmp_path: Path,
+) -> None:
+    retry = {"max_attempts": 2, "backoff": {"base_s": 0, "max_s": 0}}
+    plan = collaboration(
+        tmp_path,
+        [
+            {"id": "draft", "task": "Draft.", "capability": "write"},
+            {"id": "german", "task": "Translate.", "capability": "translate",
+             "depends_on": ["draft"], "retry": retry},
+            {"id": "merge", "task": "Merge.", "capability": "review",
+             "depends_on": ["german", "draft"]},
+            {"id": "notes", "task": "Notes.", "capability": "write", "depends_on": ["draft"]},
+        ],
+    )  # fmt: skip
+    result = agentfn("collaborate", str(plan), "--workers", "1", home=tmp_path / "home")
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "german translator failed after 2 attempt(s): ModelError" in result.stdout
+    assert "merge critic skipped (not run: dependency german did not complete)" in result.stdout
+    assert "partially_failed" in result.stdout
+    assert "1 subtask(s) failed: german (ModelError); 1 skipped" in result.stderr
+    assert "b wrote: Notes." in result.stdout  # the output: what completed
+
+
+@pytest.mark.parametrize(
+    ("subtasks", "expected"),
+    [
+        (
+            [{"id": "a", "task": "A.", "capability": "write", "depends_on": ["b"]},
+             {"id": "b", "task": "B.", "capability": "write", "depends_on": ["a"]}],
+            "plan.yaml:1: subtasks[0].depends_on: the plan has a cycle: a -> b -> a",
+        ),
+        (
+            [{"id": "a", "task": "A.", "capability": "sing"}],
+            "plan.yaml:1: subtasks[0].capability: subtask 'a' needs capability 'sing', which no agent",
+        ),
+        ([{"id": "a", "task": "A."}], "plan.yaml:1: subtasks[0].capability: Field required"),
+    ],
+)  # fmt: skip
+def test_a_collaboration_that_cannot_run_is_one_line_and_exit_2(
+    tmp_path: Path, subtasks: list[dict[str, object]], expected: str
+) -> None:
+    plan = collaboration(tmp_path, subtasks)
+    line = one_error_line(agentfn("collaborate", str(plan), home=tmp_path / "home"))
+    assert expected in line
