@@ -8,20 +8,14 @@ and the two runs must agree on output, steps and token usage.
 from __future__ import annotations
 
 import time
-import uuid
 from pathlib import Path
 
 import boto3
 
-from agentfn.adapters.aws import S3BlobStore, SqsQueue
-from agentfn.adapters.local.env_secrets import EnvSecretStore
-from agentfn.adapters.models.factory import build_model
 from agentfn.engine import Engine
-from agentfn.model_spec import ModelSpec
-from agentfn.ports import Model
 from agentfn.runs import Run, RunStatus
 from agentfn.workflows import load_blueprint
-from tests.support.emulators.aws import ensure_moto
+from tests.support.aws_engine import moto_engine
 from tests.support.engine_harness import drain, make_engine
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,28 +28,11 @@ def _run(engine: Engine) -> Run:
     return drain(engine, run.id, timeout_s=120)
 
 
-def _aws_engine() -> tuple[Engine, SqsQueue, str]:
-    ensure_moto()
-    bucket = f"agentfn-e2e-{uuid.uuid4().hex[:12]}"
-    name = f"agentfn-e2e-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3").create_bucket(Bucket=bucket)
-    SqsQueue.create(name, max_attempts=5)  # as Terraform does: queue, DLQ, redrive policy
-    # Built from URLs, as a deployment does (AGENTFN_STORAGE / AGENTFN_QUEUE).
-    blobs = S3BlobStore.from_url(f"s3://{bucket}/agentfn")
-    queue = SqsQueue.from_url(f"sqs://{name}", max_attempts=5)
-    secrets = EnvSecretStore(None)
-
-    def factory(spec: ModelSpec, base_dir: Path) -> Model:
-        return build_model(spec, secrets=secrets, base_dir=base_dir)
-
-    return Engine(blobs, queue, model_factory=factory, lease_s=10.0), queue, bucket
-
-
 def test_example_workflow_on_s3_and_sqs_matches_local(tmp_path: Path) -> None:
     local = _run(make_engine(tmp_path / "local", lease_s=10.0))
     assert local.status is RunStatus.completed, local.error
 
-    engine, queue, bucket = _aws_engine()
+    engine, queue, bucket = moto_engine()
     started = time.monotonic()
     cloud = _run(engine)
     elapsed = time.monotonic() - started
