@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.collaboration_team import write_team
 from tests.support.engine_harness import project
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -215,18 +216,6 @@ def test_runs_list_prints_whole_ids_and_prefixes_find_runs(tmp_path: Path) -> No
 
 # ------------------------------------------------------------------ collaborate
 
-COLLAB_TEAM = """\
-name: team
-models:
-  default: {provider: scripted, rules: rules.yaml}
-agents:
-  writer-a: {instructions: Write., capabilities: [write]}
-  writer-b: {instructions: Write., capabilities: [write]}
-  translator: {instructions: Translate., capabilities: [translate]}
-  critic: {instructions: Review., capabilities: [review]}
-nodes:
-  - {id: unused, type: agent, agent: critic}
-"""
 # No rule for the translator and no default: its every call fails.
 COLLAB_RULES = """\
 rules:
@@ -242,11 +231,7 @@ rules:
 
 
 def collaboration(tmp_path: Path, subtasks: list[dict[str, object]]) -> Path:
-    folder = tmp_path / "collab"
-    folder.mkdir(exist_ok=True)
-    (folder / "team.yaml").write_text(COLLAB_TEAM)
-    (folder / "rules.yaml").write_text(COLLAB_RULES)
-    path = folder / "plan.yaml"
+    path = write_team(tmp_path / "collab", COLLAB_RULES).with_name("plan.yaml")
     path.write_text(json.dumps({"team": "team.yaml", "subtasks": subtasks}))
     return path
 

@@ -3,7 +3,6 @@ result: the same agents, results and usage per subtask, and the same failure kep
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -12,24 +11,12 @@ import boto3
 from agentfn.collaboration import Plan, collaboration_blueprint, collaboration_view
 from agentfn.engine import Engine
 from agentfn.events.cloudevents import job_of
-from agentfn.workflows import load_blueprint
 from tests.support.aws_engine import moto_engine
+from tests.support.collaboration_team import load_team
 from tests.support.engine_harness import drain, make_engine
 
-TEAM = """
-name: team
-models:
-  default: {provider: scripted, rules: rules.yaml}
-agents:
-  writer-a: {instructions: Write., capabilities: [write]}
-  writer-b: {instructions: Write., capabilities: [write]}
-  translator: {instructions: Translate., capabilities: [translate]}
-  critic: {instructions: Review., capabilities: [review]}
-nodes:
-  - {id: unused, type: agent, agent: critic}
-"""
 # No rule for the translator and no default: its every call fails.
-RULES = """
+RULES = """\
 rules:
   - {agent: critic, reply: {content: "reviewed: {last_user}"}}
   - {agent: writer-a, reply: {content: "a wrote: {last_user}"}}
@@ -59,10 +46,7 @@ def _plan() -> Plan:
 
 
 def _collaborate(engine: Engine, folder: Path) -> tuple[Any, dict[str, Any]]:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "rules.yaml").write_text(textwrap.dedent(RULES))
-    (folder / "team.yaml").write_text(textwrap.dedent(TEAM))
-    loaded, given = collaboration_blueprint(_plan(), load_blueprint(folder / "team.yaml"))
+    loaded, given = collaboration_blueprint(_plan(), load_team(folder, RULES))
     run = engine.start(loaded, given)
     drain(engine, run.id, timeout_s=120)
     view = collaboration_view(engine.store, run.id)

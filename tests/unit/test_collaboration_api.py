@@ -4,7 +4,6 @@ by polling with a cursor, read every subtask and each agent's load, and get 4xx 
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -13,31 +12,20 @@ import pytest
 from agentfn.api import Request
 from agentfn.functions.runtime import Runtime
 from agentfn.settings import Settings
+from tests.support.collaboration_team import write_team
 
 KEY = "collab-key-0123456789"
-TEAM = """
-name: team
-models:
-  default: {provider: scripted, rules: rules.yaml}
-agents:
-  writer-a: {instructions: Write., capabilities: [write]}
-  writer-b: {instructions: Write., capabilities: [write]}
-  critic: {instructions: Review., capabilities: [review]}
-nodes:
-  - {id: unused, type: agent, agent: critic}
-"""
-RULES = 'default:\n  content: "done: {last_user}"\n'
 
 
 @pytest.fixture
 def runtime(tmp_path: Path) -> Runtime:
     project = tmp_path / "project"
     project.mkdir()
-    (project / "rules.yaml").write_text(RULES)
+    team = write_team(project).read_text()
     (tmp_path / ".env").write_text(f"AGENTFN_API_KEY={KEY}\n")
     env = {"AGENTFN_PROJECT": str(project), "AGENTFN_SECRETS": f"env://{tmp_path / '.env'}"}
     rt = Runtime(Settings.from_env(env, home=tmp_path / "home"))
-    reply = call(rt, "PUT", "/v1/workflows/team", textwrap.dedent(TEAM), "application/yaml")
+    reply = call(rt, "PUT", "/v1/workflows/team", team, "application/yaml")
     assert reply[0] == 200, reply
     return rt
 
@@ -116,6 +104,7 @@ def test_a_collaboration_is_started_polled_with_a_cursor_and_read(runtime: Runti
     loads = {a["agent"]: (a["assigned"], a["completed"], a["subtasks"]) for a in agents["items"]}
     assert loads == {
         "critic": (1, 1, ["review"]),
+        "translator": (0, 0, []),  # idle, and listed
         "writer-a": (1, 1, ["intro"]),
         "writer-b": (1, 1, ["body"]),
     }
