@@ -49,12 +49,7 @@ def fold(
     if key not in run.pending or run.status.terminal:
         return None
     added: list[str] = []
-
-    def add(k: str) -> None:
-        if k != key and k not in run.pending:  # never the step being folded: it ran
-            run.pending.add(k)
-            added.append(k)
-
+    add = _adder(run, added, never=key)  # never the step being folded: it ran
     run.pending.discard(key)
     run.steps_run += 1
     run.usage = Usage(
@@ -72,12 +67,8 @@ def fold(
     if outcome.completes is not None:
         unit = StepKey.parse(outcome.completes)
         if unit.item is None:
-            # A finished node leaves ``started`` and its arrivals (a join's output has read
-            # them): what stays grows with the blueprint's nodes, not with the run's steps.
             run.finished.add(unit.node)
-            run.started.discard(unit.node)
-            run.arrivals.pop(unit.node, None)
-            run.waiting.pop(unit.node, None)
+            _leave(run, unit.node)
             # A signal beat the timeout job: when that job comes, it is no longer pending.
             run.pending.discard(str(StepKey(unit.node, phase="wake")))
             for target, active in outcome.edges.items():
@@ -146,18 +137,11 @@ def fail_node(
         return None
     node = StepKey.parse(key).node
     added: list[str] = []
-
-    def add(k: str) -> None:
-        if k not in run.pending:
-            run.pending.add(k)
-            added.append(k)
-
+    add = _adder(run, added)
     run.pending.difference_update([k for k in run.pending if StepKey.parse(k).node == node])
     run.steps_run += 1
     run.failures[node] = error
-    run.started.discard(node)
-    run.arrivals.pop(node, None)
-    run.waiting.pop(node, None)
+    _leave(run, node)
     for edge in bp.outgoing.get(node, []):
         _arrive(bp, run, edge.target, node, False, add)
     _settle(run, now)
@@ -174,6 +158,26 @@ def fail_run(run: Run, error: RunError, now: float) -> None:
 def entry_step(bp: Blueprint, node: str) -> str:
     """The key of a node's first step: turn 0 for an agent node, the node's id otherwise."""
     return entry_key(node, agent=isinstance(bp.node_map[node], AgentNode))
+
+
+def _adder(run: Run, added: list[str], *, never: str | None = None) -> Callable[[str], None]:
+    """Add a step key to ``pending`` (and to ``added``, to be sent) unless it is there."""
+
+    def add(k: str) -> None:
+        if k != never and k not in run.pending:
+            run.pending.add(k)
+            added.append(k)
+
+    return add
+
+
+def _leave(run: Run, node: str) -> None:
+    """A node that ended (finished or failed) leaves ``started``, its arrivals (a join's
+    output has read them) and its wait: what stays grows with the blueprint's nodes, not
+    with the run's steps."""
+    run.started.discard(node)
+    run.arrivals.pop(node, None)
+    run.waiting.pop(node, None)
 
 
 def _settle(run: Run, now: float) -> None:
