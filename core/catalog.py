@@ -21,13 +21,12 @@ from agentfn.project_files import project_file
 from agentfn.runs import iter_keys
 from agentfn.tools import load_registry
 from agentfn.workflows import (
-    AgentNode,
     Blueprint,
     LoadedBlueprint,
-    ParallelNode,
-    ToolNode,
+    agents_of,
     check_deployment_limits,
     parse_blueprint,
+    tools_of,
     validate_blueprint,
 )
 from agentfn.yaml_source import parse_yaml
@@ -134,9 +133,8 @@ class Catalog:
         )
 
     def _add_catalog_agents(self, bp: Blueprint) -> None:
-        for node in bp.nodes:
-            agent = node.agent if isinstance(node, AgentNode | ParallelNode) else None
-            if agent is not None and agent not in bp.agents:
+        for agent in sorted({a for node in bp.nodes for a in agents_of(node)}):
+            if agent not in bp.agents:
                 try:
                     bp.agents[agent] = self.get_agent(agent)
                 except NotFound:
@@ -148,6 +146,5 @@ class Catalog:
 def _tool_names(bp: Blueprint) -> set[str]:
     names = {t for agent in bp.agents.values() for t in agent.tools}
     for node in bp.nodes:
-        if isinstance(node, ToolNode | ParallelNode) and node.tool is not None:
-            names.add(node.tool)
+        names.update(tools_of(node))
     return names

@@ -1,8 +1,9 @@
-"""Workflow blueprints: a graph of agent, tool, condition, parallel, join and wait nodes.
+"""Workflow blueprints: a graph of agent, tool, condition, parallel, join, wait and loop nodes.
 
 Blueprints are YAML written by people, so every error names the file and line. Validation is
 complete before a run starts: node references, tools, agents, models, expressions, and the
-graph's shape (a DAG: agents loop internally, graphs do not), because a run that fails an hour
+graph's shape (a DAG: agents loop internally, and a loop node repeats its own parts for a
+bounded number of rounds; edges never loop), because a run that fails an hour
 in on a typo costs money.
 """
 
@@ -35,6 +36,9 @@ NODE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,62}$")
 MAX_FAN_OUT = 1000
 MAX_NODES = 1000  # per blueprint (docs/blueprints.md); each is a step record per run
 MAX_EDGES = 4000
+MAX_ROUNDS = 100  # per loop node: each round's parts are steps with their own keys
+MAX_LOOP_PARTS = 20
+LOOP_NAMES = ("round", "current", "previous", "history")
 
 
 class RetryPolicy(BaseModel):
@@ -119,10 +123,51 @@ class WaitNode(_Node):
     on_timeout: Literal["continue", "fail"] = "continue"
 
 
-Node = Annotated[
-    AgentNode | ToolNode | ConditionNode | ParallelNode | JoinNode | WaitNode,
-    Field(discriminator="type"),
-]
+class LoopPart(BaseModel):
+    """One step of a loop's round: an agent (``prompt``) or a tool (``args``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: NodeId
+    agent: str | None = None
+    prompt: str = "{{ input }}"
+    tool: str | None = None
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class LoopNode(_Node):
+    """Repeats its ``parts`` in order, round after round, until ``until`` holds after a round
+    or ``max_rounds`` have run: a review cycle without a cycle in the graph.
+
+    Parts see ``round`` (from 1), ``current`` (this round's finished parts by id),
+    ``previous`` (the last round's, or null) and ``history`` (every earlier round); ``until``
+    sees the finished round as ``current``. The output is ``{rounds, stopped_by, last,
+    history}``, ``stopped_by`` being ``until`` or ``max_rounds``."""
+
+    type: Literal["loop"]
+    parts: list[LoopPart] = Field(min_length=1, max_length=MAX_LOOP_PARTS)
+    max_rounds: int = Field(ge=1, le=MAX_ROUNDS)
+    until: str | None = None
+
+
+AnyNode = AgentNode | ToolNode | ConditionNode | ParallelNode | JoinNode | WaitNode | LoopNode
+Node = Annotated[AnyNode, Field(discriminator="type")]
+
+
+def agents_of(node: AnyNode) -> list[str]:
+    """The agents a node runs (a loop: one per agent part)."""
+    if isinstance(node, LoopNode):
+        return [p.agent for p in node.parts if p.agent is not None]
+    agent = node.agent if isinstance(node, AgentNode | ParallelNode) else None
+    return [agent] if agent is not None else []
+
+
+def tools_of(node: AnyNode) -> list[str]:
+    """The tools a node calls itself (not through an agent)."""
+    if isinstance(node, LoopNode):
+        return [p.tool for p in node.parts if p.tool is not None]
+    tool = node.tool if isinstance(node, ToolNode | ParallelNode) else None
+    return [tool] if tool is not None else []
 
 
 class Edge(BaseModel):
@@ -179,9 +224,7 @@ class Blueprint(BaseModel):
     output: str | None = None
 
     @cached_property
-    def node_map(
-        self,
-    ) -> dict[str, AgentNode | ToolNode | ConditionNode | ParallelNode | JoinNode | WaitNode]:
+    def node_map(self) -> dict[str, AnyNode]:
         return {n.id: n for n in self.nodes}
 
     @cached_property
@@ -271,7 +314,7 @@ def parse_blueprint(source: YamlSource) -> Blueprint:
 
 def _clean_loc(loc: Iterable[Any]) -> PathKey:
     # Discriminated unions add the tag ("agent") as a path element: drop it.
-    tags = {"agent", "tool", "condition", "parallel", "join", "wait"}
+    tags = {"agent", "tool", "condition", "parallel", "join", "wait", "loop"}
     out: list[str | int] = []
     parts = list(loc)
     for i, part in enumerate(parts):
@@ -283,9 +326,9 @@ def _clean_loc(loc: Iterable[Any]) -> PathKey:
 
 def _pydantic_message(error: Mapping[str, Any]) -> str:
     if error["type"] == "union_tag_invalid":
-        return "unknown node type; use one of agent, tool, condition, parallel, join, wait"
+        return "unknown node type; use one of agent, tool, condition, parallel, join, wait, loop"
     if error["type"] == "union_tag_not_found":
-        return "missing 'type' (agent, tool, condition, parallel, join or wait)"
+        return "missing 'type' (agent, tool, condition, parallel, join, wait or loop)"
     if error["type"] == "extra_forbidden":
         return "unknown field"
     return str(error["msg"])
@@ -367,17 +410,14 @@ def validate_blueprint(
         here = scope_for(n.id, upstream, inputs)
         per_item = scope_for(n.id, upstream, inputs, extra=("item", "index"))
         if isinstance(n, AgentNode | ParallelNode):
-            agent_name = n.agent
-            if agent_name is not None and agent_name not in bp.agents:
-                raise source.error(
-                    (*at, "agent"), f"unknown agent {agent_name!r} (declared: {_names(bp.agents)})"
-                )
-        node_tool = n.tool if isinstance(n, ToolNode | ParallelNode) else None
-        if node_tool is not None and registry is not None and node_tool not in registry:
-            raise source.error(
-                (*at, "tool"), f"unknown tool {node_tool!r} (known: {_names(registry.names())})"
+            _check_agent(source, (*at, "agent"), n.agent, bp)
+        if isinstance(n, ToolNode | ParallelNode):
+            _check_tool(source, (*at, "tool"), n.tool, registry)
+        if isinstance(n, LoopNode):
+            _check_loop(
+                source, at, n, bp, registry, scope_for(n.id, upstream, inputs, extra=LOOP_NAMES)
             )
-        if isinstance(n, AgentNode):
+        elif isinstance(n, AgentNode):
             _check_template(source, (*at, "prompt"), n.prompt, here)
         elif isinstance(n, ToolNode):
             _check_args(source, (*at, "args"), n.args, here)
@@ -402,6 +442,45 @@ def validate_blueprint(
                 declared.check(key, declared.default)
             except UserError as exc:
                 raise source.error(("inputs", key, "default"), exc.message) from None
+
+
+def _check_agent(source: YamlSource, at: PathKey, name: str | None, bp: Blueprint) -> None:
+    if name is not None and name not in bp.agents:
+        raise source.error(at, f"unknown agent {name!r} (declared: {_names(bp.agents)})")
+
+
+def _check_tool(
+    source: YamlSource, at: PathKey, name: str | None, registry: ToolRegistry | None
+) -> None:
+    if name is not None and registry is not None and name not in registry:
+        raise source.error(at, f"unknown tool {name!r} (known: {_names(registry.names())})")
+
+
+def _check_loop(
+    source: YamlSource,
+    at: PathKey,
+    node: LoopNode,
+    bp: Blueprint,
+    registry: ToolRegistry | None,
+    scope: Scope,
+) -> None:
+    """A loop's parts: unique ids, exactly one of agent or tool each, templates and ``until``
+    reading only what exists in a round."""
+    seen: set[str] = set()
+    for j, part in enumerate(node.parts):
+        here: PathKey = (*at, "parts", j)
+        if part.id in seen:
+            raise source.error((*here, "id"), f"duplicate part id {part.id!r}")
+        seen.add(part.id)
+        if (part.agent is None) == (part.tool is None):
+            raise source.error(here, "a loop part needs exactly one of 'agent' or 'tool'")
+        _check_agent(source, (*here, "agent"), part.agent, bp)
+        _check_tool(source, (*here, "tool"), part.tool, registry)
+        if part.agent is not None:
+            _check_template(source, (*here, "prompt"), part.prompt, scope)
+        _check_args(source, (*here, "args"), part.args, scope)
+    if node.until is not None:
+        _check_expr(source, (*at, "until"), node.until, scope)
 
 
 def _inside(source: YamlSource, at: PathKey, base_dir: Path, name: str, what: str) -> Path:
@@ -456,7 +535,7 @@ def _check_acyclic(bp: Blueprint, source: YamlSource) -> None:
         edge_at = {(e.source, e.target): i for i, e in enumerate(bp.edges)}
         raise source.error(
             ("edges", edge_at[(cycle[-2], cycle[-1])]),
-            f"cycle {' -> '.join(cycle)}: workflows are acyclic (agents loop internally)",
+            f"cycle {' -> '.join(cycle)}: workflows are acyclic (repeat with a loop node)",
         ) from None
 
 

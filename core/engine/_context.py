@@ -127,7 +127,7 @@ class StepContext:
         outcome = StepOutcome(
             output=value, completes=unit, usage=usage or Usage(), cost_usd=cost_usd
         )
-        if "[" not in unit:
+        if not StepKey.parse(unit).within_node:
             outcome.edges = self.edges(unit, value)
         return outcome
 

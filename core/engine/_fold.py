@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 from agentfn.ports import Usage
 from agentfn.runs import Run, RunError, RunStatus, StepOutcome
-from agentfn.steps import StepKey, entry_key
-from agentfn.workflows import AgentNode, Blueprint, JoinNode
+from agentfn.steps import StepKey, entry_key, part_key
+from agentfn.workflows import AgentNode, Blueprint, JoinNode, LoopNode
 
 
 def seed(run: Run, bp: Blueprint) -> list[str]:
@@ -66,7 +66,7 @@ def fold(
         add(k)
     if outcome.completes is not None:
         unit = StepKey.parse(outcome.completes)
-        if unit.item is None:
+        if not unit.within_node:  # an item or a loop's part completes a piece, not the node
             run.finished.add(unit.node)
             _leave(run, unit.node)
             # A signal beat the timeout job: when that job comes, it is no longer pending.
@@ -156,8 +156,18 @@ def fail_run(run: Run, error: RunError, now: float) -> None:
 
 
 def entry_step(bp: Blueprint, node: str) -> str:
-    """The key of a node's first step: turn 0 for an agent node, the node's id otherwise."""
-    return entry_key(node, agent=isinstance(bp.node_map[node], AgentNode))
+    """The key of a node's first step: turn 0 for an agent node, the first part of round 1
+    for a loop, the node's id otherwise."""
+    spec = bp.node_map[node]
+    if isinstance(spec, LoopNode):
+        return loop_part_step(spec, 1, 0)
+    return entry_key(node, agent=isinstance(spec, AgentNode))
+
+
+def loop_part_step(node: LoopNode, round_: int, index: int) -> str:
+    """The first step of part ``index`` of round ``round_`` of ``node``."""
+    part = node.parts[index]
+    return part_key(node.id, round_, part.id, agent=part.agent is not None)
 
 
 def _adder(run: Run, added: list[str], *, never: str | None = None) -> Callable[[str], None]:

@@ -31,7 +31,7 @@ CASES = [
     ),
     (
         "nodes:\n  - {id: a, type: teleport}\n",
-        "nodes[0]: unknown node type; use one of agent, tool, condition, parallel, join, wait",
+        "nodes[0]: unknown node type; use one of agent, tool, condition, parallel, join, wait, loop",
     ),
     (
         'nodes:\n  - {id: a, type: condition, expression: "().__class__"}\n',
@@ -181,7 +181,7 @@ def test_a_long_cycle_names_its_path_and_closing_edge(tmp_path: Path) -> None:
         load_blueprint(wf)
     text = str(caught.value)
     assert text.startswith(f"{wf}:{closing}: edges[899]: cycle n0 -> n1 -> "), text[:200]
-    assert text.endswith("n899 -> n0: workflows are acyclic (agents loop internally)")
+    assert text.endswith("n899 -> n0: workflows are acyclic (repeat with a loop node)")
 
 
 def test_reads_that_exist_where_they_are_made_validate(tmp_path: Path) -> None:

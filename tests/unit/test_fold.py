@@ -501,8 +501,8 @@ ALLOWED_IMPORTS = {
     "collections.abc": {"Callable"},
     "agentfn.ports": {"Usage"},  # a value type; no port protocol
     "agentfn.runs": {"Run", "RunError", "RunStatus", "StepOutcome"},  # not RunStore
-    "agentfn.steps": {"StepKey", "entry_key"},
-    "agentfn.workflows": {"AgentNode", "Blueprint", "JoinNode"},
+    "agentfn.steps": {"StepKey", "entry_key", "part_key"},
+    "agentfn.workflows": {"AgentNode", "Blueprint", "JoinNode", "LoopNode"},
 }
 
 

@@ -9,6 +9,7 @@ from agentfn.engine._executors import (
     _agent,
     _condition,
     _join,
+    _loop,
     _parallel,
     _tool,
     _wait,
@@ -18,4 +19,4 @@ from agentfn.engine._executors._wait import resume
 
 __all__ = ["EXECUTORS", "Executor", "execute", "executor", "resume"]
 
-_KINDS = (_agent, _condition, _join, _parallel, _tool, _wait)  # imported to register
+_KINDS = (_agent, _condition, _join, _loop, _parallel, _tool, _wait)  # imported to register
