@@ -114,6 +114,30 @@ class JoinNode(_Node):
     require: Literal["any", "all"] = "any"
 
 
+class AggregateNode(JoinNode):
+    """Combines candidates into one result, by ``strategy``. Waits like a join: every incoming
+    edge decides first (``require`` as for a join).
+
+    The candidates are ``candidates`` (an expression giving a list), or else the outputs of
+    the incoming edges that were taken, in edge order. ``concatenate`` joins them as text
+    with ``separator``; ``vote`` picks the most frequent (ties: the first seen); ``judge``
+    asks agent ``judge`` with ``prompt`` (``candidates`` in scope) and takes its answer;
+    ``best_score`` calls tool ``score`` with ``args`` (``candidate`` and ``index`` in scope)
+    for each candidate and keeps the highest (ties: the first). The output is
+    ``{result, strategy, candidates}`` and what decided it (``votes``, ``scores``)."""
+
+    type: Literal["aggregate"]  # type: ignore[assignment]
+    strategy: Literal["concatenate", "vote", "judge", "best_score"]
+    candidates: str | None = None
+    separator: str = Field(default="\n\n", max_length=100)
+    judge: str | None = None
+    prompt: str = (
+        "Choose the best of these answers, or merge them into one better answer:\n{{ candidates }}"
+    )
+    score: str | None = None
+    args: dict[str, Any] = Field(default_factory=lambda: {"candidate": "{{ candidate }}"})
+
+
 class WaitNode(_Node):
     """Parks the run until a named signal arrives or ``timeout_s`` passes."""
 
@@ -150,7 +174,16 @@ class LoopNode(_Node):
     until: str | None = None
 
 
-AnyNode = AgentNode | ToolNode | ConditionNode | ParallelNode | JoinNode | WaitNode | LoopNode
+AnyNode = (
+    AgentNode
+    | ToolNode
+    | ConditionNode
+    | ParallelNode
+    | JoinNode
+    | AggregateNode
+    | WaitNode
+    | LoopNode
+)
 Node = Annotated[AnyNode, Field(discriminator="type")]
 
 
@@ -158,6 +191,8 @@ def agents_of(node: AnyNode) -> list[str]:
     """The agents a node runs (a loop: one per agent part)."""
     if isinstance(node, LoopNode):
         return [p.agent for p in node.parts if p.agent is not None]
+    if isinstance(node, AggregateNode):
+        return [node.judge] if node.judge is not None else []
     agent = node.agent if isinstance(node, AgentNode | ParallelNode) else None
     return [agent] if agent is not None else []
 
@@ -166,6 +201,8 @@ def tools_of(node: AnyNode) -> list[str]:
     """The tools a node calls itself (not through an agent)."""
     if isinstance(node, LoopNode):
         return [p.tool for p in node.parts if p.tool is not None]
+    if isinstance(node, AggregateNode):
+        return [node.score] if node.score is not None else []
     tool = node.tool if isinstance(node, ToolNode | ParallelNode) else None
     return [tool] if tool is not None else []
 
@@ -314,7 +351,7 @@ def parse_blueprint(source: YamlSource) -> Blueprint:
 
 def _clean_loc(loc: Iterable[Any]) -> PathKey:
     # Discriminated unions add the tag ("agent") as a path element: drop it.
-    tags = {"agent", "tool", "condition", "parallel", "join", "wait", "loop"}
+    tags = {"agent", "tool", "condition", "parallel", "join", "aggregate", "wait", "loop"}
     out: list[str | int] = []
     parts = list(loc)
     for i, part in enumerate(parts):
@@ -326,9 +363,12 @@ def _clean_loc(loc: Iterable[Any]) -> PathKey:
 
 def _pydantic_message(error: Mapping[str, Any]) -> str:
     if error["type"] == "union_tag_invalid":
-        return "unknown node type; use one of agent, tool, condition, parallel, join, wait, loop"
+        return (
+            "unknown node type; use one of agent, tool, condition, parallel, join, aggregate, "
+            "wait, loop"
+        )
     if error["type"] == "union_tag_not_found":
-        return "missing 'type' (agent, tool, condition, parallel, join, wait or loop)"
+        return "missing 'type' (agent, tool, condition, parallel, join, aggregate, wait or loop)"
     if error["type"] == "extra_forbidden":
         return "unknown field"
     return str(error["msg"])
@@ -430,6 +470,8 @@ def validate_blueprint(
             if n.agent is not None:
                 _check_template(source, (*at, "prompt"), n.prompt, per_item)
             _check_args(source, (*at, "args"), n.args, per_item)
+        elif isinstance(n, AggregateNode):
+            _check_aggregate(source, at, n, bp, registry, here)
         elif isinstance(n, JoinNode) and len(incoming) < 2:
             raise source.error(at, "a join node needs at least two incoming edges")
     if bp.output is not None:
@@ -481,6 +523,41 @@ def _check_loop(
         _check_args(source, (*here, "args"), part.args, scope)
     if node.until is not None:
         _check_expr(source, (*at, "until"), node.until, scope)
+
+
+def _check_aggregate(
+    source: YamlSource,
+    at: PathKey,
+    node: AggregateNode,
+    bp: Blueprint,
+    registry: ToolRegistry | None,
+    scope: Scope,
+) -> None:
+    """What the strategy needs is there (a judge agent, a score tool), nothing else is given,
+    and the expressions read only what exists."""
+    needs = {"judge": "judge", "best_score": "score"}
+    for strategy, field in needs.items():
+        given = getattr(node, field) is not None
+        if node.strategy == strategy and not given:
+            raise source.error((*at, "strategy"), f"strategy {strategy!r} needs {field!r}")
+        if given and node.strategy != strategy:
+            raise source.error((*at, field), f"{field!r} is only for strategy {strategy!r}")
+    if node.candidates is None and not bp.incoming.get(node.id):
+        raise source.error(
+            at, "an aggregate node needs 'candidates' or incoming edges whose outputs it combines"
+        )
+    if node.candidates is not None:
+        _check_expr(source, (*at, "candidates"), node.candidates, scope)
+    _check_agent(source, (*at, "judge"), node.judge, bp)
+    _check_tool(source, (*at, "score"), node.score, registry)
+    if node.judge is not None:
+        _check_template(source, (*at, "prompt"), node.prompt, _with(scope, "candidates"))
+    if node.score is not None:
+        _check_args(source, (*at, "args"), node.args, _with(scope, "candidate", "index"))
+
+
+def _with(scope: Scope, *names: str) -> Scope:
+    return Scope(scope.names | frozenset(names), scope.upstream, scope.inputs, scope.node)
 
 
 def _inside(source: YamlSource, at: PathKey, base_dir: Path, name: str, what: str) -> Path:

@@ -7,8 +7,9 @@ input (``input['tasks'][id]``) and each prompt only reads them. A subtask with o
 follows it by an edge; one with several waits behind a join node that requires them all (a
 node without one starts on the first edge that reaches it). A subtask that fails for good
 does not end the run: it is recorded in ``Run.failures`` and what depends on it is skipped.
-The run's output is the results of the subtasks nothing depends on that completed. The
-generated blueprint is validated like a file, so every name it reads is checked before it
+The run's output is the results of the subtasks nothing depends on that completed, or, with
+the plan's ``result``, those results compiled into one by an aggregate node. The generated
+blueprint is validated like a file, so every name it reads is checked before it
 runs.
 """
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from agentfn.collaboration.assign import assign_agents
-from agentfn.collaboration.plan import Plan, check_plan, topological_order
+from agentfn.collaboration.plan import Plan, check_plan, final_subtasks, topological_order
 from agentfn.errors import PlanError
 from agentfn.workflows import (
     MAX_NODES,
@@ -65,6 +66,13 @@ def collaboration_blueprint(
             nodes.append({"id": join, "type": "join", "require": "all"})
             edges += [{"from": dep, "to": join} for dep in sub.depends_on]
             edges.append({"from": join, "to": sub.id})
+    output = None
+    if plan.result is not None:
+        result = _fresh("_result", taken)
+        spec = plan.result.model_dump(exclude_none=True)
+        nodes.append({"id": result, "type": "aggregate", **spec})
+        edges += [{"from": sub, "to": result} for sub in final_subtasks(plan)]
+        output = f"{{{{ steps['{result}'].output if '{result}' in steps else None }}}}"
     if len(nodes) > MAX_NODES:
         raise PlanError(
             f"the plan needs {len(nodes)} workflow nodes (a subtask each, and a join for each "
@@ -79,6 +87,7 @@ def collaboration_blueprint(
         "inputs": {"tasks": {"type": "object"}, COLLABORATION: {"type": "object"}},
         "nodes": nodes,
         "edges": edges,
+        "output": output,
     }
     source = YamlSource(data=data, file=SOURCE)
     bp = parse_blueprint(source)

@@ -6,6 +6,7 @@ name: launch-brief       # the run's workflow name (default: collaboration)
 subtasks:
   - {id: draft, task: Draft the brief., capability: write}
   - {id: review, task: Review it., capability: review, depends_on: [draft]}
+result: {strategy: judge, judge: editor}   # optional: compile the final results into one
 ```
 
 Every problem names the file and line, the plan's ones too (a cycle points at the subtask
@@ -20,7 +21,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentfn.collaboration.compile import collaboration_blueprint
-from agentfn.collaboration.plan import MAX_SUBTASKS, Plan, Subtask
+from agentfn.collaboration.plan import MAX_SUBTASKS, Plan, ResultSpec, Subtask
 from agentfn.errors import PlanError, UserError
 from agentfn.project_files import project_file
 from agentfn.workflows import LoadedBlueprint, load_blueprint
@@ -35,6 +36,7 @@ class CollaborationFile(BaseModel):
     team: str = Field(min_length=1)
     name: str = Field(default="collaboration", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     subtasks: list[Subtask] = Field(min_length=1, max_length=MAX_SUBTASKS)
+    result: ResultSpec | None = None
 
 
 def load_collaboration(path: str | Path) -> tuple[LoadedBlueprint, dict[str, object]]:
@@ -57,7 +59,9 @@ def load_collaboration(path: str | Path) -> tuple[LoadedBlueprint, dict[str, obj
         raise source.error(("team",), exc.message) from None
     team = load_blueprint(team_path)
     try:
-        return collaboration_blueprint(Plan(subtasks=spec.subtasks), team, name=spec.name)
+        return collaboration_blueprint(
+            Plan(subtasks=spec.subtasks, result=spec.result), team, name=spec.name
+        )
     except PlanError as exc:
         raise source.error(_path_of(exc.field or ""), exc.message) from None
 

@@ -9,6 +9,7 @@ agent of the team has. Each refusal names the subtask and the field.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,10 +31,27 @@ class Subtask(BaseModel):
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
 
 
+class ResultSpec(BaseModel):
+    """How the final results (of the subtasks nothing depends on) become one: an aggregate
+    node's strategy (docs/blueprints.md), with a judge agent of the team or a score tool."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: Literal["concatenate", "vote", "judge", "best_score"]
+    judge: str | None = Field(default=None, description="the team's agent, for judge")
+    score: str | None = Field(default=None, description="a tool of the team, for best_score")
+    separator: str = Field(default="\n\n", max_length=100)
+
+
 class Plan(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     subtasks: list[Subtask] = Field(min_length=1, max_length=MAX_SUBTASKS)
+    result: ResultSpec | None = Field(
+        default=None,
+        description="compile the final results into one; without it the output is each "
+        "final subtask's result",
+    )
 
 
 def check_plan(plan: Plan, agents: Mapping[str, AgentSpec]) -> None:
@@ -65,12 +83,33 @@ def check_plan(plan: Plan, agents: Mapping[str, AgentSpec]) -> None:
                 f"the team has (they have: {have})",
                 field=f"subtasks[{i}].capability",
             )
+    if plan.result is not None:
+        _check_result(plan.result, agents)
     cycle = _find_cycle(plan)
     if cycle is not None:
         raise PlanError(
             f"the plan has a cycle: {' -> '.join(cycle)}",
             field=f"subtasks[{index[cycle[0]]}].depends_on",
         )
+
+
+def _check_result(spec: ResultSpec, agents: Mapping[str, AgentSpec]) -> None:
+    if spec.strategy == "judge" and spec.judge is None:
+        raise PlanError("strategy 'judge' needs a judge agent", field="result.judge")
+    if spec.strategy == "best_score" and spec.score is None:
+        raise PlanError("strategy 'best_score' needs a score tool", field="result.score")
+    if spec.judge is not None and spec.judge not in agents:
+        have = ", ".join(sorted(agents)) or "none"
+        raise PlanError(
+            f"judge {spec.judge!r} is not an agent of the team (it has: {have})",
+            field="result.judge",
+        )
+
+
+def final_subtasks(plan: Plan) -> list[str]:
+    """The subtasks nothing depends on, in plan order: their results are the plan's."""
+    needed = {dep for s in plan.subtasks for dep in s.depends_on}
+    return [s.id for s in plan.subtasks if s.id not in needed]
 
 
 def topological_order(plan: Plan) -> list[str]:

@@ -97,7 +97,10 @@ class CollaborationView(BaseModel):
     cost_usd: float
     subtasks: list[SubtaskView]
     failures: dict[str, RunError]
-    output: Any = Field(description="the results of the completed subtasks nothing depends on")
+    output: Any = Field(
+        description="the results of the completed subtasks nothing depends on, or their "
+        "compiled result (the plan's result)"
+    )
     error: RunError | None
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from agentfn.ports import Usage
 from agentfn.runs import Run, RunError, RunStatus, StepOutcome
 from agentfn.steps import StepKey, entry_key, part_key
-from agentfn.workflows import AgentNode, Blueprint, JoinNode, LoopNode
+from agentfn.workflows import AgentNode, AggregateNode, Blueprint, JoinNode, LoopNode
 
 
 def seed(run: Run, bp: Blueprint) -> list[str]:
@@ -156,12 +156,13 @@ def fail_run(run: Run, error: RunError, now: float) -> None:
 
 
 def entry_step(bp: Blueprint, node: str) -> str:
-    """The key of a node's first step: turn 0 for an agent node, the first part of round 1
-    for a loop, the node's id otherwise."""
+    """The key of a node's first step: turn 0 for an agent node or a judged aggregate, the
+    first part of round 1 for a loop, the node's id otherwise."""
     spec = bp.node_map[node]
     if isinstance(spec, LoopNode):
         return loop_part_step(spec, 1, 0)
-    return entry_key(node, agent=isinstance(spec, AgentNode))
+    judged = isinstance(spec, AggregateNode) and spec.judge is not None
+    return entry_key(node, agent=isinstance(spec, AgentNode) or judged)
 
 
 def loop_part_step(node: LoopNode, round_: int, index: int) -> str:

@@ -72,6 +72,19 @@ def count(n: int) -> list[int]:
 def add(a: int, b: int) -> int:
     """Add two integers."""
     return a + b
+
+
+@tool
+def length(text: str) -> int:
+    """A score: how long a text is (noted, to count the calls)."""
+    note("score:" + text)
+    return len(text)
+
+
+@tool
+def verdict(text: str) -> str:
+    """Not a score: a word."""
+    return "good"
 '''
 
 RULES = """

@@ -31,7 +31,7 @@ CASES = [
     ),
     (
         "nodes:\n  - {id: a, type: teleport}\n",
-        "nodes[0]: unknown node type; use one of agent, tool, condition, parallel, join, wait, loop",
+        "nodes[0]: unknown node type; use one of agent, tool, condition, parallel, join, aggregate, wait, loop",
     ),
     (
         'nodes:\n  - {id: a, type: condition, expression: "().__class__"}\n',

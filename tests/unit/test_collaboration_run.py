@@ -87,3 +87,88 @@ def test_generated_join_names_never_take_a_subtask_id(tmp_path: Path) -> None:
     assert len(ids) == len(set(ids)) == 4
     kinds: dict[str, Any] = {n.id: n.type for n in loaded.blueprint.nodes}
     assert kinds["_after_3"] == "agent" and kinds["__after_3"] == "join"
+
+
+VOTE_RULES = """
+rules:
+  - {agent: writer-a, reply: {content: "Paris"}}
+  - {agent: writer-b, reply: {content: " paris "}}
+  - {agent: translator, reply: {content: "Lyon"}}
+  - {agent: critic, match: "answers", reply: {content: "the critic picks Paris"}}
+default: {content: "done: {last_user}"}
+"""
+
+
+def answers(result: dict[str, Any] | None) -> Plan:
+    return Plan.model_validate(
+        {
+            "subtasks": [
+                {"id": "a1", "task": "Capital?", "capability": "write"},
+                {"id": "a2", "task": "Capital?", "capability": "write"},
+                {"id": "a3", "task": "Capital?", "capability": "translate"},
+            ],
+            "result": result,
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("result", "expected"),
+    [
+        ({"strategy": "vote"}, {"result": "Paris", "candidates": 3, "strategy": "vote"}),
+        (
+            {"strategy": "concatenate", "separator": "/"},
+            {"result": "Paris/ paris /Lyon", "candidates": 3, "strategy": "concatenate"},
+        ),
+        (
+            {"strategy": "judge", "judge": "critic"},
+            {"result": "the critic picks Paris", "candidates": 3, "strategy": "judge"},
+        ),
+    ],
+)
+def test_the_result_compiler_turns_the_final_results_into_one(
+    tmp_path: Path, result: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    loaded, given = collaboration_blueprint(answers(result), load_team(tmp_path, VOTE_RULES))
+    engine = make_engine(tmp_path)
+    done = drain(engine, engine.start(loaded, given).id)
+    assert done.status is RunStatus.completed, done.error
+    assert {k: done.output[k] for k in expected} == expected
+    if result["strategy"] == "vote":
+        assert [v["count"] for v in done.output["votes"]] == [2, 1]
+
+
+def test_the_result_compiler_uses_what_survived_a_failed_subtask(tmp_path: Path) -> None:
+    # No rule answers the translator and there is no default: its subtask fails.
+    rules = """
+rules:
+  - {agent: writer-a, reply: {content: "Paris"}}
+  - {agent: writer-b, reply: {content: " paris "}}
+"""
+    loaded, given = collaboration_blueprint(
+        answers({"strategy": "concatenate", "separator": "|"}), load_team(tmp_path, rules)
+    )
+    engine = make_engine(tmp_path)
+    done = drain(engine, engine.start(loaded, given).id, timeout_s=60)
+    assert done.status is RunStatus.completed and set(done.failures) == {"a3"}
+    assert done.output["result"] == "Paris| paris " and done.output["candidates"] == 2
+
+
+@pytest.mark.parametrize(
+    ("result", "field", "message"),
+    [
+        ({"strategy": "judge"}, "result.judge", "strategy 'judge' needs a judge agent"),
+        ({"strategy": "best_score"}, "result.score", "needs a score tool"),
+        (
+            {"strategy": "judge", "judge": "nobody"},
+            "result.judge",
+            "judge 'nobody' is not an agent of the team",
+        ),
+    ],
+)
+def test_a_result_compiler_that_cannot_run_is_refused(
+    tmp_path: Path, result: dict[str, Any], field: str, message: str
+) -> None:
+    with pytest.raises(PlanError) as caught:
+        collaboration_blueprint(answers(result), team(tmp_path))
+    assert caught.value.field == field and message in caught.value.message

@@ -19,7 +19,7 @@ TOOL: type[BaseModel] = ToolNode  # the registry's key type
 
 
 def test_every_node_kind_has_exactly_one_executor() -> None:
-    assert len(NODE_KINDS) == 7
+    assert len(NODE_KINDS) == 8
     assert set(EXECUTORS) == set(NODE_KINDS)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from agentfn.engine._executors import (
     _agent,
+    _aggregate,
     _condition,
     _join,
     _loop,
@@ -19,4 +20,13 @@ from agentfn.engine._executors._wait import resume
 
 __all__ = ["EXECUTORS", "Executor", "execute", "executor", "resume"]
 
-_KINDS = (_agent, _condition, _join, _loop, _parallel, _tool, _wait)  # imported to register
+_KINDS = (
+    _aggregate,
+    _agent,
+    _condition,
+    _join,
+    _loop,
+    _parallel,
+    _tool,
+    _wait,
+)  # imported to register

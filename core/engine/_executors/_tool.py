@@ -21,12 +21,13 @@ def tool_step(sc: StepContext, node: ToolNode) -> StepOutcome:
 
 def invoke_tool(sc: StepContext, tool: str, args: Any, names: Mapping[str, Any]) -> Any:
     """Call ``tool`` with ``args`` rendered against ``names`` (also a parallel item's body)."""
-    arguments = _as_args(render_args(args, names))
+    arguments = as_args(render_args(args, names))
     with calling(sc.run.id, str(sc.step)):
         return sc.tools.get(tool).invoke(arguments)
 
 
-def _as_args(value: Any) -> dict[str, Any]:
+def as_args(value: Any) -> dict[str, Any]:
+    """Rendered tool arguments, which must be a mapping."""
     if not isinstance(value, dict):
         raise StepFailed(f"tool arguments must render to a mapping, got {type(value).__name__}")
     return value
