@@ -86,6 +86,19 @@ def _fn_sum(items: Any) -> Any:
     return sum(items)
 
 
+def _fn_flatten(items: Any) -> list[Any]:
+    """One level: ``[[1, 2], [3], 4]`` is ``[1, 2, 3, 4]`` (a fan-out of lists, as one list)."""
+    if not isinstance(items, list | tuple):
+        raise Problem(f"flatten() expects a list, not {kind(items)}")
+    out: list[Any] = []
+    for item in items:
+        if isinstance(item, list | tuple):
+            out.extend(item)
+        else:
+            out.append(item)
+    return out
+
+
 def _fn_sorted(items: Any) -> list[Any]:
     return sorted(items)
 
@@ -140,6 +153,7 @@ FUNCTIONS: dict[str, Spec] = {
     "any": (any, 1, 1),
     "all": (all, 1, 1),
     "sorted": (_fn_sorted, 1, 1),
+    "flatten": (_fn_flatten, 1, 1),
     "lower": (lambda s: _want_str("lower", s).lower(), 1, 1),
     "upper": (lambda s: _want_str("upper", s).upper(), 1, 1),
     "strip": (lambda s: _want_str("strip", s).strip(), 1, 1),
