@@ -36,9 +36,7 @@ def test_every_pattern_has_a_docs_page_and_a_rule_file() -> None:
 
 def test_master_worker_splits_fans_out_and_joins(tmp_path: Path) -> None:
     engine, done = run_pattern(tmp_path, "master-worker", {"task": "a guide"})
-    assert done.output == (
-        "1. cold starts: covered.\n\n2. retries: covered.\n\n3. costs: covered."
-    )
+    assert done.output == ("1. cold starts: covered.\n\n2. retries: covered.\n\n3. costs: covered.")
     # One job per part: the workers' steps are fan-out items of their own.
     items = {k for k in recorded(engine, done.id) if StepKey.parse(k).item is not None}
     assert items == {"work[0]@0", "work[1]@0", "work[2]@0"}
