@@ -29,6 +29,9 @@ class AgentSpec(BaseModel):
     output: Literal["text", "json"] = "text"
     temperature: float | None = Field(default=None, ge=0, le=2)
     capabilities: list[str] = Field(default_factory=list)
+    max_concurrency: int | None = Field(default=None, ge=1, le=1000)
+    """At most this many of the agent's units (a node, a fan-out item, a loop part) at work
+    at once in a run; the others wait, durably, in the run record (``Run.held``)."""
 
 
 @dataclass

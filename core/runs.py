@@ -103,6 +103,11 @@ class Run(BaseModel):
     # run went on without them (the paths through them were skipped).
     failures: dict[str, RunError] = Field(default_factory=dict)
     output: Any = None
+    # Agents with ``max_concurrency``: the units each has at work (holding a slot), and the
+    # first steps of units waiting for one, in the order they became ready. A held step is
+    # pending but not sent; the fold sends it when a unit of its agent completes or fails.
+    slots: dict[str, list[str]] = Field(default_factory=dict)
+    held: list[str] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod

@@ -14,17 +14,24 @@ from collections.abc import Callable
 from agentfn.ports import Usage
 from agentfn.runs import Run, RunError, RunStatus, StepOutcome
 from agentfn.steps import StepKey, entry_key, part_key
-from agentfn.workflows import AgentNode, AggregateNode, Blueprint, JoinNode, LoopNode
+from agentfn.workflows import (
+    AgentNode,
+    AggregateNode,
+    Blueprint,
+    JoinNode,
+    LoopNode,
+    ParallelNode,
+)
 
 
 def seed(run: Run, bp: Blueprint) -> list[str]:
-    """Start a new run's root nodes; returns the step keys it added to ``pending``."""
+    """Start a new run's root nodes; returns the step keys to send (those an agent's
+    concurrency limit holds are pending, not returned)."""
     added: list[str] = []
+    add = _adder(run, bp, added)
     for node in bp.roots:
-        key = entry_step(bp, node)
         run.started.add(node)
-        run.pending.add(key)
-        added.append(key)
+        add(entry_step(bp, node))
     return added
 
 
@@ -49,7 +56,7 @@ def fold(
     if key not in run.pending or run.status.terminal:
         return None
     added: list[str] = []
-    add = _adder(run, added, never=key)  # never the step being folded: it ran
+    add = _adder(run, bp, added, never=key)  # never the step being folded: it ran
     run.pending.discard(key)
     run.steps_run += 1
     run.usage = Usage(
@@ -65,6 +72,7 @@ def fold(
     for k in outcome.continue_with:
         add(k)
     if outcome.completes is not None:
+        _release(run, bp, added, lambda u: u == outcome.completes)
         unit = StepKey.parse(outcome.completes)
         if not unit.within_node:  # an item or a loop's part completes a piece, not the node
             run.finished.add(unit.node)
@@ -137,8 +145,10 @@ def fail_node(
         return None
     node = StepKey.parse(key).node
     added: list[str] = []
-    add = _adder(run, added)
+    add = _adder(run, bp, added)
     run.pending.difference_update([k for k in run.pending if StepKey.parse(k).node == node])
+    run.held = [k for k in run.held if StepKey.parse(k).node != node]
+    _release(run, bp, added, lambda u: StepKey.parse(u).node == node)
     run.steps_run += 1
     run.failures[node] = error
     _leave(run, node)
@@ -171,15 +181,79 @@ def loop_part_step(node: LoopNode, round_: int, index: int) -> str:
     return part_key(node.id, round_, part.id, agent=part.agent is not None)
 
 
-def _adder(run: Run, added: list[str], *, never: str | None = None) -> Callable[[str], None]:
-    """Add a step key to ``pending`` (and to ``added``, to be sent) unless it is there."""
+def _adder(
+    run: Run, bp: Blueprint, added: list[str], *, never: str | None = None
+) -> Callable[[str], None]:
+    """Add a step key to ``pending`` (and to ``added``, to be sent) unless it is there; a
+    unit's first step whose agent has no free slot is held instead (``Run.held``)."""
 
     def add(k: str) -> None:
-        if k != never and k not in run.pending:
-            run.pending.add(k)
-            added.append(k)
+        if k == never or k in run.pending:
+            return
+        run.pending.add(k)
+        limited = _slot_agent(bp, k, first=True)
+        if limited is not None:
+            agent, most = limited
+            busy = run.slots.setdefault(agent, [])
+            if len(busy) >= most:
+                run.held.append(k)
+                return
+            busy.append(StepKey.parse(k).unit)
+        added.append(k)
 
     return add
+
+
+def holds_slot(bp: Blueprint, key: str) -> bool:
+    """Whether step ``key`` works for an agent with a concurrency limit: what it completes
+    must be folded into the run record, which frees the slot."""
+    return _slot_agent(bp, key, first=False) is not None
+
+
+def _slot_agent(bp: Blueprint, key: str, *, first: bool) -> tuple[str, int] | None:
+    """The limited agent step ``key`` works for, and its limit; ``first``: only for the first
+    step of a unit (turn 0), which is what takes a slot."""
+    step = StepKey.parse(key)
+    if step.turn is None or (first and step.turn != 0):
+        return None
+    node = bp.node_map.get(step.node)
+    agent: str | None = None
+    if isinstance(node, AgentNode) or (isinstance(node, ParallelNode) and step.item is not None):
+        agent = node.agent
+    elif isinstance(node, LoopNode) and step.part is not None:
+        agent = next((p.agent for p in node.parts if p.id == step.part), None)
+    elif isinstance(node, AggregateNode):
+        agent = node.judge
+    if agent is None:
+        return None
+    spec = bp.agents.get(agent)
+    if spec is None or spec.max_concurrency is None:
+        return None
+    return agent, spec.max_concurrency
+
+
+def _waits_for(bp: Blueprint, key: str) -> str | None:
+    limited = _slot_agent(bp, key, first=True)
+    return limited[0] if limited is not None else None
+
+
+def _release(run: Run, bp: Blueprint, added: list[str], ended: Callable[[str], bool]) -> None:
+    """Free the slots of the units ``ended`` picks; each freed slot goes to the first held
+    step of the same agent, which is sent."""
+    for agent, busy in list(run.slots.items()):
+        freed = [u for u in busy if ended(u)]
+        if not freed:
+            continue
+        busy[:] = [u for u in busy if not ended(u)]
+        for _ in freed:
+            nxt = next((k for k in run.held if _waits_for(bp, k) == agent), None)
+            if nxt is None:
+                break
+            run.held.remove(nxt)
+            busy.append(StepKey.parse(nxt).unit)
+            added.append(nxt)
+        if not busy:
+            del run.slots[agent]
 
 
 def _leave(run: Run, node: str) -> None:

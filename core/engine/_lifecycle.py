@@ -25,6 +25,7 @@ from agentfn.engine._fold import (
     fail_run,
     fold,
     gather,
+    holds_slot,
     item_completed,
     marker_suffices,
     seed,
@@ -138,9 +139,9 @@ class Engine:
                 replay_of=replay_of,
                 live_replay=live,
             )
-            seed(run, bp)
+            first = seed(run, bp)
             self.store.create(run)
-            for key in sorted(run.pending):
+            for key in sorted(first):
                 self._send(run, key, priority=priority)
         bind(run.correlation_id)
         log.info("run started", extra={"run_id": run.id, "correlation_id": run.correlation_id})
@@ -407,7 +408,8 @@ class Engine:
         if outcome.completes is not None:
             self.store.put_node_output(run_id, outcome.completes, outcome.output)
         item = item_completed(outcome)
-        if item is None or not marker_suffices(outcome):
+        folds = not marker_suffices(outcome) or holds_slot(ctx.blueprint, record.key)
+        if item is None or folds:
             added, run = self._advance(ctx, run_id, record.key, outcome, current)
             if added is None:
                 # Already advanced by an earlier delivery that may have died before sending:
@@ -649,7 +651,8 @@ class Engine:
     def _resend_pending(self, run: Run) -> None:
         if run.status.terminal:
             return
-        for key in sorted(run.pending):
+        held = set(run.held)  # waiting for an agent's slot: sent when one frees up
+        for key in sorted(run.pending - held):
             record = self.store.get_step(run.id, key)
             if record is None or record[0].status != "running":
                 self._send(run, key)

@@ -27,7 +27,7 @@ CASES = [
     ),
     (
         "nodes:\n  - {id: a, type: tool, tool: missing_tool}\n",
-        "nodes[0].tool: unknown tool 'missing_tool' (known: add, count, explode, flaky, record, slow)",
+        "nodes[0].tool: unknown tool 'missing_tool' (known: add, count, explode, flaky, length, record, slow, verdict)",
     ),
     (
         "nodes:\n  - {id: a, type: teleport}\n",

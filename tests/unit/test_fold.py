@@ -502,7 +502,14 @@ ALLOWED_IMPORTS = {
     "agentfn.ports": {"Usage"},  # a value type; no port protocol
     "agentfn.runs": {"Run", "RunError", "RunStatus", "StepOutcome"},  # not RunStore
     "agentfn.steps": {"StepKey", "entry_key", "part_key"},
-    "agentfn.workflows": {"AgentNode", "AggregateNode", "Blueprint", "JoinNode", "LoopNode"},
+    "agentfn.workflows": {
+        "AgentNode",
+        "AggregateNode",
+        "Blueprint",
+        "JoinNode",
+        "LoopNode",
+        "ParallelNode",
+    },
 }
 
 
