@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agentfn.collaboration import AgentLoad, Plan, SubtaskView
+from agentfn.collaboration.planner import ComplexTask
 from agentfn.collaboration.status import CollaborationState
 from agentfn.ports import Usage
 from agentfn.runs import Run, RunError, RunStatus, StepRecord
@@ -43,13 +44,22 @@ class CreateCollaboration(BaseModel):
         description="a stored workflow whose agents (with its models, prices and tools) do the "
         "work; its nodes are not used",
     )
-    plan: Plan
+    plan: Plan | None = Field(default=None, description="the subtasks, or give a task")
+    task: ComplexTask | None = Field(
+        default=None, description="a task for the team's planner agent to split into a plan"
+    )
     name: str = Field(
         default="collaboration",
         pattern=r"^[A-Za-z0-9_.-]{1,64}$",
         description="the run's workflow name",
     )
     priority: int = Field(default=0, ge=-10, le=10)
+
+    @model_validator(mode="after")
+    def _plan_or_task(self) -> CreateCollaboration:
+        if (self.plan is None) == (self.task is None):
+            raise ValueError("give exactly one of 'plan' (subtasks) or 'task' (for a planner)")
+        return self
 
 
 class CollaborationProgress(BaseModel):

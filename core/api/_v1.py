@@ -21,6 +21,7 @@ from agentfn.collaboration import (
     collaboration_blueprint,
     collaboration_view,
 )
+from agentfn.collaboration.planner import log_planning, plan_task
 from agentfn.collaboration.status import changed_since, progress_cursor
 from agentfn.documents import loads_json
 from agentfn.errors import ToolError, UnsupportedMediaType, UserError, ValidationFailed
@@ -142,13 +143,23 @@ def signal_run(services: Services, call: Call) -> Response:
 def create_collaboration(services: Services, call: Call) -> Response:
     body = call.body(m.CreateCollaboration)
     team = services.catalog.load_workflow(body.team)
-    loaded, given = collaboration_blueprint(body.plan, team, name=body.name)
+    engine = services.engine
+    planning = None
+    plan = body.plan
+    if body.task is not None:
+        planning = plan_task(body.task, team, engine.model_factory)
+        plan = planning.plan
+    assert plan is not None  # the model holds a plan or a task
+    about = planning.summary() if planning is not None else None
+    loaded, given = collaboration_blueprint(plan, team, name=body.name, planner=about)
     try:
-        run = services.engine.start(
+        run = engine.start(
             loaded, given, correlation_id=call.correlation_id, priority=body.priority
         )
     except UserError as exc:
         raise ValidationFailed(exc.message, field=exc.field) from None
+    if planning is not None:
+        log_planning(engine.prompts, run.id, planning, at=run.created_at)
     view = collaboration_view(services.engine.store, run.id)
     return json_response(202, view, {"location": f"/v1/collaborations/{run.id}"})
 

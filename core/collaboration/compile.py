@@ -35,10 +35,15 @@ COLLABORATION = "collaboration"
 
 
 def collaboration_blueprint(
-    plan: Plan, team: LoadedBlueprint, *, name: str = "collaboration"
+    plan: Plan,
+    team: LoadedBlueprint,
+    *,
+    name: str = "collaboration",
+    planner: dict[str, Any] | None = None,
 ) -> tuple[LoadedBlueprint, dict[str, Any]]:
     """The workflow running ``plan`` with ``team``'s agents (and its models, prices, tools),
-    and the input to start it with. Raises :class:`PlanError` for a plan that cannot run."""
+    and the input to start it with (``planner``: who planned it, kept for the view). Raises
+    :class:`PlanError` for a plan that cannot run."""
     agents = team.blueprint.agents
     check_plan(plan, agents)
     chosen = assign_agents(plan, agents)
@@ -99,10 +104,10 @@ def collaboration_blueprint(
         s.id: {"capability": s.capability, "agent": chosen[s.id], "depends_on": s.depends_on}
         for s in plan.subtasks
     }
-    return loaded, {
-        "tasks": {s.id: s.task for s in plan.subtasks},
-        COLLABORATION: {"subtasks": shape},
-    }
+    about: dict[str, Any] = {"subtasks": shape}
+    if planner is not None:
+        about["planner"] = planner
+    return loaded, {"tasks": {s.id: s.task for s in plan.subtasks}, COLLABORATION: about}
 
 
 def _prompt(sub_id: str, depends_on: list[str]) -> str:

@@ -45,10 +45,19 @@ class _Shape(BaseModel):
     depends_on: list[str] = Field(default_factory=list)
 
 
+class PlannerView(BaseModel):
+    """Who planned the collaboration (a planner agent), and what planning cost."""
+
+    agent: str
+    tokens: int
+    cost_usd: float
+
+
 class _Plan(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     subtasks: dict[str, _Shape]
+    planner: PlannerView | None = None
 
 
 class SubtaskView(BaseModel):
@@ -102,12 +111,16 @@ class CollaborationView(BaseModel):
         "compiled result (the plan's result)"
     )
     error: RunError | None
+    planner: PlannerView | None = Field(
+        default=None, description="the planner agent that made the plan, if one did"
+    )
 
 
 def collaboration_view(store: RunStore, run_id: str) -> CollaborationView:
     """The collaboration of run ``run_id``; NotFound if there is none."""
     run = store.get(run_id)
-    shapes = _shapes(run)
+    about = _about(run)
+    shapes = about.subtasks
     records: dict[str, list[StepRecord]] = {sub: [] for sub in shapes}
     for record in store.steps(run.id):
         node = StepKey.parse(record.key).node
@@ -124,12 +137,13 @@ def collaboration_view(store: RunStore, run_id: str) -> CollaborationView:
         created_at=run.created_at,
         finished_at=run.finished_at,
         progress=progress,
-        tokens=run.usage.total_tokens,
-        cost_usd=run.cost_usd,
+        tokens=run.usage.total_tokens + (about.planner.tokens if about.planner else 0),
+        cost_usd=run.cost_usd + (about.planner.cost_usd if about.planner else 0.0),
         subtasks=subtasks,
         failures=run.failures,
         output=run.output,
         error=run.error,
+        planner=about.planner,
     )
 
 
@@ -157,10 +171,10 @@ def agent_loads(store: RunStore, view: CollaborationView) -> list[AgentLoad]:
     return out
 
 
-def _shapes(run: Run) -> dict[str, _Shape]:
+def _about(run: Run) -> _Plan:
     raw = run.input.get(COLLABORATION)
     try:
-        return _Plan.model_validate(raw).subtasks
+        return _Plan.model_validate(raw)
     except ValidationError:
         raise NotFound(f"run {run.id!r} is not a collaboration", field="collaboration_id") from None
 

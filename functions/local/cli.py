@@ -295,7 +295,9 @@ def run(
 @app.command()
 @user_errors
 def collaborate(
-    file: Annotated[Path, typer.Argument(help="Collaboration YAML file: team and subtasks.")],
+    file: Annotated[
+        Path, typer.Argument(help="Collaboration YAML file: team, and subtasks or a task.")
+    ],
     workers: Annotated[
         int, typer.Option(min=0, max=64, help="Worker processes (0 = in-process).")
     ] = 2,
@@ -308,10 +310,17 @@ def collaborate(
     it did not finish; 2: the file or plan cannot run."""
     from agentfn.collaboration import collaboration_view
     from agentfn.collaboration.files import load_collaboration
+    from agentfn.collaboration.planner import log_planning
 
-    loaded, given = load_collaboration(file)
+    def start(engine: Engine) -> Run:
+        loaded, given, planning = load_collaboration(file, engine.model_factory)
+        run = engine.start(loaded, given)
+        if planning is not None:
+            log_planning(engine.prompts, run.id, planning, at=run.created_at)
+        return run
+
     engine, run, wall_s = drive(
-        lambda e: e.start(loaded, given),
+        start,
         lambda e: CollaborationPrinter(out, e.store),
         workers=workers,
         timeout=timeout,

@@ -328,3 +328,38 @@ def test_a_collaboration_that_cannot_run_is_one_line_and_exit_2(
     plan = collaboration(tmp_path, subtasks)
     line = one_error_line(agentfn("collaborate", str(plan), home=tmp_path / "home"))
     assert expected in line
+
+
+def planned(tmp_path: Path, plan: dict[str, object]) -> Path:
+    """A collaboration file with a task, and a team whose planner answers ``plan``."""
+    rules = COLLAB_RULES.replace(
+        "rules:\n",
+        f"rules:\n  - agent: planner\n    reply: {{content: {json.dumps(json.dumps(plan))}}}\n",
+    )
+    team = write_team(tmp_path / "collab", rules)
+    team.write_text(
+        team.read_text().replace(
+            "agents:\n", "agents:\n  planner: {instructions: Plan., capabilities: [plan]}\n"
+        )
+    )
+    path = team.with_name("task.yaml")
+    path.write_text("team: team.yaml\ntask:\n  task: Write the launch note.\n")
+    return path
+
+
+def test_collaborate_from_a_task_runs_the_planners_plan(tmp_path: Path) -> None:
+    plan = {"subtasks": [
+        {"id": "draft", "task": "Draft.", "capability": "write"},
+        {"id": "review", "task": "Review.", "capability": "review", "depends_on": ["draft"]},
+    ]}  # fmt: skip
+    result = agentfn("collaborate", str(planned(tmp_path, plan)), home=tmp_path / "home")
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    assert "[2/2]" in result.stdout and "reviewed: Review." in result.stdout
+
+
+def test_collaborate_refuses_a_planners_unsound_plan_with_the_tasks_line(tmp_path: Path) -> None:
+    plan = {"subtasks": [{"id": "a", "task": "A.", "capability": "sing"}]}
+    line = one_error_line(
+        agentfn("collaborate", str(planned(tmp_path, plan)), home=tmp_path / "home")
+    )
+    assert "task.yaml:2: task: planner 'planner' gave an unsound plan: subtask 'a' needs" in line

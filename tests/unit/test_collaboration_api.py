@@ -163,3 +163,56 @@ def test_a_bad_cursor_and_a_run_that_is_no_collaboration_are_client_errors(
     assert status == 404 and "not a collaboration" in reply["error"]["message"]
     status, reply = call(runtime, "GET", f"/v1/collaborations/{run['id']}/agents")
     assert status == 404
+
+
+PLANNER_TEAM = """\
+name: planned
+models:
+  default: {provider: scripted, rules: planner-rules.yaml}
+agents:
+  lead: {instructions: Plan., capabilities: [plan]}
+  writer: {instructions: Write., capabilities: [write]}
+nodes:
+  - {id: unused, type: agent, agent: writer}
+"""
+PLANNER_RULES = """\
+rules:
+  - agent: lead
+    reply:
+      content: '{"subtasks": [{"id": "one", "task": "First.", "capability": "write"},
+        {"id": "two", "task": "Second.", "capability": "write", "depends_on": ["one"]}]}'
+default: {content: "done: {last_user}"}
+"""
+
+
+def test_a_collaboration_from_a_task_is_planned_by_the_teams_planner(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    (tmp_path / "project" / "planner-rules.yaml").write_text(PLANNER_RULES)
+    assert call(runtime, "PUT", "/v1/workflows/planned", PLANNER_TEAM, "application/yaml")[0] == 200
+    body = {"team": "planned", "task": {"task": "Write two parts."}}
+    status, started = call(runtime, "POST", "/v1/collaborations", body)
+    assert status == 202, started
+    assert [s["id"] for s in started["subtasks"]] == ["one", "two"]
+    assert started["planner"]["agent"] == "lead" and started["planner"]["tokens"] > 0
+    work(runtime, 10)
+    _, view = call(runtime, "GET", f"/v1/collaborations/{started['id']}")
+    assert view["status"] == "completed" and view["output"]["two"].startswith("done: Second.")
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "words"),
+    [
+        ({"team": "team", "plan": PLAN, "task": {"task": "x"}}, "body", "exactly one of"),
+        ({"team": "team"}, "body", "exactly one of"),
+        ({"team": "team", "task": {"task": "x"}}, "task.planner", "no agent with capability"),
+        ({"team": "team", "task": {"task": ""}}, "task.task", "at least 1 character"),
+    ],
+)
+def test_a_task_that_cannot_be_planned_is_a_422(
+    runtime: Runtime, body: dict[str, Any], field: str, words: str
+) -> None:
+    status, reply = call(runtime, "POST", "/v1/collaborations", body)
+    assert status == 422, reply
+    assert reply["error"]["field"] == field and words in reply["error"]["message"]
+    assert runtime.engine.queue.receive(10, visibility_timeout=1) == []  # nothing started
