@@ -57,12 +57,15 @@ _EXPORTS: dict[str, str] = {
     "collaboration_blueprint": "agentfn.collaboration",
     "collaboration_view": "agentfn.collaboration",
     "agent_loads": "agentfn.collaboration",
+    "ComplexTask": "agentfn.collaboration",
+    "plan_task": "agentfn.collaboration",
 }
 
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:
     from agentfn.collaboration import (
+        ComplexTask as ComplexTask,
         Plan as Plan,
         PlanError as PlanError,
         Subtask as Subtask,
@@ -71,6 +74,7 @@ if TYPE_CHECKING:
         check_plan as check_plan,
         collaboration_blueprint as collaboration_blueprint,
         collaboration_view as collaboration_view,
+        plan_task as plan_task,
     )
     from agentfn.errors import (
         AgentfnError as AgentfnError,
