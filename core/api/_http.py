@@ -7,7 +7,7 @@ loads pydantic only when a handler parses a body into a model (never on a /healt
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -29,6 +29,9 @@ class Request:
     headers: dict[str, str] = field(default_factory=dict)
     query: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+    streams: bool = False
+    """The entry point can stream a response (the local server): a handler may then add
+    ``Response.stream``; elsewhere it answers with what it has, and the client comes back."""
 
     def __post_init__(self) -> None:
         self.method = self.method.upper()
@@ -44,6 +47,8 @@ class Response:
     status: int
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
+    stream: Iterator[bytes] | None = None
+    """More of the body, sent as it comes after ``body`` (only where ``Request.streams``)."""
 
     def json(self) -> Any:
         return json.loads(self.body)

@@ -45,17 +45,15 @@ def operation(route: Route) -> dict[str, Any]:
     """The OpenAPI operation object for one route."""
     response = model_of(route.response) if route.response is not None else None
     error_ref = _ref(ErrorEnvelope)
+    json_body = route.media == "application/json"
+    schema = _ref(response) if response else {"type": "object" if json_body else "string"}
     op: dict[str, Any] = {
         "summary": route.summary,
         "operationId": route.operation_id,
         "responses": {
             str(route.status): {
                 "description": "OK",
-                "content": {
-                    "application/json": {
-                        "schema": _ref(response) if response is not None else {"type": "object"}
-                    }
-                },
+                "content": {route.media: {"schema": schema}},
             },
             **{
                 code: {"description": text, "content": {"application/json": {"schema": error_ref}}}

@@ -95,6 +95,7 @@ class Route:
     text_body: str | None = None  # or: a required text body of this media type
     response: ModelRef | None = None  # None: documented as any JSON object
     query: tuple[QueryParam, ...] = ()
+    media: str = "application/json"  # what a success answers with
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -135,6 +136,7 @@ class Routes:
         text_body: str | None = None,
         response: ModelRef | None = None,
         query: Sequence[QueryParam] = (),
+        media: str = "application/json",
     ) -> Callable[[HandlerT], HandlerT]:
         def declare(handler: HandlerT) -> HandlerT:
             self.add(
@@ -149,6 +151,7 @@ class Routes:
                     text_body=text_body,
                     response=response,
                     query=tuple(query),
+                    media=media,
                 )
             )
             return handler

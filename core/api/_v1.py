@@ -12,7 +12,7 @@ import re
 from typing import TYPE_CHECKING
 
 from agentfn.agents import AgentSpec
-from agentfn.api import _models as m
+from agentfn.api import _models as m, _sse as sse
 from agentfn.api._http import JSON_TYPES, YAML_TYPES, Response, json_response
 from agentfn.api._routing import Call, QueryParam, Routes, Services
 from agentfn.collaboration import (
@@ -198,6 +198,30 @@ def get_collaboration_agents(services: Services, call: Call) -> Response:
 def get_collaboration_progress(services: Services, call: Call) -> Response:
     view = collaboration_view(services.engine.store, call.params["collaboration_id"])
     return json_response(200, progress_of(view, call.request.query.get("cursor") or None))
+
+
+@routes.route(
+    "GET",
+    "/v1/collaborations/{collaboration_id}/events",
+    summary="A collaboration's progress as server-sent events: each subtask change, then the "
+    "progress with its cursor as the event id (Last-Event-ID resumes); streamed where the "
+    "entry point can, one batch per request elsewhere",
+    query=(CURSOR,),
+    media="text/event-stream",
+)
+def get_collaboration_events(services: Services, call: Call) -> Response:
+    store = services.engine.store
+    cid = call.params["collaboration_id"]
+    headers = call.request.headers
+    cursor = headers.get("last-event-id") or call.request.query.get("cursor") or None
+    first = progress_of(collaboration_view(store, cid), cursor)
+
+    def poll(since: str) -> m.CollaborationProgress:
+        return progress_of(collaboration_view(store, cid), since)
+
+    stream = sse.follow(poll, first) if call.request.streams and not first.done else None
+    sse_headers = {"content-type": "text/event-stream", "cache-control": "no-cache"}
+    return Response(200, sse.opening(first), sse_headers, stream=stream)
 
 
 def progress_of(view: CollaborationView, cursor: str | None) -> m.CollaborationProgress:

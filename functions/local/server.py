@@ -10,6 +10,7 @@ size is known, idle or half-open connections closed after ``IDLE_TIMEOUT_S``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
@@ -41,6 +42,7 @@ def to_request(method: str, target: str, headers: dict[str, str], body: bytes) -
         headers=headers,
         query=dict(parse_qsl(parts.query)),
         body=body,
+        streams=True,  # this server writes Response.stream as it comes (server-sent events)
     )
 
 
@@ -94,15 +96,35 @@ def make_handler(api: Api) -> type[BaseHTTPRequestHandler]:
                 self.rfile.readline(_CHUNK_LINE_MAX)  # the CRLF after the chunk
 
         def _reply(self, response: Response) -> None:
+            streaming = response.stream is not None and self.command != "HEAD"
+            if streaming:
+                self.close_connection = True  # the stream's end is the connection's
             self.send_response(response.status)
             for name, value in response.headers.items():
                 self.send_header(name, value)
-            self.send_header("content-length", str(len(response.body)))
+            if not streaming:
+                self.send_header("content-length", str(len(response.body)))
             if self.close_connection:
                 self.send_header("connection", "close")
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(response.body)
+            if streaming and response.stream is not None:
+                self._stream(response.stream)
+
+        def _stream(self, chunks: Iterator[bytes]) -> None:
+            """Write each chunk as it comes (the stream sends a heartbeat while idle); a client
+            that went away, or stopped reading, ends it."""
+            try:
+                for chunk in chunks:
+                    self.wfile.write(chunk)
+                    self.wfile.flush()
+            except OSError:  # gone, or not reading for IDLE_TIMEOUT_S
+                log.info("%s left its event stream", self.address_string())
+            finally:
+                close = getattr(chunks, "close", None)
+                if close is not None:
+                    close()
 
         def _json_error(self, status: int, message: str, field: str | None = None) -> None:
             error = (

@@ -30,7 +30,7 @@ from agentfn.errors import NotFound
 API_DIR = Path(__file__).resolve().parents[2] / "core" / "api"
 # bottom first: a module may import only modules listed before it (this is also the docstring's
 # order in core/api/__init__.py)
-LAYERS = ["_http", "_routing", "_models", "_openapi", "_v1", "_public", "_app", "__init__"]
+LAYERS = ["_http", "_routing", "_models", "_sse", "_openapi", "_v1", "_public", "_app", "__init__"]
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 
 
@@ -80,7 +80,7 @@ def test_the_document_keeps_the_registry_order() -> None:
 
 def test_every_handler_is_a_function_and_no_two_routes_share_method_and_path() -> None:
     routes = REGISTRY.routes()
-    assert len(routes) == 19
+    assert len(routes) == 20
     for route in routes:
         assert inspect.isfunction(route.handler), route
         assert route.handler.__module__.startswith("agentfn.api."), route
