@@ -3,6 +3,7 @@
 Layout under the store (one prefix per run, so a run can be listed, copied or deleted alone)::
 
     runs/<id>/run.json             the Run: status, frontier, join arrivals, totals (CAS)
+    runs/<id>/input.json           a large input, written once (the run record omits it)
     runs/<id>/steps/<key>.json     one StepRecord per step: claim, then result (CAS)
     runs/<id>/nodes/<node>.json    a finished node's output, from its completing step's record
     runs/<id>/items/<node>[<i>]    empty marker: fan-out item i is done and accounted for
@@ -20,6 +21,7 @@ import logging
 import os
 import random
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import suppress
@@ -39,6 +41,8 @@ T = TypeVar("T", bound=BaseModel)
 
 _MAX_CAS_ATTEMPTS = 200
 _INDEX = "index/runs/"
+INLINE_INPUT_BYTES = 4096  # a larger input is kept apart from the run record
+_INPUTS_CACHED = 256  # inputs kept apart, remembered per process
 
 
 class RunStatus(StrEnum):
@@ -71,6 +75,9 @@ class Run(BaseModel):
     workflow: str
     status: RunStatus = RunStatus.queued
     input: dict[str, Any] = Field(default_factory=dict)
+    # A large input lives in its own object (``runs/<id>/input.json``), written once: every
+    # step rewrites the run record, so its size is paid on each compare-and-swap.
+    input_apart: bool = False
     blueprint_key: str
     created_at: float
     updated_at: float
@@ -166,6 +173,10 @@ def dump(model: BaseModel) -> bytes:
     return model.model_dump_json().encode()
 
 
+def _dump_run(run: Run) -> bytes:
+    return run.model_dump_json(exclude={"input"} if run.input_apart else None).encode()
+
+
 def key_part(step_key: str) -> str:
     """Step keys hold '[', ']', '@', '~': quote them so every store accepts the key."""
     return quote(step_key, safe="")
@@ -175,6 +186,8 @@ class RunStore:
     def __init__(self, blobs: BlobStore, *, worker: str | None = None) -> None:
         self.blobs = blobs
         self.worker = worker or f"{os.uname().nodename}:{os.getpid()}"
+        self._inputs: dict[str, dict[str, Any]] = {}  # inputs kept apart, oldest first
+        self._inputs_lock = threading.Lock()
 
     # ------------------------------------------------------------------ blueprints
 
@@ -191,7 +204,13 @@ class RunStore:
     # ------------------------------------------------------------------ runs
 
     def create(self, run: Run) -> None:
-        self.blobs.put_if_absent(f"runs/{run.id}/run.json", dump(run))
+        data = json.dumps(run.input, ensure_ascii=False, separators=(",", ":")).encode()
+        if len(data) > INLINE_INPUT_BYTES:
+            with suppress(PreconditionFailed):  # the same input from a retried create
+                self.blobs.put_if_absent(f"runs/{run.id}/input.json", data)
+            run.input_apart = True
+            self._remember(run.id, json.loads(data))  # a copy the caller cannot change
+        self.blobs.put_if_absent(f"runs/{run.id}/run.json", _dump_run(run))
         inverted = 10**13 - int(run.created_at * 1000)
         self.blobs.put(f"{_INDEX}{inverted:013d}_{run.id}", b"")
 
@@ -206,9 +225,34 @@ class RunStore:
         except NotFound:
             raise NotFound(f"run {run_id!r} not found", field="run_id") from None
         try:
-            return Run.model_validate_json(blob.data), blob.etag
+            run = Run.model_validate_json(blob.data)
         except ValueError as exc:  # pydantic's ValidationError is a ValueError
             raise CorruptRecord(f"run {run_id!r}: its record does not parse: {exc}") from None
+        if run.input_apart:
+            run.input = self._input(run_id)
+        return run, blob.etag
+
+    def _input(self, run_id: str) -> dict[str, Any]:
+        """A run's input kept apart: read once per process (it never changes), then shared
+        read-only by every read of the run."""
+        with self._inputs_lock:
+            cached = self._inputs.get(run_id)
+        if cached is not None:
+            return cached
+        try:
+            value = json.loads(self.blobs.get(f"runs/{run_id}/input.json").data)
+        except (NotFound, ValueError) as exc:
+            raise CorruptRecord(f"run {run_id!r}: its input cannot be read: {exc}") from None
+        if not isinstance(value, dict):
+            raise CorruptRecord(f"run {run_id!r}: its input is not a mapping")
+        self._remember(run_id, value)
+        return value
+
+    def _remember(self, run_id: str, value: dict[str, Any]) -> None:
+        with self._inputs_lock:
+            self._inputs[run_id] = value
+            while len(self._inputs) > _INPUTS_CACHED:
+                self._inputs.pop(next(iter(self._inputs)))
 
     def update(
         self,
@@ -230,7 +274,7 @@ class RunStore:
                 return run
             run.updated_at = time.time()
             try:
-                self.blobs.put_if_match(f"runs/{run_id}/run.json", dump(run), etag)
+                self.blobs.put_if_match(f"runs/{run_id}/run.json", _dump_run(run), etag)
                 return run
             except PreconditionFailed:
                 time.sleep(random.uniform(0, 0.002 * min(attempt + 1, 20)))

@@ -400,8 +400,9 @@ class Engine:
         """Store the node output a recorded step completed, advance the run with its outcome,
         and send what the advance added.
 
-        ``current`` is the run as this job read it: the advance's first compare-and-swap
-        tries it, so an uncontended step reads its run once. A step completing a fan-out
+        ``current`` is the run as this job read it: when it was the only step in flight, the
+        advance's first compare-and-swap tries it, so a step of a sequential run reads its
+        run once. A step completing a fan-out
         item that adds nothing to the run only marks the item (see ``_item_done``).
         """
         outcome = record.outcome if record.outcome is not None else StepOutcome()
@@ -410,7 +411,10 @@ class Engine:
         item = item_completed(outcome)
         folds = not marker_suffices(outcome) or holds_slot(ctx.blueprint, record.key)
         if item is None or folds:
-            added, run = self._advance(ctx, run_id, record.key, outcome, current)
+            # Steps in flight beside this one have most likely changed the record since the
+            # job read it: a fresh read beats a compare-and-swap that fails, then reads.
+            fresh = current if len(current[0].pending) <= 1 else None
+            added, run = self._advance(ctx, run_id, record.key, outcome, fresh)
             if added is None:
                 # Already advanced by an earlier delivery that may have died before sending:
                 # resend what is pending. Duplicates are harmless; lost steps are not.

@@ -313,10 +313,11 @@ def durable_markdown(report: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    from tests.bench import adapters, handlers, roundtrips
+    from tests.bench import adapters, collaboration, handlers, roundtrips
 
     report = measure()
     report["durable_execution"] = durable_execution()
+    report["collaboration"] = collaboration.measure()
     report["requests_per_step"] = roundtrips.measure()
     report["handlers"] = handlers.measure()
     report["adapters"] = adapters.measure()
@@ -325,6 +326,7 @@ def main() -> None:
     table = "\n".join(
         [
             durable_markdown(report["durable_execution"]),
+            collaboration.markdown(report["collaboration"]),
             roundtrips.markdown(report["requests_per_step"]),
             markdown(report),
             handlers.markdown(report["handlers"]),
