@@ -66,6 +66,13 @@ def _local_queue_spec(tmp_path: Path) -> dict[str, Any]:
     return {"path": str(tmp_path / "queue.db"), "name": f"q-{uuid.uuid4().hex[:8]}"}
 
 
+def _tenant_view(path: str) -> BlobStore:
+    """A tenant's view of a SQLite store: every contract must hold through the prefix."""
+    from agentfn.tenancy import tenant_blobs
+
+    return tenant_blobs(SqliteBlobStore(path), "acme")
+
+
 BLOBSTORES: dict[str, AdapterFactory] = {
     "local": AdapterFactory(
         spec=lambda tmp_path: {"root": str(tmp_path / "blobs")},
@@ -74,6 +81,9 @@ BLOBSTORES: dict[str, AdapterFactory] = {
     "memory": AdapterFactory(spec=_memory_spec, build=_memory(MemoryBlobStore), in_process=True),
     "sqlite": AdapterFactory(
         spec=lambda tmp_path: {"path": str(tmp_path / "blobs.db")}, build=SqliteBlobStore
+    ),
+    "tenant-view": AdapterFactory(
+        spec=lambda tmp_path: {"path": str(tmp_path / "blobs.db")}, build=_tenant_view
     ),
 }
 
