@@ -30,7 +30,8 @@ from pydantic import BaseModel
 from agentfn.errors import Conflict, CorruptRecord, NotFound, PreconditionFailed, Unauthorized
 from agentfn.ports import BlobStore
 from agentfn.roles import Role
-from agentfn.tenancy import check_tenant, tenant_blobs
+from agentfn.tenancy import check_tenant
+from agentfn.tenant_blobs import tenant_blobs
 
 KEY_PATTERN = re.compile(r"afn_([0-9a-f]{12})_([0-9a-f]{48})")
 ID_PATTERN = re.compile(r"[0-9a-f]{12}")
@@ -234,7 +235,9 @@ class KeyStore:
             record, etag = self._read(tenant, key_id)
             change(record)
             try:
-                view.put_if_match(f"{_RECORDS}{key_id}.json", record.model_dump_json().encode(), etag)
+                view.put_if_match(
+                    f"{_RECORDS}{key_id}.json", record.model_dump_json().encode(), etag
+                )
                 return record
             except PreconditionFailed:
                 continue

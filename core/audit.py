@@ -2,7 +2,7 @@
 
 Append-only: each entry is its own object, written with ``put_if_absent`` under a key no
 other entry can take, and nothing in agentfn rewrites or deletes one. Keys sort newest first
-(an inverted millisecond clock, as the run index does), so the admin's listing pages back in
+(an inverted microsecond clock), so the admin's listing pages back in
 time with a cursor.
 """
 
@@ -20,11 +20,9 @@ from agentfn.errors import CorruptRecord, NotFound, PreconditionFailed, Validati
 from agentfn.ports import BlobStore
 
 _PREFIX = "audit/"
-_CURSOR = re.compile(r"audit/[0-9]{13}_[0-9a-f]{16}\.json")
+_CURSOR = re.compile(r"audit/[0-9]{16}_[0-9a-f]{16}\.json")
 
-Action = Literal[
-    "key.created", "key.rotated", "key.revoked", "role.denied", "quota.exceeded"
-]
+Action = Literal["key.created", "key.rotated", "key.revoked", "role.denied", "quota.exceeded"]
 
 
 class AuditEntry(BaseModel):
@@ -47,18 +45,16 @@ class AuditLog:
         self.blobs = blobs
         self.clock = clock
 
-    def record(
-        self, actor: str, action: Action, target: str, **details: Any
-    ) -> AuditEntry:
+    def record(self, actor: str, action: Action, target: str, **details: Any) -> AuditEntry:
         entry = AuditEntry(
             at=self.clock(), actor=actor, action=action, target=target, details=details
         )
-        inverted = 10**13 - int(entry.at * 1000)
+        inverted = 10**16 - int(entry.at * 1_000_000)  # microseconds: calls ms apart stay ordered
         data = entry.model_dump_json().encode()
         while True:
             try:
                 self.blobs.put_if_absent(
-                    f"{_PREFIX}{inverted:013d}_{secrets.token_hex(8)}.json", data
+                    f"{_PREFIX}{inverted:016d}_{secrets.token_hex(8)}.json", data
                 )
                 return entry
             except PreconditionFailed:  # 64 random bits met another entry: a new key

@@ -131,6 +131,13 @@ class Unauthorized(AgentfnError):
     status = 401
 
 
+class Forbidden(AgentfnError):
+    """The key is valid but its role does not grant what the route needs."""
+
+    code = "forbidden"
+    status = 403
+
+
 class MethodNotAllowed(AgentfnError):
     code = "method_not_allowed"
     status = 405

@@ -31,4 +31,8 @@ GRANTS: dict[Role, frozenset[Permission]] = {
 
 
 def allowed(roles: frozenset[str], permission: Permission) -> bool:
-    return any(permission in GRANTS.get(Role(r), frozenset()) for r in roles if r in Role)
+    """Whether any of ``roles`` grants ``permission``; a name that is no role grants nothing."""
+    return any(permission in GRANTS.get(Role(r), frozenset()) for r in roles if r in _NAMES)
+
+
+_NAMES = frozenset(r.value for r in Role)

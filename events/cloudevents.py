@@ -15,6 +15,8 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agentfn.tenancy import DEFAULT_TENANT
+
 SOURCE = "urn:agentfn:engine"
 SPEC_VERSION: Literal["1.0"] = "1.0"
 
@@ -31,6 +33,7 @@ class StepReady(BaseModel):
     run: str
     step: str
     cid: str = ""
+    tenant: str = DEFAULT_TENANT  # whose prefix of the store the run lives under
 
 
 class RunFinished(BaseModel):
@@ -78,9 +81,10 @@ EVENTS: dict[str, type[CloudEvent[Any]]] = {
 }
 
 
-def step_ready(run: str, step: str, cid: str) -> dict[str, Any]:
+def step_ready(run: str, step: str, cid: str, tenant: str = DEFAULT_TENANT) -> dict[str, Any]:
     """The queue message body of one job."""
-    event = StepReadyEvent(subject=run, data=StepReady(run=run, step=step, cid=cid))
+    data = StepReady(run=run, step=step, cid=cid, tenant=tenant)
+    event = StepReadyEvent(subject=run, data=data)
     return event.model_dump(mode="json")
 
 

@@ -17,8 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from agentfn.api import Api
 from agentfn.settings import Settings
+from agentfn.tenancy import DEFAULT_TENANT, check_tenant
 
 if TYPE_CHECKING:
+    from agentfn.api_keys import KeyStore
+    from agentfn.audit import AuditLog
     from agentfn.auth import Authenticator
     from agentfn.catalog import Catalog
     from agentfn.engine import Engine
@@ -35,6 +38,8 @@ class Runtime:
     # Extra health components (``agentfn serve`` reports its workers); none on the clouds,
     # where the platform supervises function instances.
     probes: dict[str, Callable[[], dict[str, Any]]] = field(default_factory=dict)
+    _tenants: dict[str, TenantServices] = field(default_factory=dict, init=False, repr=False)
+    _tenants_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @cached_property
     def blobs(self) -> BlobStore:
@@ -54,43 +59,38 @@ class Runtime:
 
         return open_secrets(self.settings.secrets)
 
-    @cached_property
+    @property
     def engine(self) -> Engine:
-        from agentfn.adapters.models.factory import build_model
-        from agentfn.engine import Engine
+        """Tenant ``default``'s engine; it hands each job of another tenant to that tenant's."""
+        return self.for_tenant(DEFAULT_TENANT).engine
 
-        secrets, policy = self.secrets, self.settings.model_policy
+    @property
+    def catalog(self) -> Catalog:
+        return self.for_tenant(DEFAULT_TENANT).catalog
 
-        def model_factory(spec: ModelSpec, base_dir: Path) -> Model:
-            policy.check(spec)  # also for workflows stored before the policy changed
-            return build_model(spec, secrets=secrets, base_dir=base_dir)
+    @property
+    def audit(self) -> AuditLog:
+        return self.for_tenant(DEFAULT_TENANT).audit
 
-        return Engine(
-            self.blobs,
-            self.queue,
-            model_factory=model_factory,
-            lease_s=self.settings.lease_s,
-            delivery_limit=self.settings.max_attempts,
-            step_timeout_s=self.settings.step_timeout_s,
-        )
+    def for_tenant(self, tenant: str) -> TenantServices:
+        """One tenant's services over its prefix of the store, built once per process."""
+        with self._tenants_lock:
+            services = self._tenants.get(tenant)
+            if services is None:
+                services = self._tenants[tenant] = TenantServices(self, check_tenant(tenant))
+            return services
 
     @cached_property
-    def catalog(self) -> Catalog:
-        from agentfn.catalog import Catalog
+    def keys(self) -> KeyStore:
+        from agentfn.api_keys import KeyStore
 
-        return Catalog(
-            self.blobs,
-            self.settings.project,
-            self.settings.model_policy,
-            delivery_limit=self.settings.max_attempts,
-            step_timeout_s=self.settings.step_timeout_s,
-        )
+        return KeyStore(self.blobs)
 
     @cached_property
     def authenticator(self) -> Authenticator:
-        from agentfn.auth import SingleKeyAuthenticator
+        from agentfn.auth import KeyAuthenticator, SingleKeyAuthenticator
 
-        return SingleKeyAuthenticator(self.secrets)
+        return KeyAuthenticator(self.keys, SingleKeyAuthenticator(self.secrets))
 
     @property
     def tool_modules(self) -> list[str]:
@@ -102,6 +102,82 @@ class Runtime:
     @cached_property
     def api(self) -> Api:
         return Api(self)
+
+
+@dataclass
+class TenantServices:
+    """What a /v1 handler sees once the key named its tenant: that tenant's engine, catalog
+    and audit log, each over the tenant's own prefix of the store (``tenants/<tenant>/``)."""
+
+    runtime: Runtime
+    tenant: str
+
+    @cached_property
+    def blobs(self) -> BlobStore:
+        from agentfn.tenant_blobs import tenant_blobs
+
+        return tenant_blobs(self.runtime.blobs, self.tenant)
+
+    @cached_property
+    def engine(self) -> Engine:
+        from agentfn.adapters.models.factory import build_model
+        from agentfn.engine import Engine
+
+        rt = self.runtime
+        secrets, settings = rt.secrets, rt.settings
+        policy = settings.model_policy
+
+        def model_factory(spec: ModelSpec, base_dir: Path) -> Model:
+            policy.check(spec)  # also for workflows stored before the policy changed
+            return build_model(spec, secrets=secrets, base_dir=base_dir)
+
+        return Engine(
+            self.blobs,
+            rt.queue,
+            model_factory=model_factory,
+            lease_s=settings.lease_s,
+            delivery_limit=settings.max_attempts,
+            step_timeout_s=settings.step_timeout_s,
+            tenant=self.tenant,
+            engines=lambda tenant: rt.for_tenant(tenant).engine,
+        )
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        from agentfn.catalog import Catalog
+
+        settings = self.runtime.settings
+        return Catalog(
+            self.blobs,
+            settings.project,
+            settings.model_policy,
+            delivery_limit=settings.max_attempts,
+            step_timeout_s=settings.step_timeout_s,
+        )
+
+    @cached_property
+    def audit(self) -> AuditLog:
+        from agentfn.audit import AuditLog
+
+        return AuditLog(self.blobs)
+
+    @property
+    def keys(self) -> KeyStore:
+        return self.runtime.keys
+
+    @property
+    def authenticator(self) -> Authenticator:
+        return self.runtime.authenticator
+
+    @property
+    def tool_modules(self) -> list[str]:
+        return self.runtime.tool_modules
+
+    def health(self) -> dict[str, Any]:
+        return self.runtime.health()
+
+    def for_tenant(self, tenant: str) -> TenantServices:
+        return self.runtime.for_tenant(tenant)
 
 
 log = logging.getLogger("agentfn.worker")

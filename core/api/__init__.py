@@ -2,8 +2,8 @@
 
 Handlers (Lambda, Cloud Functions, Azure Functions, the local server) only translate their
 provider's event into a :class:`Request` and the :class:`Response` back. Routing,
-authentication, validation, error mapping and the JSON bodies all live here, so the same
-request gives the same status and body on every cloud.
+authentication, the role check, validation, error mapping and the JSON bodies all live here,
+so the same request gives the same status and body on every cloud.
 
 Each route is declared once, by a decorator on its handler; the OpenAPI document is generated
 from those declarations. The modules, each importing only those listed before it:
@@ -13,6 +13,7 @@ from those declarations. The modules, each importing only those listed before it
 - ``_models``: pydantic bodies and responses (the first module here that imports pydantic)
 - ``_openapi``: the OpenAPI document, built from the registry
 - ``_v1``: the /v1 handlers, imported by the first request under /v1/
+- ``_admin``: the tenant admin's /v1 handlers (API keys, audit log), mounted beside ``_v1``
 - ``_public``: /healthz and /openapi.json, light enough for every cold start
 - ``_app``: ``Api`` and ``REGISTRY``, which mounts the public and the /v1 routes
 """

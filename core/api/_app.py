@@ -13,15 +13,26 @@ import os
 from agentfn.api import _public
 from agentfn.api._http import MAX_BODY_BYTES, Request, Response, error_response
 from agentfn.api._routing import Call, Registry, Routes, Services
-from agentfn.errors import AgentfnError, InternalError, MethodNotAllowed, PayloadTooLarge
+from agentfn.errors import (
+    AgentfnError,
+    Forbidden,
+    InternalError,
+    MethodNotAllowed,
+    PayloadTooLarge,
+)
+from agentfn.roles import allowed
 
 log = logging.getLogger("agentfn.api")
 
 
 def _v1_routes() -> Routes:
-    from agentfn.api import _v1  # pydantic, the models and the tool registry: not on /healthz
+    # pydantic, the models and the tool registry: not on /healthz
+    from agentfn.api import _admin, _v1
 
-    return _v1.routes
+    mounted = Routes()
+    for route in (*_v1.routes, *_admin.routes):
+        mounted.add(route)
+    return mounted
 
 
 REGISTRY = Registry(_public.routes, lazy={"/v1/": _v1_routes})
@@ -58,8 +69,23 @@ class Api:
             raise PayloadTooLarge(f"body exceeds the limit of {MAX_BODY_BYTES} bytes", field="body")
         path = request.path.rstrip("/") or "/"
         route, params = self.registry.resolve(request.method, path)
-        principal = (
-            None if route.public else self.services.authenticator.authenticate(request.headers)
-        )
+        if route.public:
+            call = Call(request, params, None, correlation_id, self.registry)
+            return route.handler(self.services, call)
+        principal = self.services.authenticator.authenticate(request.headers)
+        services = self.services.for_tenant(principal.tenant)
+        if route.permission is not None and not allowed(principal.roles, route.permission):
+            services.audit.record(
+                principal.key_id,
+                "role.denied",
+                f"{route.method} {route.path}",
+                roles=sorted(principal.roles),
+                permission=route.permission.value,
+            )
+            raise Forbidden(
+                f"this key's role ({', '.join(sorted(principal.roles))}) does not grant "
+                f"{route.permission.value!r}, which {route.method} {route.path} needs",
+                field="authorization",
+            )
         call = Call(request, params, principal, correlation_id, self.registry)
-        return route.handler(self.services, call)
+        return route.handler(services, call)

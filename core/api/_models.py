@@ -11,10 +11,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from agentfn.api_keys import ApiKeyView
 from agentfn.collaboration import AgentLoad, Plan, SubtaskView
 from agentfn.collaboration.planner import ComplexTask
 from agentfn.collaboration.status import CollaborationState
 from agentfn.ports import Usage
+from agentfn.roles import Role
 from agentfn.runs import Run, RunError, RunStatus, StepRecord
 
 
@@ -218,3 +220,19 @@ class Health(BaseModel):
 
     status: str
     version: str
+
+
+class CreateApiKey(BaseModel):
+    """A new key of the caller's tenant (the tenant comes from the caller's key)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9 _.:@-]+$")
+    role: Role
+    expires_at: float | None = Field(
+        default=None, description="Unix time after which the key stops working"
+    )
+
+
+class ApiKeyList(BaseModel):
+    items: list[ApiKeyView]

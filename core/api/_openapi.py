@@ -21,6 +21,7 @@ REF = "#/components/schemas/{model}"
 ERRORS = {
     "400": "Malformed request",
     "401": "Missing or invalid API key",
+    "403": "The key's role does not grant the permission this route needs",
     "404": "Not found",
     "405": "Method not allowed",
     "409": "Conflicts with the current state",
@@ -78,8 +79,9 @@ def operation(route: Route) -> dict[str, Any]:
             "required": True,
             "content": {route.text_body: {"schema": {"type": "string"}}},
         }
-    if not route.public:
+    if route.permission is not None:
         op["security"] = [{"bearer": []}, {"apiKey": []}]
+        op["x-agentfn-permission"] = route.permission.value
     return op
 
 

@@ -17,11 +17,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar
 
 from agentfn.api._http import BaseModelT, Request, Response, parse_json_body
-from agentfn.errors import MethodNotAllowed, NotFound
+from agentfn.errors import MethodNotAllowed, NotFound, ValidationFailed
+from agentfn.roles import Permission
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
+    from agentfn.api_keys import KeyStore
+    from agentfn.audit import AuditLog
     from agentfn.auth import Authenticator, Principal
     from agentfn.catalog import Catalog
     from agentfn.engine import Engine
@@ -35,13 +38,24 @@ METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 
 
 class Services(Protocol):
-    """What the API needs; built lazily so /healthz never pays for storage or SDK imports."""
+    """What the API needs; built lazily so /healthz never pays for storage or SDK imports.
+
+    The entry point hands the API the deployment's services; a /v1 handler gets
+    ``for_tenant(<the key's tenant>)``, whose engine, catalog and audit log see only that
+    tenant's records.
+    """
 
     @property
     def engine(self) -> Engine: ...
 
     @property
     def catalog(self) -> Catalog: ...
+
+    @property
+    def audit(self) -> AuditLog: ...
+
+    @property
+    def keys(self) -> KeyStore: ...
 
     @property
     def authenticator(self) -> Authenticator: ...
@@ -52,6 +66,8 @@ class Services(Protocol):
     def health(self) -> dict[str, Any]:
         """Components beside the API itself (e.g. ``agentfn serve``'s workers); each is a
         mapping with ``ok``. Must stay cheap: /healthz calls it on a cold start."""
+
+    def for_tenant(self, tenant: str) -> Services: ...
 
 
 @dataclass
@@ -68,6 +84,17 @@ class Call:
     def body(self, model: type[BaseModelT]) -> BaseModelT:
         return parse_json_body(self.request, model)
 
+    def limit(self, default: int = 50, maximum: int = 200) -> int:
+        """The ``limit`` query parameter of a listing, checked."""
+        raw = self.request.query.get("limit", str(default))
+        try:
+            limit = int(raw)
+        except ValueError:
+            raise ValidationFailed("limit must be an integer", field="limit") from None
+        if not 1 <= limit <= maximum:
+            raise ValidationFailed(f"limit must be between 1 and {maximum}", field="limit")
+        return limit
+
 
 Handler = Callable[[Services, Call], Response]
 HandlerT = TypeVar("HandlerT", bound=Callable[[Services, Call], Response])
@@ -81,6 +108,11 @@ class QueryParam:
     schema: Mapping[str, Any]
 
 
+# The query parameters every listing takes (``Call.limit`` checks the first).
+LIMIT = QueryParam("limit", {"type": "integer", "minimum": 1, "maximum": 200})
+CURSOR = QueryParam("cursor", {"type": "string"})
+
+
 @dataclass(frozen=True)
 class Route:
     """One route: how it is matched, what serves it, and what the OpenAPI document says."""
@@ -89,6 +121,8 @@ class Route:
     path: str  # a template: ``{name}`` matches one path segment, passed in ``Call.params``
     handler: Handler
     public: bool = False  # no authentication
+    # What the caller's role must grant (see ``agentfn.roles``); every non-public route says.
+    permission: Permission | None = None
     summary: str = ""
     status: int = 200  # the success status
     body: ModelRef | None = None  # a JSON body model
@@ -102,6 +136,11 @@ class Route:
             raise ValueError(f"{self.method!r} is not an HTTP method this API serves")
         if self.body is not None and self.text_body is not None:
             raise ValueError(f"{self.method} {self.path}: a JSON body or a text body, not both")
+        if self.public == (self.permission is not None):
+            raise ValueError(
+                f"{self.method} {self.path}: a route is public or needs a permission, not both "
+                "or neither"
+            )
 
     @property
     def pattern(self) -> re.Pattern[str]:
@@ -130,6 +169,7 @@ class Routes:
         path: str,
         *,
         summary: str,
+        permission: Permission | None = None,
         public: bool = False,
         status: int = 200,
         body: ModelRef | None = None,
@@ -145,6 +185,7 @@ class Routes:
                     path=path,
                     handler=handler,
                     public=public,
+                    permission=permission,
                     summary=summary,
                     status=status,
                     body=body,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from agentfn.agents import AgentSpec
 from agentfn.api import _models as m, _sse as sse
 from agentfn.api._http import JSON_TYPES, YAML_TYPES, Response, json_response
-from agentfn.api._routing import Call, QueryParam, Routes, Services
+from agentfn.api._routing import CURSOR, LIMIT, Call, Routes, Services
 from agentfn.collaboration import (
     CollaborationView,
     agent_loads,
@@ -26,15 +26,13 @@ from agentfn.collaboration.status import changed_since, progress_cursor
 from agentfn.documents import loads_json
 from agentfn.errors import ToolError, UnsupportedMediaType, UserError, ValidationFailed
 from agentfn.http_tools import HttpTool, HttpToolSpec
+from agentfn.roles import Permission
 from agentfn.tools import ToolRegistry, load_registry
 
 if TYPE_CHECKING:
     from agentfn.workflows import Blueprint
 
 routes = Routes()
-
-LIMIT = QueryParam("limit", {"type": "integer", "minimum": 1, "maximum": 200})
-CURSOR = QueryParam("cursor", {"type": "string"})
 
 
 # ---------------------------------------------------------------------- runs
@@ -43,6 +41,7 @@ CURSOR = QueryParam("cursor", {"type": "string"})
 @routes.route(
     "POST",
     "/v1/runs",
+    permission=Permission.run,
     summary="Start a run of a stored workflow",
     status=202,
     body=m.CreateRun,
@@ -63,19 +62,14 @@ def create_run(services: Services, call: Call) -> Response:
 @routes.route(
     "GET",
     "/v1/runs",
+    permission=Permission.read,
     summary="List runs, newest first",
     response=m.RunPage,
     query=(LIMIT, CURSOR),
 )
 def list_runs(services: Services, call: Call) -> Response:
-    query = call.request.query
-    try:
-        limit = int(query.get("limit", "50"))
-    except ValueError:
-        raise ValidationFailed("limit must be an integer", field="limit") from None
-    if not 1 <= limit <= 200:
-        raise ValidationFailed("limit must be between 1 and 200", field="limit")
-    cursor = query.get("cursor") or None
+    limit = call.limit()
+    cursor = call.request.query.get("cursor") or None
     if cursor is not None and not re.fullmatch(r"index/runs/[0-9]{13}_run_[0-9a-f]{23}", cursor):
         raise ValidationFailed("cursor is not one this API returned", field="cursor")
     runs, next_cursor = services.engine.store.list_runs(cursor=cursor, limit=limit)
@@ -86,6 +80,7 @@ def list_runs(services: Services, call: Call) -> Response:
 @routes.route(
     "GET",
     "/v1/runs/{run_id}",
+    permission=Permission.read,
     summary="A run with its steps, tokens and cost",
     response=m.RunView,
 )
@@ -95,7 +90,13 @@ def get_run(services: Services, call: Call) -> Response:
     return json_response(200, m.RunView.full(run, steps))
 
 
-@routes.route("POST", "/v1/runs/{run_id}/cancel", summary="Cancel a run", response=m.RunSummary)
+@routes.route(
+    "POST",
+    "/v1/runs/{run_id}/cancel",
+    permission=Permission.run,
+    summary="Cancel a run",
+    response=m.RunSummary,
+)
 def cancel_run(services: Services, call: Call) -> Response:
     run = services.engine.cancel(call.params["run_id"])
     return json_response(200, m.RunSummary.of(run))
@@ -104,6 +105,7 @@ def cancel_run(services: Services, call: Call) -> Response:
 @routes.route(
     "POST",
     "/v1/runs/{run_id}/replay",
+    permission=Permission.run,
     summary="Replay a run",
     status=202,
     body=m.ReplayRun,
@@ -118,6 +120,7 @@ def replay_run(services: Services, call: Call) -> Response:
 @routes.route(
     "POST",
     "/v1/runs/{run_id}/signals/{name}",
+    permission=Permission.run,
     summary="Resume a run parked on a wait node",
     status=202,
     body=m.Signal,
@@ -135,6 +138,7 @@ def signal_run(services: Services, call: Call) -> Response:
 @routes.route(
     "POST",
     "/v1/collaborations",
+    permission=Permission.run,
     summary="Start a collaboration: a plan of subtasks run by a stored team's agents",
     status=202,
     body=m.CreateCollaboration,
@@ -167,6 +171,7 @@ def create_collaboration(services: Services, call: Call) -> Response:
 @routes.route(
     "GET",
     "/v1/collaborations/{collaboration_id}",
+    permission=Permission.read,
     summary="A collaboration: its status and every subtask with agent, attempts, tokens, cost "
     "and timing",
     response=CollaborationView,
@@ -179,6 +184,7 @@ def get_collaboration(services: Services, call: Call) -> Response:
 @routes.route(
     "GET",
     "/v1/collaborations/{collaboration_id}/agents",
+    permission=Permission.read,
     summary="Which agent of the team did what, with its load",
     response=m.AgentLoadList,
 )
@@ -191,6 +197,7 @@ def get_collaboration_agents(services: Services, call: Call) -> Response:
 @routes.route(
     "GET",
     "/v1/collaborations/{collaboration_id}/progress",
+    permission=Permission.read,
     summary="Poll a collaboration's progress: the subtasks that changed since a cursor",
     response=m.CollaborationProgress,
     query=(CURSOR,),
@@ -203,6 +210,7 @@ def get_collaboration_progress(services: Services, call: Call) -> Response:
 @routes.route(
     "GET",
     "/v1/collaborations/{collaboration_id}/events",
+    permission=Permission.read,
     summary="A collaboration's progress as server-sent events: each subtask change, then the "
     "progress with its cursor as the event id (Last-Event-ID resumes); streamed where the "
     "entry point can, one batch per request elsewhere",
@@ -238,7 +246,9 @@ def progress_of(view: CollaborationView, cursor: str | None) -> m.CollaborationP
 # ------------------------------------------------------------------ catalog
 
 
-@routes.route("GET", "/v1/agents/{name}", summary="An agent", response=AgentSpec)
+@routes.route(
+    "GET", "/v1/agents/{name}", permission=Permission.read, summary="An agent", response=AgentSpec
+)
 def get_agent(services: Services, call: Call) -> Response:
     return json_response(200, services.catalog.get_agent(call.params["name"]))
 
@@ -246,6 +256,7 @@ def get_agent(services: Services, call: Call) -> Response:
 @routes.route(
     "PUT",
     "/v1/agents/{name}",
+    permission=Permission.register,
     summary="Create or replace an agent",
     body=AgentSpec,
     response=AgentSpec,
@@ -256,7 +267,11 @@ def put_agent(services: Services, call: Call) -> Response:
 
 
 @routes.route(
-    "GET", "/v1/workflows/{name}", summary="A workflow blueprint", response=m.WorkflowView
+    "GET",
+    "/v1/workflows/{name}",
+    permission=Permission.read,
+    summary="A workflow blueprint",
+    response=m.WorkflowView,
 )
 def get_workflow(services: Services, call: Call) -> Response:
     name = call.params["name"]
@@ -267,6 +282,7 @@ def get_workflow(services: Services, call: Call) -> Response:
 @routes.route(
     "PUT",
     "/v1/workflows/{name}",
+    permission=Permission.register,
     summary="Create or replace a workflow (YAML body, validated)",
     text_body="application/yaml",
     response=m.WorkflowView,
@@ -304,6 +320,7 @@ def _workflow_view(bp: Blueprint, text: str) -> m.WorkflowView:
 @routes.route(
     "POST",
     "/v1/tools",
+    permission=Permission.register,
     summary="Register a declarative HTTP tool",
     status=201,
     body=HttpToolSpec,
@@ -327,7 +344,9 @@ def _python_tools(services: Services) -> list[m.ToolView]:
     ]
 
 
-@routes.route("GET", "/v1/tools", summary="List tools", response=m.ToolList)
+@routes.route(
+    "GET", "/v1/tools", permission=Permission.read, summary="List tools", response=m.ToolList
+)
 def list_tools(services: Services, call: Call) -> Response:
     http = [
         m.ToolView(name=t.name, kind="http", description=t.description, parameters=t.parameters)
@@ -340,6 +359,7 @@ def list_tools(services: Services, call: Call) -> Response:
 @routes.route(
     "POST",
     "/v1/tools/{name}/test",
+    permission=Permission.run,
     summary="Call a tool once",
     body=m.ToolTest,
     response=m.ToolResult,

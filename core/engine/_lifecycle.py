@@ -57,6 +57,7 @@ from agentfn.runs import (
     new_run_id,
 )
 from agentfn.steps import StepKey
+from agentfn.tenancy import DEFAULT_TENANT, check_tenant
 from agentfn.workflows import Blueprint, LoadedBlueprint, RetryPolicy, check_deployment_limits
 
 log = logging.getLogger("agentfn.engine")
@@ -78,8 +79,15 @@ class Engine:
         events: Callable[[dict[str, Any]], None] | None = None,
         delivery_limit: int = 5,
         step_timeout_s: float = 900.0,
+        tenant: str = DEFAULT_TENANT,
+        engines: Callable[[str], Engine] | None = None,
     ) -> None:
+        # ``blobs`` is this tenant's view of the store: the engine never sees another's keys.
         self.blobs = blobs
+        self.tenant = check_tenant(tenant)
+        # The engine of another tenant, for a job of that tenant read off the shared queue;
+        # without it such a job is dead-lettered, never run against this tenant's records.
+        self.engines = engines
         # Deliveries the queue allows before it dead-letters a job on its own
         # (AGENTFN_MAX_ATTEMPTS). The engine ends a job's run itself by the last of them, so a
         # job never leaves through the queue's backstop with its run still "running".
@@ -266,6 +274,19 @@ class Engine:
             acker.dead_letter(message, reason)
         return "dead"
 
+    def _hand_over(self, message: QueueMessage, acker: Acker, tenant: object) -> str:
+        """A job of another tenant goes to that tenant's engine (the queue is shared)."""
+        try:
+            name = check_tenant(tenant, "tenant")
+        except UserError as exc:
+            acker.dead_letter(message, f"malformed job: {exc}")
+            return "dead"
+        if self.engines is None:
+            reason = f"job of tenant {name!r}: this worker serves only {self.tenant!r}"
+            acker.dead_letter(message, reason)
+            return "dead"
+        return self.engines(name).handle(message, acker)
+
     def _end_run(self, run_id: str, step: str, kind: str, reason: str, attempts: int) -> None:
         error = RunError(step=step, type=kind, message=reason, attempts=attempts)
 
@@ -284,6 +305,9 @@ class Engine:
         if not isinstance(run_id, str) or not isinstance(key, str):
             acker.dead_letter(message, "malformed job: needs string fields 'run' and 'step'")
             return "dead"
+        tenant = body.get("tenant", DEFAULT_TENANT)
+        if tenant != self.tenant:
+            return self._hand_over(message, acker, tenant)
         try:
             current = self.store.read(run_id)
             step = StepKey.parse(key)
@@ -640,7 +664,8 @@ class Engine:
         step = StepKey.parse(key)
         if step.phase == "wake" and step.node in run.waiting:
             delay = max(0.0, run.waiting[step.node].deadline - self.clock())
-        self.queue.send(step_ready(run.id, key, run.correlation_id), delay=delay, priority=priority)
+        job = step_ready(run.id, key, run.correlation_id, self.tenant)
+        self.queue.send(job, delay=delay, priority=priority)
 
     @contextmanager
     def _batch(self) -> Iterator[None]:

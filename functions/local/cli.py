@@ -12,17 +12,15 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Column, Table
 
 from agentfn.engine import Engine
-from agentfn.errors import AgentfnError
+from agentfn.functions.local.cli_support import State, err, fail, out, user_errors
+from agentfn.functions.local.keys_cli import keys_app
 from agentfn.functions.local.progress import (
     CollaborationPrinter,
     Printer,
@@ -52,40 +50,9 @@ app = typer.Typer(
 )
 runs_app = typer.Typer(help="Inspect runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
+app.add_typer(keys_app, name="keys")
 
-out = Console()
-err = Console(stderr=True)
-P = ParamSpec("P")
 EXIT_WAITING = 3  # `run`: 0 completed, 1 failed or timed out, 2 bad usage, 3 parked on a wait
-R = TypeVar("R")
-
-
-class State:
-    home: Path | None = None
-
-    @classmethod
-    def settings(cls) -> Settings:
-        return Settings.from_env(home=cls.home)
-
-
-def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Map typed errors to one line on stderr and exit code 2."""
-
-    @wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return fn(*args, **kwargs)
-        except AgentfnError as exc:
-            err.print(f"[red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-
-    return wrapper
-
-
-def fail(message: str) -> typer.Exit:
-    # escape: a message quoting `agentfn[aws,openai]` is text, not rich markup
-    err.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    return typer.Exit(2)
 
 
 def _version(value: bool) -> None:

@@ -68,7 +68,7 @@ def _local_queue_spec(tmp_path: Path) -> dict[str, Any]:
 
 def _tenant_view(path: str) -> BlobStore:
     """A tenant's view of a SQLite store: every contract must hold through the prefix."""
-    from agentfn.tenancy import tenant_blobs
+    from agentfn.tenant_blobs import tenant_blobs
 
     return tenant_blobs(SqliteBlobStore(path), "acme")
 

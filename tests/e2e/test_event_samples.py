@@ -88,7 +88,8 @@ def test_api_gateway_sample_starts_a_run_carrying_the_correlation_id(deployment:
     run = runtime.current().engine.store.get(body["id"])
     assert run.correlation_id == "corr-42"
     job = pending_job()
-    assert job_of(job) == {"run": body["id"], "step": "plan@0", "cid": "corr-42"}
+    expected = {"run": body["id"], "step": "plan@0", "cid": "corr-42", "tenant": "default"}
+    assert job_of(job) == expected
     # the worker's log lines carry it too (Powertools Logger, JSON on stdout)
     sqs = sample("aws/sqs_batch.json")
     sqs["Records"][0]["body"] = json.dumps(job)

@@ -26,11 +26,23 @@ import pytest
 
 from agentfn.api import REGISTRY, Api, Call, Registry, Request, Response, Routes, json_response
 from agentfn.errors import NotFound
+from agentfn.roles import Permission
 
 API_DIR = Path(__file__).resolve().parents[2] / "core" / "api"
 # bottom first: a module may import only modules listed before it (this is also the docstring's
 # order in core/api/__init__.py)
-LAYERS = ["_http", "_routing", "_models", "_sse", "_openapi", "_v1", "_public", "_app", "__init__"]
+LAYERS = [
+    "_http",
+    "_routing",
+    "_models",
+    "_sse",
+    "_openapi",
+    "_v1",
+    "_admin",
+    "_public",
+    "_app",
+    "__init__",
+]
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 
 
@@ -80,7 +92,7 @@ def test_the_document_keeps_the_registry_order() -> None:
 
 def test_every_handler_is_a_function_and_no_two_routes_share_method_and_path() -> None:
     routes = REGISTRY.routes()
-    assert len(routes) == 20
+    assert len(routes) == 25
     for route in routes:
         assert inspect.isfunction(route.handler), route
         assert route.handler.__module__.startswith("agentfn.api."), route
@@ -95,6 +107,20 @@ def test_only_health_and_the_document_are_public_and_v1_is_mounted_lazily() -> N
     assert all(r.path.startswith("/v1/") for r in REGISTRY.routes() if not r.public)
 
 
+def test_every_route_is_public_or_declares_the_permission_it_needs() -> None:
+    paths = openapi_document()["paths"]
+    for route in REGISTRY.routes():
+        assert route.public == (route.permission is None), route
+        documented = paths[route.path][route.method.lower()].get("x-agentfn-permission")
+        assert documented == (route.permission.value if route.permission else None), route
+    with pytest.raises(ValueError, match="public or needs a permission"):
+        Routes().route("GET", "/v1/x", summary="x")(lambda services, call: json_response(200, 1))
+    with pytest.raises(ValueError, match="public or needs a permission"):
+        Routes().route("GET", "/x", public=True, permission=Permission.read, summary="x")(
+            lambda services, call: json_response(200, 1)
+        )
+
+
 def test_the_document_builder_holds_no_route_of_its_own() -> None:
     tree = ast.parse((API_DIR / "_openapi.py").read_text())
     strings = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)]
@@ -107,24 +133,30 @@ def test_the_document_builder_holds_no_route_of_its_own() -> None:
 def test_a_route_declared_twice_is_refused() -> None:
     routes = Routes()
 
-    @routes.route("GET", "/x", summary="x")
+    @routes.route("GET", "/x", public=True, summary="x")
     def first(services: Any, call: Call) -> Response:
         return json_response(200, {})
 
     with pytest.raises(ValueError, match="declared twice"):
-        routes.route("GET", "/x", summary="again")(first)
+        routes.route("GET", "/x", public=True, summary="again")(first)
 
 
 def test_a_lazy_group_outside_its_prefix_or_clashing_is_refused() -> None:
     stray = Routes()
-    stray.route("GET", "/v2/elsewhere", summary="x")(lambda services, call: json_response(200, 1))
+    stray.route("GET", "/v2/elsewhere", public=True, summary="x")(
+        lambda services, call: json_response(200, 1)
+    )
     registry = Registry(Routes(), lazy={"/v1/": lambda: stray})
     with pytest.raises(RuntimeError, match="unreachable"):
         registry.routes()
 
     eager, clash = Routes(), Routes()
-    eager.route("GET", "/v1/a", summary="x")(lambda services, call: json_response(200, 1))
-    clash.route("GET", "/v1/a", summary="x")(lambda services, call: json_response(200, 2))
+    eager.route("GET", "/v1/a", public=True, summary="x")(
+        lambda services, call: json_response(200, 1)
+    )
+    clash.route("GET", "/v1/a", public=True, summary="x")(
+        lambda services, call: json_response(200, 2)
+    )
     with pytest.raises(ValueError, match="declared twice"):
         Registry(eager, lazy={"/v1/": lambda: clash}).routes()
 

@@ -9,7 +9,8 @@ import pytest
 from agentfn.adapters.local import SqliteBlobStore
 from agentfn.errors import NotFound, UserError
 from agentfn.ports import Batching
-from agentfn.tenancy import BatchingTenantBlobs, check_tenant, tenant_blobs
+from agentfn.tenancy import check_tenant
+from agentfn.tenant_blobs import BatchingTenantBlobs, tenant_blobs
 from agentfn.testing import MemoryBlobStore
 
 

@@ -1,0 +1,67 @@
+"""``agentfn keys`` as an operator runs it: real processes against the local default store; the
+keys it prints are the ones the API accepts, and bad input is one line with exit code 2."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from agentfn.api import Request
+from agentfn.functions.runtime import Runtime
+from agentfn.settings import Settings
+from tests.e2e.test_cli import agentfn, one_error_line
+
+KEY = re.compile(r"afn_[0-9a-f]{12}_[0-9a-f]{48}")
+
+
+def status_with(home: Path, key: str) -> int:
+    rt = Runtime(Settings.from_env({}, home=home))
+    headers = {"authorization": f"Bearer {key}"}
+    return rt.api.handle(Request("GET", "/v1/runs", headers=headers)).status
+
+
+def test_create_list_rotate_revoke(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    made = agentfn(
+        "keys", "create", "--name", "ci", "--role", "viewer", "--tenant", "acme", home=home
+    )
+    assert made.returncode == 0, made.stderr
+    key = KEY.search(made.stdout)
+    assert key is not None, made.stdout
+    prefix = key.group(0)[:16]
+    assert status_with(home, key.group(0)) == 200
+
+    listed = agentfn("keys", "list", "--tenant", "acme", home=home)
+    assert listed.returncode == 0 and prefix in listed.stdout and "viewer" in listed.stdout
+    assert key.group(0) not in listed.stdout
+    assert prefix not in agentfn("keys", "list", home=home).stdout  # tenant default's keys
+
+    rotated = agentfn("keys", "rotate", prefix, "--tenant", "acme", home=home)
+    assert rotated.returncode == 0, rotated.stderr
+    new = KEY.search(rotated.stdout)
+    assert new is not None and new.group(0) != key.group(0) and new.group(0).startswith(prefix)
+    assert status_with(home, key.group(0)) == 401
+    assert status_with(home, new.group(0)) == 200
+
+    revoked = agentfn("keys", "revoke", prefix, "--tenant", "acme", home=home)
+    assert revoked.returncode == 0 and "status=revoked" in revoked.stdout
+    assert status_with(home, new.group(0)) == 401
+
+    rt = Runtime(Settings.from_env({}, home=home))
+    actions = [(e.action, e.actor) for e in rt.for_tenant("acme").audit.page().items]
+    assert actions == [
+        ("key.revoked", "operator"),
+        ("key.rotated", "operator"),
+        ("key.created", "operator"),
+    ]
+
+
+def test_bad_input_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    bad_tenant = agentfn("keys", "create", "--name", "x", "--tenant", "Acme Corp", home=home)
+    assert "--tenant 'Acme Corp' is not a tenant name" in one_error_line(bad_tenant)
+    past = agentfn("keys", "create", "--name", "x", "--expires", "2001-01-01", home=home)
+    assert "is not in the future" in one_error_line(past)
+    unknown = agentfn("keys", "revoke", "afn_0123456789ab", home=home)
+    assert "API key '0123456789ab' not found" in one_error_line(unknown)
+    assert Runtime(Settings.from_env({}, home=home)).keys.list("default") == []  # none made
