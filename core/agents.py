@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agentfn.concurrency_keys import ConcurrencySpec
 from agentfn.errors import StepFailed, ToolError
 from agentfn.ports import ChatReply, ChatRequest, Message, ToolCall, ToolSpec
 
@@ -32,6 +33,9 @@ class AgentSpec(BaseModel):
     max_concurrency: int | None = Field(default=None, ge=1, le=1000)
     """At most this many of the agent's units (a node, a fan-out item, a loop part) at work
     at once in a run; the others wait, durably, in the run record (``Run.held``)."""
+    concurrency: ConcurrencySpec | None = None
+    """At most ``limit`` of the agent's steps running at once across every run and worker of
+    the tenant that share ``key`` (e.g. one rate-limited API behind several agents)."""
 
 
 @dataclass

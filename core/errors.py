@@ -6,6 +6,8 @@ HTTP layer to status codes in one place each, so a handler never invents its own
 
 from __future__ import annotations
 
+import math
+
 
 class AgentfnError(Exception):
     """Base class. ``field`` names the offending input when there is one."""
@@ -20,6 +22,10 @@ class AgentfnError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+    def headers(self) -> dict[str, str]:
+        """HTTP headers an answer of this error carries (e.g. ``allow``, ``retry-after``)."""
+        return {}
 
 
 class UserError(AgentfnError):
@@ -139,8 +145,27 @@ class Forbidden(AgentfnError):
 
 
 class MethodNotAllowed(AgentfnError):
+    """``field`` lists the methods the path allows."""
+
     code = "method_not_allowed"
     status = 405
+
+    def headers(self) -> dict[str, str]:
+        return {"allow": self.field or ""}
+
+
+class QuotaExceeded(AgentfnError):
+    """A tenant's quota is used up for now; ``retry_after`` says when to come back."""
+
+    code = "quota_exceeded"
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: float, field: str | None = None) -> None:
+        super().__init__(message, field=field)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"retry-after": str(max(1, math.ceil(self.retry_after)))}
 
 
 class ProtocolError(UserError):

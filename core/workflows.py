@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from agentfn.agents import AgentSpec
+from agentfn.concurrency_keys import ConcurrencySpec
 from agentfn.costs import Price
 from agentfn.errors import BlueprintError, ExpressionError, UserError
 from agentfn.expressions import compile_expression, compile_template
@@ -259,6 +260,9 @@ class Blueprint(BaseModel):
     nodes: list[Node] = Field(min_length=1, max_length=MAX_NODES)
     edges: list[Edge] = Field(default_factory=list, max_length=MAX_EDGES)
     output: str | None = None
+    # At most ``limit`` steps of this workflow (of every run of it and of any workflow or agent
+    # sharing ``key``) running at once across all workers; the rest wait in the queue.
+    concurrency: ConcurrencySpec | None = None
 
     @cached_property
     def node_map(self) -> dict[str, AnyNode]:

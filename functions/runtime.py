@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from agentfn.engine import Engine
     from agentfn.model_spec import ModelSpec
     from agentfn.ports import BlobStore, Model, Queue, QueueMessage, SecretStore
+    from agentfn.quotas import TenantQuotas
 
 # Adapters, the engine and the catalog are imported on first use, not at cold start: a
 # function instance answering /healthz never loads them.
@@ -71,6 +72,10 @@ class Runtime:
     @property
     def audit(self) -> AuditLog:
         return self.for_tenant(DEFAULT_TENANT).audit
+
+    @property
+    def quotas(self) -> TenantQuotas:
+        return self.for_tenant(DEFAULT_TENANT).quotas
 
     def for_tenant(self, tenant: str) -> TenantServices:
         """One tenant's services over its prefix of the store, built once per process."""
@@ -127,9 +132,13 @@ class TenantServices:
         secrets, settings = rt.secrets, rt.settings
         policy = settings.model_policy
 
+        quotas = self.quotas
+
         def model_factory(spec: ModelSpec, base_dir: Path) -> Model:
+            from agentfn.metered_model import MeteredModel
+
             policy.check(spec)  # also for workflows stored before the policy changed
-            return build_model(spec, secrets=secrets, base_dir=base_dir)
+            return MeteredModel(build_model(spec, secrets=secrets, base_dir=base_dir), quotas)
 
         return Engine(
             self.blobs,
@@ -140,6 +149,7 @@ class TenantServices:
             step_timeout_s=settings.step_timeout_s,
             tenant=self.tenant,
             engines=lambda tenant: rt.for_tenant(tenant).engine,
+            quotas=quotas,
         )
 
     @cached_property
@@ -160,6 +170,17 @@ class TenantServices:
         from agentfn.audit import AuditLog
 
         return AuditLog(self.blobs)
+
+    @cached_property
+    def quotas(self) -> TenantQuotas:
+        from agentfn.quotas import TenantQuotas
+
+        audit = self.audit
+
+        def audited(actor: str, quota: str, details: dict[str, Any]) -> None:
+            audit.record(actor, "quota.exceeded", quota, **details)
+
+        return TenantQuotas(self.blobs, on_refusal=audited)
 
     @property
     def keys(self) -> KeyStore:

@@ -13,13 +13,7 @@ import os
 from agentfn.api import _public
 from agentfn.api._http import MAX_BODY_BYTES, Request, Response, error_response
 from agentfn.api._routing import Call, Registry, Routes, Services
-from agentfn.errors import (
-    AgentfnError,
-    Forbidden,
-    InternalError,
-    MethodNotAllowed,
-    PayloadTooLarge,
-)
+from agentfn.errors import AgentfnError, Forbidden, InternalError, PayloadTooLarge
 from agentfn.roles import allowed
 
 log = logging.getLogger("agentfn.api")
@@ -54,10 +48,8 @@ class Api:
         headers = {"x-correlation-id": correlation_id}
         try:
             response = self._dispatch(request, correlation_id)
-        except MethodNotAllowed as exc:
-            return error_response(exc, {**headers, "allow": exc.field or ""})
         except AgentfnError as exc:
-            return error_response(exc, headers)
+            return error_response(exc, {**headers, **exc.headers()})
         except Exception:  # a bug or an outage: log it, never leak its details to the caller
             log.exception("unhandled error", extra={"correlation_id": correlation_id})
             return error_response(InternalError("internal error"), headers)
@@ -74,6 +66,7 @@ class Api:
             return route.handler(self.services, call)
         principal = self.services.authenticator.authenticate(request.headers)
         services = self.services.for_tenant(principal.tenant)
+        services.quotas.admit_request(principal.key_id)
         if route.permission is not None and not allowed(principal.roles, route.permission):
             services.audit.record(
                 principal.key_id,

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from agentfn.auth import Authenticator, Principal
     from agentfn.catalog import Catalog
     from agentfn.engine import Engine
+    from agentfn.quotas import TenantQuotas
 
 # A route names its models for the OpenAPI document either as the class or as a function
 # returning it: the latter lets a light module (the public routes) document a response without
@@ -58,6 +59,9 @@ class Services(Protocol):
     def keys(self) -> KeyStore: ...
 
     @property
+    def quotas(self) -> TenantQuotas: ...
+
+    @property
     def authenticator(self) -> Authenticator: ...
 
     @property
@@ -83,6 +87,11 @@ class Call:
 
     def body(self, model: type[BaseModelT]) -> BaseModelT:
         return parse_json_body(self.request, model)
+
+    @property
+    def actor(self) -> str:
+        """Who the audit log names for what this call does: the calling key's id."""
+        return self.principal.key_id if self.principal is not None else "anonymous"
 
     def limit(self, default: int = 50, maximum: int = 200) -> int:
         """The ``limit`` query parameter of a listing, checked."""

@@ -52,7 +52,11 @@ def create_run(services: Services, call: Call) -> Response:
     loaded = services.catalog.load_workflow(body.workflow)
     try:
         run = services.engine.start(
-            loaded, body.input, correlation_id=call.correlation_id, priority=body.priority
+            loaded,
+            body.input,
+            correlation_id=call.correlation_id,
+            priority=body.priority,
+            actor=call.actor,
         )
     except UserError as exc:
         raise ValidationFailed(exc.message, field=exc.field) from None
@@ -113,7 +117,7 @@ def cancel_run(services: Services, call: Call) -> Response:
 )
 def replay_run(services: Services, call: Call) -> Response:
     body = call.body(m.ReplayRun)
-    run = services.engine.replay(call.params["run_id"], live=body.live)
+    run = services.engine.replay(call.params["run_id"], live=body.live, actor=call.actor)
     return json_response(202, m.RunSummary.of(run), {"location": f"/v1/runs/{run.id}"})
 
 
@@ -158,7 +162,11 @@ def create_collaboration(services: Services, call: Call) -> Response:
     loaded, given = collaboration_blueprint(plan, team, name=body.name, planner=about)
     try:
         run = engine.start(
-            loaded, given, correlation_id=call.correlation_id, priority=body.priority
+            loaded,
+            given,
+            correlation_id=call.correlation_id,
+            priority=body.priority,
+            actor=call.actor,
         )
     except UserError as exc:
         raise ValidationFailed(exc.message, field=exc.field) from None

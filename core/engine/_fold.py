@@ -210,20 +210,27 @@ def holds_slot(bp: Blueprint, key: str) -> bool:
     return _slot_agent(bp, key, first=False) is not None
 
 
+def step_agent(bp: Blueprint, step: StepKey) -> str | None:
+    """The agent whose turn ``step`` is, if it is one."""
+    if step.turn is None:
+        return None
+    node = bp.node_map.get(step.node)
+    if isinstance(node, AgentNode) or (isinstance(node, ParallelNode) and step.item is not None):
+        return node.agent
+    if isinstance(node, LoopNode) and step.part is not None:
+        return next((p.agent for p in node.parts if p.id == step.part), None)
+    if isinstance(node, AggregateNode):
+        return node.judge
+    return None
+
+
 def _slot_agent(bp: Blueprint, key: str, *, first: bool) -> tuple[str, int] | None:
     """The limited agent step ``key`` works for, and its limit; ``first``: only for the first
     step of a unit (turn 0), which is what takes a slot."""
     step = StepKey.parse(key)
-    if step.turn is None or (first and step.turn != 0):
+    if first and step.turn != 0:
         return None
-    node = bp.node_map.get(step.node)
-    agent: str | None = None
-    if isinstance(node, AgentNode) or (isinstance(node, ParallelNode) and step.item is not None):
-        agent = node.agent
-    elif isinstance(node, LoopNode) and step.part is not None:
-        agent = next((p.agent for p in node.parts if p.id == step.part), None)
-    elif isinstance(node, AggregateNode):
-        agent = node.judge
+    agent = step_agent(bp, step)
     if agent is None:
         return None
     spec = bp.agents.get(agent)

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import functools
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager, suppress
 from typing import Any, Literal
 
+from agentfn.concurrency_keys import ConcurrencySpec, Slots
 from agentfn.correlation import bind, correlation_id
 from agentfn.delivery import Acker
 from agentfn.engine._context import ModelFactory, RunContext, StepContext, expression_names
@@ -29,6 +31,7 @@ from agentfn.engine._fold import (
     item_completed,
     marker_suffices,
     seed,
+    step_agent,
 )
 from agentfn.engine._renewal import Lease, Renewer
 from agentfn.errors import (
@@ -46,6 +49,7 @@ from agentfn.events.cloudevents import job_of, run_finished, run_requested, step
 from agentfn.expressions import compile_template
 from agentfn.ports import Batching, BlobStore, Doorbell, Queue, QueueMessage
 from agentfn.prompt_log import PromptLog
+from agentfn.quotas import TenantQuotas
 from agentfn.resilience import Backoff
 from agentfn.runs import (
     Run,
@@ -81,6 +85,7 @@ class Engine:
         step_timeout_s: float = 900.0,
         tenant: str = DEFAULT_TENANT,
         engines: Callable[[str], Engine] | None = None,
+        quotas: TenantQuotas | None = None,
     ) -> None:
         # ``blobs`` is this tenant's view of the store: the engine never sees another's keys.
         self.blobs = blobs
@@ -88,6 +93,10 @@ class Engine:
         # The engine of another tenant, for a job of that tenant read off the shared queue;
         # without it such a job is dead-lettered, never run against this tenant's records.
         self.engines = engines
+        # The tenant's concurrent-runs and tokens-per-day quotas, checked as a run starts.
+        self.quotas = quotas
+        # Concurrency keys' slots, shared by every worker through the tenant's store.
+        self.slots = Slots(blobs, clock=clock)
         # Deliveries the queue allows before it dead-letters a job on its own
         # (AGENTFN_MAX_ATTEMPTS). The engine ends a job's run itself by the last of them, so a
         # job never leaves through the queue's backstop with its run still "running".
@@ -128,13 +137,20 @@ class Engine:
         replay_of: str | None = None,
         live: bool = False,
         priority: int = 0,
+        actor: str = "engine",
     ) -> Run:
-        """Validate the input, record the run, and enqueue its first steps."""
+        """Validate the input, record the run, and enqueue its first steps.
+
+        ``actor`` (the API key starting it) is who the audit log names if a quota refuses it.
+        """
         bp = loaded.blueprint
         self.check_limits(bp)
         values = bp.bind_inputs(given)
         now = self.clock()
         run_id = new_run_id(now)
+        if self.quotas is not None:
+            self.quotas.check_tokens(actor)
+            self.quotas.admit_run(run_id, self._running, actor)
         with self._batch():
             run = Run(
                 id=run_id,
@@ -156,13 +172,19 @@ class Engine:
         self.events(run_requested(run.id, run.workflow, run.correlation_id))
         return run
 
+    def _running(self, run_id: str) -> bool:
+        try:
+            return not self.store.get(run_id).status.terminal
+        except NotFound:
+            return False
+
     def check_limits(self, bp: Blueprint) -> None:
         """What the blueprint asks must fit this deployment (see ``check_deployment_limits``)."""
         check_deployment_limits(
             bp, delivery_limit=self.delivery_limit, step_timeout_s=self.step_timeout_s
         )
 
-    def replay(self, run_id: str, *, live: bool = False) -> Run:
+    def replay(self, run_id: str, *, live: bool = False, actor: str = "engine") -> Run:
         """Run again with the same blueprint snapshot and input.
 
         Model calls are served from the original run's prompt log where the conversation is
@@ -170,7 +192,7 @@ class Engine:
         """
         original = self.store.get(run_id)
         loaded = self.store.load_blueprint(original.blueprint_key)
-        return self.start(loaded, original.input, replay_of=original.id, live=live)
+        return self.start(loaded, original.input, replay_of=original.id, live=live, actor=actor)
 
     def cancel(self, run_id: str) -> Run:
         def change(run: Run) -> bool:
@@ -180,7 +202,9 @@ class Engine:
             run.finished_at = self.clock()
             return True
 
-        return self.store.update(run_id, change)
+        run = self.store.update(run_id, change)
+        self._release_run(run)
+        return run
 
     def signal(self, run_id: str, name: str, payload: Any = None) -> Run:
         """Deliver a named signal to a run parked on a wait node."""
@@ -330,6 +354,42 @@ class Engine:
                     self._finish(ctx, run_id, folded[0], current)  # resends; marks an item
                 acker.ack(message)
             return "duplicate"
+        specs = concurrency_of(ctx.blueprint, step)
+        if not specs:
+            return self._run_step(ctx, message, acker, current, key, step)
+        holder = f"{run_id}/{key}"
+        if not self.slots.acquire(specs, holder, self._timeout(ctx, step) + self.lease_s):
+            return self._wait_for_slot(message, acker)
+        try:
+            return self._run_step(ctx, message, acker, current, key, step)
+        finally:
+            for spec in specs:
+                try:
+                    self.slots.release(spec.key, holder)
+                except Exception as exc:  # the slot frees itself when its hold runs out
+                    log.error("cannot give back a slot of %r: %s", spec.key, exc)
+
+    def _wait_for_slot(self, message: QueueMessage, acker: Acker) -> str:
+        """Every slot of one of the step's concurrency keys is taken: the job comes back in
+        about a second as a new message (a redelivery would count an attempt)."""
+        with self._batch():
+            delay = random.uniform(0.5, 1.5)  # not all waiting jobs at once
+            self.queue.send(message.body, delay=delay, priority=message.priority)
+            acker.ack(message)
+        return "waiting"
+
+    def _run_step(
+        self,
+        ctx: RunContext,
+        message: QueueMessage,
+        acker: Acker,
+        current: tuple[Run, str],
+        key: str,
+        step: StepKey,
+    ) -> str:
+        """Claim the step, run it, record what it did and advance the run."""
+        run = current[0]
+        run_id = run.id
         now = self.clock()
         claim = StepRecord(
             key=key,
@@ -527,7 +587,10 @@ class Engine:
         return added, run
 
     def _ended(self, run: Run) -> None:
-        """Emit run.completed / run.failed if the change just applied ended the run."""
+        """Emit run.completed / run.failed if the change just applied ended the run, and give
+        its concurrent-runs slot back."""
+        if run.status.terminal:
+            self._release_run(run)
         if run.status in (RunStatus.completed, RunStatus.failed):
             status: Literal["completed", "failed"] = (
                 "completed" if run.status is RunStatus.completed else "failed"
@@ -538,6 +601,15 @@ class Engine:
                 self._store_commits.after_commit(functools.partial(self.events, event))
             else:
                 self.events(event)
+
+    def _release_run(self, run: Run) -> None:
+        quotas = self.quotas
+        if quotas is None:
+            return
+        if self._store_commits is not None:  # after the commit that ended it
+            self._store_commits.after_commit(functools.partial(quotas.release_run, run.id))
+        else:
+            quotas.release_run(run.id)
 
     def _render_output(self, ctx: RunContext, run: Run, now: float) -> None:
         """Set a completed run's ``output``; a template that fails to render fails the run."""
@@ -685,6 +757,16 @@ class Engine:
             record = self.store.get_step(run.id, key)
             if record is None or record[0].status != "running":
                 self._send(run, key)
+
+
+def concurrency_of(bp: Blueprint, step: StepKey) -> list[ConcurrencySpec]:
+    """The concurrency keys step ``step`` runs under: its workflow's and its agent's."""
+    specs = [bp.concurrency] if bp.concurrency is not None else []
+    agent = step_agent(bp, step)
+    spec = bp.agents.get(agent) if agent is not None else None
+    if spec is not None and spec.concurrency is not None:
+        specs.append(spec.concurrency)
+    return specs
 
 
 def log_event(event: dict[str, Any]) -> None:

@@ -370,3 +370,54 @@ def test_a_job_naming_a_bad_or_foreign_tenant_is_dead_lettered(
     assert runtime.engine.handle(message) == "dead"
     dead = runtime.queue.dead_letters()
     assert dead and dead[-1].reason.startswith(reason), dead
+
+
+def test_quota_refusals_are_429_with_retry_after_and_audited(runtime: Runtime) -> None:
+    from agentfn.quotas import Limits
+
+    a = admin_of(runtime, "acme")
+    populate(runtime, a.key)  # one run and one collaboration, both still queued
+    runtime.for_tenant("acme").quotas.set_limits(Limits(concurrent_runs=2))
+    request = Request(
+        "POST",
+        "/v1/runs",
+        headers={"authorization": f"Bearer {a.key}", "content-type": "application/json"},
+        body=json.dumps({"workflow": "team", "input": {}}).encode(),
+    )
+    reply = runtime.api.handle(request)
+    assert reply.status == 429 and reply.headers["retry-after"] == "5", reply.body
+    error = reply.json()["error"]
+    assert error["code"] == "quota_exceeded" and "concurrent_runs quota of 2" in error["message"]
+    work(runtime)  # both end, and give their slots back
+    assert runtime.api.handle(request).status == 202
+    entries = call(runtime, a.key, "GET", "/v1/audit")[1]["items"]
+    hit = next(e for e in entries if e["action"] == "quota.exceeded")
+    assert (hit["actor"], hit["target"]) == (a.id, "concurrent_runs")
+
+
+def test_a_day_of_tokens_spent_fails_the_next_model_call_and_refuses_new_runs(
+    runtime: Runtime,
+) -> None:
+    from agentfn.quotas import Limits
+
+    a = admin_of(runtime, "acme").key
+    runtime.for_tenant("acme").quotas.set_limits(Limits(tokens_per_day=1))
+    text = TEAM
+    assert (
+        call(runtime, a, "PUT", "/v1/workflows/team", text, content_type="application/yaml")[0]
+        == 200
+    )
+    status, run = call(runtime, a, "POST", "/v1/runs", {"workflow": "team", "input": {}})
+    assert status == 202
+    work(runtime)  # the first call is made (today is not spent yet) and counted
+    assert call(runtime, a, "GET", f"/v1/runs/{run['id']}")[1]["status"] == "completed"
+    assert runtime.for_tenant("acme").quotas.usage().tokens_today > 1
+    status, refused = call(runtime, a, "POST", "/v1/runs", {"workflow": "team", "input": {}})
+    assert status == 429 and "tokens_per_day" in refused["error"]["message"], refused
+    # a run already going when the day's tokens ran out fails at its next model call
+    runtime.for_tenant("acme").quotas.set_limits(Limits())
+    status, late = call(runtime, a, "POST", "/v1/runs", {"workflow": "team", "input": {}})
+    runtime.for_tenant("acme").quotas.set_limits(Limits(tokens_per_day=1))
+    work(runtime)
+    failed = call(runtime, a, "GET", f"/v1/runs/{late['id']}")[1]
+    assert failed["status"] == "failed" and "tokens_per_day" in failed["error"]["message"]
