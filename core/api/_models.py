@@ -38,8 +38,17 @@ class CreateRun(BaseModel):
     priority: int = Field(default=0, ge=-10, le=10)
 
 
+def _plan_or_task(schema: dict[str, Any]) -> None:
+    """The document says what the validator checks: exactly one of plan and task, not null."""
+    for name in ("plan", "task"):
+        field = schema["properties"][name]
+        field.pop("default", None)
+        field.update(next(o for o in field.pop("anyOf") if o != {"type": "null"}))
+    schema["oneOf"] = [{"required": ["plan"]}, {"required": ["task"]}]
+
+
 class CreateCollaboration(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_plan_or_task)
 
     team: str = Field(
         pattern=r"^[A-Za-z0-9_.-]{1,64}$",

@@ -28,6 +28,7 @@ ERRORS = {
     "413": "Body too large",
     "415": "Unsupported content type",
     "422": "Validation failed",
+    "429": "A quota of the tenant is used up; retry-after says when to come back",
 }
 
 
@@ -70,9 +71,10 @@ def operation(route: Route) -> dict[str, Any]:
     if parameters:
         op["parameters"] = parameters
     if route.body is not None:
-        op["requestBody"] = {
-            "required": False,
-            "content": {"application/json": {"schema": _ref(model_of(route.body))}},
+        body = model_of(route.body)
+        op["requestBody"] = {  # an empty body is the model's defaults, if it has them all
+            "required": any(f.is_required() for f in body.model_fields.values()),
+            "content": {"application/json": {"schema": _ref(body)}},
         }
     if route.text_body is not None:
         op["requestBody"] = {

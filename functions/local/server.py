@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterator
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 from uuid import uuid4
 
@@ -147,6 +148,13 @@ def make_handler(api: Api) -> type[BaseHTTPRequestHandler]:
             self._json_error(code, message or HTTPStatus(code).phrase)
 
         do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+
+        def __getattr__(self, name: str) -> Any:
+            """Any other method (TRACE, QUERY, ...) goes to the API too, which answers 405
+            with the methods the path allows, as on every other entry point."""
+            if name.startswith("do_"):
+                return self._serve
+            raise AttributeError(name)
 
         def log_message(self, format: str, *args: object) -> None:
             log.info("%s %s", self.address_string(), format % args)
