@@ -1,4 +1,5 @@
-"""The tenant admin's /v1 routes: the tenant's API keys and its audit log.
+"""The tenant admin's /v1 routes: the tenant's API keys, its audit log, and its usage beside
+its limits.
 
 Every route acts on the caller's own tenant (the one its key belongs to), so an admin can
 neither see nor change another tenant's keys. Each key change is written to the audit log
@@ -14,6 +15,7 @@ from agentfn.api_keys import ApiKeyCreated, ApiKeyView
 from agentfn.audit import AuditPage
 from agentfn.auth import Principal
 from agentfn.errors import ValidationFailed
+from agentfn.quotas import Usage
 from agentfn.roles import Permission
 
 routes = Routes()
@@ -100,3 +102,14 @@ def revoke_api_key(services: Services, call: Call) -> Response:
 def list_audit(services: Services, call: Call) -> Response:
     cursor = call.request.query.get("cursor") or None
     return json_response(200, services.audit.page(cursor=cursor, limit=call.limit()))
+
+
+@routes.route(
+    "GET",
+    "/v1/usage",
+    summary="This tenant's limits and what it has used of them in the current windows",
+    permission=Permission.admin,
+    response=Usage,
+)
+def get_usage(services: Services, call: Call) -> Response:
+    return json_response(200, services.quotas.usage())

@@ -29,6 +29,7 @@ from agentfn.functions.local.progress import (
     summary_table,
     watch,
 )
+from agentfn.functions.local.tenants_cli import tenants_app
 from agentfn.functions.local.workers import WorkerPool, serve_worker
 from agentfn.functions.runtime import build_engine
 from agentfn.runs import Run
@@ -51,6 +52,7 @@ app = typer.Typer(
 runs_app = typer.Typer(help="Inspect runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 app.add_typer(keys_app, name="keys")
+app.add_typer(tenants_app, name="tenants")
 
 EXIT_WAITING = 3  # `run`: 0 completed, 1 failed or timed out, 2 bad usage, 3 parked on a wait
 

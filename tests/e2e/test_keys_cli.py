@@ -1,9 +1,11 @@
-"""``agentfn keys`` as an operator runs it: real processes against the local default store; the
-keys it prints are the ones the API accepts, and bad input is one line with exit code 2."""
+"""``agentfn keys`` and ``agentfn tenants`` as an operator runs them: real processes against the
+local default store; the keys they print are the ones the API accepts, the limits they set are
+the ones the API enforces, and bad input is one line with exit code 2."""
 
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 from agentfn.api import Request
@@ -65,3 +67,34 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
     unknown = agentfn("keys", "revoke", "afn_0123456789ab", home=home)
     assert "API key '0123456789ab' not found" in one_error_line(unknown)
     assert Runtime(Settings.from_env({}, home=home)).keys.list("default") == []  # none made
+
+
+def test_limits_set_by_the_operator_are_what_the_api_enforces_and_reports(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    made = agentfn(
+        "keys", "create", "--name", "a", "--role", "tenant_admin", "--tenant", "acme", home=home
+    )
+    key = KEY.search(made.stdout)
+    assert key is not None, made.stdout
+    limited = agentfn(
+        "tenants", "limit", "--tenant", "acme", "--requests-per-minute", "3", home=home
+    )
+    assert limited.returncode == 0 and '"requests_per_minute": 3' in limited.stdout, limited.stderr
+    rt = Runtime(Settings.from_env({}, home=home))
+    headers = {"authorization": f"Bearer {key.group(0)}"}
+    if time.time() % 60 > 45:  # the calls below count in one minute's window
+        time.sleep(60 - time.time() % 60 + 0.1)
+    usage = rt.api.handle(Request("GET", "/v1/usage", headers=headers))
+    assert usage.status == 200, usage.body
+    assert usage.json()["limits"]["requests_per_minute"] == 3
+    assert usage.json()["requests_this_minute"] == 1  # this very call
+    statuses = [rt.api.handle(Request("GET", "/v1/runs", headers=headers)).status for _ in range(3)]
+    assert statuses[:2] == [200, 200] and statuses[2] == 429  # 3 a minute: usage took one
+    shown = agentfn("tenants", "show", "--tenant", "acme", home=home)
+    assert shown.returncode == 0 and '"requests_this_minute": 3' in shown.stdout
+    cleared = agentfn(
+        "tenants", "limit", "--tenant", "acme", "--requests-per-minute", "0", home=home
+    )
+    assert '"requests_per_minute": null' in cleared.stdout
+    bad = agentfn("tenants", "show", "--tenant", "-x-", home=home)
+    assert "--tenant '-x-' is not a tenant name" in one_error_line(bad)

@@ -133,6 +133,7 @@ ISOLATION: dict[tuple[str, str], str] = {
     ("POST", "/v1/api-keys/{key_id}/rotate"): "404",
     ("DELETE", "/v1/api-keys/{key_id}"): "404",
     ("GET", "/v1/audit"): "own",
+    ("GET", "/v1/usage"): "own",
 }
 
 
@@ -225,7 +226,7 @@ def test_tenant_b_walks_every_route_against_tenant_a_and_sees_nothing_of_it(
 
 # What each role may call, stated independently of the routes' own declarations.
 def may(role: str, route: Route) -> bool:
-    if route.path.startswith(("/v1/api-keys", "/v1/audit")):
+    if route.path.startswith(("/v1/api-keys", "/v1/audit", "/v1/usage")):
         return role == "tenant_admin"
     if route.method == "GET":
         return True
@@ -255,7 +256,7 @@ def test_every_route_is_allowed_or_denied_by_the_role_table(runtime: Runtime, ro
     logged = [e for e in audit if e["action"] == "role.denied"]
     assert sorted(e["target"] for e in logged) == sorted(denied)
     assert all(e["actor"] == key.id and e["details"]["roles"] == [role] for e in logged)
-    expected_denials = {"viewer": 14, "developer": 5, "tenant_admin": 0}[role]
+    expected_denials = {"viewer": 15, "developer": 6, "tenant_admin": 0}[role]
     assert len(denied) == expected_denials
 
 
