@@ -22,7 +22,9 @@ from agentfn.ports import BlobStore
 _PREFIX = "audit/"
 _CURSOR = re.compile(r"audit/[0-9]{16}_[0-9a-f]{16}\.json")
 
-Action = Literal["key.created", "key.rotated", "key.revoked", "role.denied", "quota.exceeded"]
+Action = Literal[
+    "key.created", "key.rotated", "key.revoked", "role.denied", "quota.exceeded", "settings.changed"
+]
 
 
 class AuditEntry(BaseModel):

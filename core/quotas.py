@@ -17,22 +17,21 @@ each window is written to the audit log (later ones of the same window only answ
 from __future__ import annotations
 
 import random
-import threading
 import time
 from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agentfn.cached_record import CachedRecord
 from agentfn.cas_json import holders_of, read_json, write_json
-from agentfn.errors import CorruptRecord, NotFound, PreconditionFailed, QuotaExceeded
+from agentfn.errors import CorruptRecord, PreconditionFailed, QuotaExceeded
 from agentfn.ports import BlobStore
 
 LIMITS_KEY = "limits.json"
 ACTIVE_RUNS_KEY = "quota/active-runs.json"
 MINUTE_S = 60.0
 DAY_S = 86400.0
-LIMITS_TTL_S = 10.0  # a change of limits holds on every instance within this long
 _CONTENDED_TRIES = 200  # a window's counter under a burst: each round, one writer wins
 
 Quota = Literal[
@@ -74,36 +73,16 @@ class TenantQuotas:
         self.blobs = blobs
         self.clock = clock
         self.on_refusal = on_refusal
-        self._limits: tuple[float, Limits] | None = None
-        self._lock = threading.Lock()
+        self._limits = CachedRecord(blobs, LIMITS_KEY, Limits)
 
     # ------------------------------------------------------------------ limits
 
     def limits(self) -> Limits:
-        """The tenant's limits, read at most every ``LIMITS_TTL_S`` per process."""
-        now = time.monotonic()
-        with self._lock:
-            cached = self._limits
-        if cached is not None and now - cached[0] < LIMITS_TTL_S:
-            return cached[1]
-        try:
-            data = self.blobs.get(LIMITS_KEY).data
-        except NotFound:
-            limits = Limits()
-        else:
-            try:
-                limits = Limits.model_validate_json(data)
-            except ValueError as exc:
-                raise CorruptRecord(f"{LIMITS_KEY} does not parse: {exc}") from None
-        with self._lock:
-            self._limits = (now, limits)
-        return limits
+        """The tenant's limits, read at most every few seconds per process."""
+        return self._limits.get()
 
     def set_limits(self, limits: Limits) -> Limits:
-        self.blobs.put(LIMITS_KEY, limits.model_dump_json().encode())
-        with self._lock:
-            self._limits = (time.monotonic(), limits)
-        return limits
+        return self._limits.put(limits)
 
     # ------------------------------------------------------------------ checks
 

@@ -110,6 +110,8 @@ class Run(BaseModel):
     # run went on without them (the paths through them were skipped).
     failures: dict[str, RunError] = Field(default_factory=dict)
     output: Any = None
+    # Tool outputs flagged as possible prompt injection (the first MAX_FLAGS of them).
+    flags: list[ToolFlag] = Field(default_factory=list)
     # Agents with ``max_concurrency``: the units each has at work (holding a slot), and the
     # first steps of units waiting for one, in the order they became ready. A held step is
     # pending but not sent; the fold sends it when a unit of its agent completes or fails.
@@ -131,6 +133,18 @@ class Run(BaseModel):
         return data
 
 
+class ToolFlag(BaseModel):
+    """A tool output that read like instructions to the model (see ``agentfn.injection``)."""
+
+    step: str
+    tool: str
+    signals: list[str]
+    excerpt: str
+
+
+MAX_FLAGS = 50  # per run: enough to see a pattern, bounded so the record stays small
+
+
 class StepOutcome(BaseModel):
     """What a step produced; recorded before the run advances, replayed on redelivery.
 
@@ -148,6 +162,7 @@ class StepOutcome(BaseModel):
     fail_run: str | None = None
     usage: Usage = Field(default_factory=Usage)
     cost_usd: float = 0.0
+    flags: list[ToolFlag] = Field(default_factory=list)
 
 
 class StepRecord(BaseModel):

@@ -23,11 +23,13 @@ if TYPE_CHECKING:
     from agentfn.api_keys import KeyStore
     from agentfn.audit import AuditLog
     from agentfn.auth import Authenticator
+    from agentfn.cached_record import CachedRecord
     from agentfn.catalog import Catalog
     from agentfn.engine import Engine
     from agentfn.model_spec import ModelSpec
     from agentfn.ports import BlobStore, Model, Queue, QueueMessage, SecretStore
     from agentfn.quotas import TenantQuotas
+    from agentfn.tenant_settings import TenantSettings
 
 # Adapters, the engine and the catalog are imported on first use, not at cold start: a
 # function instance answering /healthz never loads them.
@@ -76,6 +78,10 @@ class Runtime:
     @property
     def quotas(self) -> TenantQuotas:
         return self.for_tenant(DEFAULT_TENANT).quotas
+
+    @property
+    def tenant_settings(self) -> CachedRecord[TenantSettings]:
+        return self.for_tenant(DEFAULT_TENANT).tenant_settings
 
     def for_tenant(self, tenant: str) -> TenantServices:
         """One tenant's services over its prefix of the store, built once per process."""
@@ -150,6 +156,7 @@ class TenantServices:
             tenant=self.tenant,
             engines=lambda tenant: rt.for_tenant(tenant).engine,
             quotas=quotas,
+            masks=lambda: self.tenant_settings.get().mask_pii,
         )
 
     @cached_property
@@ -170,6 +177,14 @@ class TenantServices:
         from agentfn.audit import AuditLog
 
         return AuditLog(self.blobs)
+
+    @cached_property
+    def tenant_settings(self) -> CachedRecord[TenantSettings]:
+        """What the tenant chose for itself (``PUT /v1/settings``)."""
+        from agentfn.cached_record import CachedRecord
+        from agentfn.tenant_settings import SETTINGS_KEY, TenantSettings
+
+        return CachedRecord(self.blobs, SETTINGS_KEY, TenantSettings)
 
     @cached_property
     def quotas(self) -> TenantQuotas:

@@ -1,5 +1,5 @@
-"""The tenant admin's /v1 routes: the tenant's API keys, its audit log, and its usage beside
-its limits.
+"""The tenant admin's /v1 routes: the tenant's API keys, its audit log, its usage beside its
+limits, and its settings.
 
 Every route acts on the caller's own tenant (the one its key belongs to), so an admin can
 neither see nor change another tenant's keys. Each key change is written to the audit log
@@ -17,6 +17,7 @@ from agentfn.auth import Principal
 from agentfn.errors import ValidationFailed
 from agentfn.quotas import Usage
 from agentfn.roles import Permission
+from agentfn.tenant_settings import TenantSettings
 
 routes = Routes()
 
@@ -113,3 +114,28 @@ def list_audit(services: Services, call: Call) -> Response:
 )
 def get_usage(services: Services, call: Call) -> Response:
     return json_response(200, services.quotas.usage())
+
+
+@routes.route(
+    "GET",
+    "/v1/settings",
+    summary="This tenant's settings",
+    permission=Permission.admin,
+    response=TenantSettings,
+)
+def get_settings(services: Services, call: Call) -> Response:
+    return json_response(200, services.tenant_settings.get())
+
+
+@routes.route(
+    "PUT",
+    "/v1/settings",
+    summary="Replace this tenant's settings (e.g. mask personal data in logs and the prompt log)",
+    permission=Permission.admin,
+    body=TenantSettings,
+    response=TenantSettings,
+)
+def put_settings(services: Services, call: Call) -> Response:
+    settings = services.tenant_settings.put(call.body(TenantSettings))
+    services.audit.record(call.actor, "settings.changed", "settings", **settings.model_dump())
+    return json_response(200, settings)

@@ -14,6 +14,7 @@ from agentfn.api import _public
 from agentfn.api._http import MAX_BODY_BYTES, Request, Response, error_response
 from agentfn.api._routing import Call, Registry, Routes, Services
 from agentfn.errors import AgentfnError, Forbidden, InternalError, PayloadTooLarge
+from agentfn.pii import masking
 from agentfn.roles import allowed
 
 log = logging.getLogger("agentfn.api")
@@ -46,6 +47,7 @@ class Api:
     def handle(self, request: Request) -> Response:
         correlation_id = request.headers.get("x-correlation-id") or new_correlation_id()
         headers = {"x-correlation-id": correlation_id}
+        token = masking.set(False)  # until the caller's tenant says
         try:
             response = self._dispatch(request, correlation_id)
         except AgentfnError as exc:
@@ -53,6 +55,8 @@ class Api:
         except Exception:  # a bug or an outage: log it, never leak its details to the caller
             log.exception("unhandled error", extra={"correlation_id": correlation_id})
             return error_response(InternalError("internal error"), headers)
+        finally:
+            masking.reset(token)
         response.headers.update(headers)
         return response
 
@@ -66,6 +70,7 @@ class Api:
             return route.handler(self.services, call)
         principal = self.services.authenticator.authenticate(request.headers)
         services = self.services.for_tenant(principal.tenant)
+        masking.set(services.tenant_settings.get().mask_pii)  # reset by ``handle``
         services.quotas.admit_request(principal.key_id)
         if route.permission is not None and not allowed(principal.roles, route.permission):
             services.audit.record(

@@ -17,7 +17,7 @@ from agentfn.collaboration.planner import ComplexTask
 from agentfn.collaboration.status import CollaborationState
 from agentfn.ports import Usage
 from agentfn.roles import Role
-from agentfn.runs import Run, RunError, RunStatus, StepRecord
+from agentfn.runs import Run, RunError, RunStatus, StepRecord, ToolFlag
 
 
 class ErrorBody(BaseModel):
@@ -170,6 +170,9 @@ class RunView(RunSummary):
     correlation_id: str
     waiting_for: list[str]
     nodes: dict[str, str] = Field(description="node id -> started | finished | skipped | failed")
+    flags: list[ToolFlag] = Field(
+        description="tool outputs that read like instructions to the model (prompt injection?)"
+    )
     step_details: list[StepView]
 
     @classmethod
@@ -188,6 +191,7 @@ class RunView(RunSummary):
             correlation_id=run.correlation_id,
             waiting_for=sorted({w.signal for w in run.waiting.values()}),
             nodes=dict(sorted(nodes.items())),
+            flags=run.flags,
             step_details=[StepView.of(s) for s in sorted(steps, key=lambda s: s.started_at)],
         )
 

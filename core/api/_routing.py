@@ -26,9 +26,11 @@ if TYPE_CHECKING:
     from agentfn.api_keys import KeyStore
     from agentfn.audit import AuditLog
     from agentfn.auth import Authenticator, Principal
+    from agentfn.cached_record import CachedRecord
     from agentfn.catalog import Catalog
     from agentfn.engine import Engine
     from agentfn.quotas import TenantQuotas
+    from agentfn.tenant_settings import TenantSettings
 
 # A route names its models for the OpenAPI document either as the class or as a function
 # returning it: the latter lets a light module (the public routes) document a response without
@@ -60,6 +62,9 @@ class Services(Protocol):
 
     @property
     def quotas(self) -> TenantQuotas: ...
+
+    @property
+    def tenant_settings(self) -> CachedRecord[TenantSettings]: ...
 
     @property
     def authenticator(self) -> Authenticator: ...

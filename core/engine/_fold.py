@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from agentfn.ports import Usage
-from agentfn.runs import Run, RunError, RunStatus, StepOutcome
+from agentfn.runs import MAX_FLAGS, Run, RunError, RunStatus, StepOutcome
 from agentfn.steps import StepKey, entry_key, part_key
 from agentfn.workflows import (
     AgentNode,
@@ -64,6 +64,8 @@ def fold(
         completion_tokens=run.usage.completion_tokens + outcome.usage.completion_tokens,
     )
     run.cost_usd += outcome.cost_usd
+    if outcome.flags:
+        run.flags = [*run.flags, *outcome.flags][:MAX_FLAGS]
     step = StepKey.parse(key)
     if outcome.fan_out is not None:
         run.fan_out[step.node] = outcome.fan_out
@@ -107,7 +109,7 @@ def gather(run: Run, node: str, *, now: float) -> list[str] | None:
 
 def marker_suffices(outcome: StepOutcome) -> bool:
     """Whether a step completing a fan-out item can skip folding into the run record: it adds
-    no usage, cost, steps, wait or failure, so the item's marker is all the run needs."""
+    no usage, cost, steps, wait, failure or flag, so the item's marker is all the run needs."""
     return (
         not outcome.continue_with
         and outcome.fan_out is None
@@ -116,6 +118,7 @@ def marker_suffices(outcome: StepOutcome) -> bool:
         and outcome.cost_usd == 0
         and outcome.usage.prompt_tokens == 0
         and outcome.usage.completion_tokens == 0
+        and not outcome.flags
     )
 
 

@@ -47,6 +47,7 @@ from agentfn.errors import (
 )
 from agentfn.events.cloudevents import job_of, run_finished, run_requested, step_ready
 from agentfn.expressions import compile_template
+from agentfn.pii import install_log_masking, masking
 from agentfn.ports import Batching, BlobStore, Doorbell, Queue, QueueMessage
 from agentfn.prompt_log import PromptLog
 from agentfn.quotas import TenantQuotas
@@ -86,6 +87,7 @@ class Engine:
         tenant: str = DEFAULT_TENANT,
         engines: Callable[[str], Engine] | None = None,
         quotas: TenantQuotas | None = None,
+        masks: Callable[[], bool] | None = None,
     ) -> None:
         # ``blobs`` is this tenant's view of the store: the engine never sees another's keys.
         self.blobs = blobs
@@ -105,7 +107,11 @@ class Engine:
         self.contained_backoff = Backoff(base_s=2.0, max_s=60.0)
         self.queue = queue
         self.store = RunStore(blobs, worker=worker)
-        self.prompts = PromptLog(blobs)
+        # Whether the tenant asks for personal data to be masked in logs and the prompt log.
+        self.masks = masks or (lambda: False)
+        if masks is not None:
+            install_log_masking()
+        self.prompts = PromptLog(blobs, masks=self.masks)
         self.model_factory = model_factory
         self.lease_s = lease_s
         self.worker = self.store.worker
@@ -271,10 +277,20 @@ class Engine:
         a failure outside a step (a corrupt record, a full disk, a bug) is contained here.
         """
         acker = acker or self.queue
+        token = masking.set(self._masks_safely())
         try:
             return self._handle(message, acker)
         except Exception as exc:
             return self._contain(message, acker, exc)
+        finally:
+            masking.reset(token)
+
+    def _masks_safely(self) -> bool:
+        """Mask when the tenant asks, and when its settings cannot be read (fail closed)."""
+        try:
+            return self.masks()
+        except Exception:
+            return True
 
     def _contain(self, message: QueueMessage, acker: Acker, exc: Exception) -> str:
         """Retry a job that failed for a transient reason (the disk, the network) while the

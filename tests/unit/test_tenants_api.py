@@ -134,6 +134,8 @@ ISOLATION: dict[tuple[str, str], str] = {
     ("DELETE", "/v1/api-keys/{key_id}"): "404",
     ("GET", "/v1/audit"): "own",
     ("GET", "/v1/usage"): "own",
+    ("GET", "/v1/settings"): "own",
+    ("PUT", "/v1/settings"): "own",
 }
 
 
@@ -165,6 +167,7 @@ def request_for(route: Route, params: dict[str, str], team: str) -> tuple[str, A
         ("POST", "/v1/tools"): {**TOOL, "description": "B's own."},
         ("POST", "/v1/tools/{name}/test"): {"arguments": {}},
         ("POST", "/v1/api-keys"): {"name": "b-ci", "role": "developer"},
+        ("PUT", "/v1/settings"): {"mask_pii": True},
     }
     ctype = "application/yaml" if route.path == "/v1/workflows/{name}" else "application/json"
     return path, bodies.get((route.method, route.path)), ctype
@@ -186,6 +189,7 @@ def test_tenant_b_walks_every_route_against_tenant_a_and_sees_nothing_of_it(
             "/v1/workflows/team",
             "/v1/tools",
             "/v1/api-keys",
+            "/v1/settings",
         )
     }
     a_secrets = json.dumps(before)
@@ -226,7 +230,7 @@ def test_tenant_b_walks_every_route_against_tenant_a_and_sees_nothing_of_it(
 
 # What each role may call, stated independently of the routes' own declarations.
 def may(role: str, route: Route) -> bool:
-    if route.path.startswith(("/v1/api-keys", "/v1/audit", "/v1/usage")):
+    if route.path.startswith(("/v1/api-keys", "/v1/audit", "/v1/usage", "/v1/settings")):
         return role == "tenant_admin"
     if route.method == "GET":
         return True
@@ -256,7 +260,7 @@ def test_every_route_is_allowed_or_denied_by_the_role_table(runtime: Runtime, ro
     logged = [e for e in audit if e["action"] == "role.denied"]
     assert sorted(e["target"] for e in logged) == sorted(denied)
     assert all(e["actor"] == key.id and e["details"]["roles"] == [role] for e in logged)
-    expected_denials = {"viewer": 15, "developer": 6, "tenant_admin": 0}[role]
+    expected_denials = {"viewer": 17, "developer": 8, "tenant_admin": 0}[role]
     assert len(denied) == expected_denials
 
 

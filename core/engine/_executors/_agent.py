@@ -12,6 +12,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from agentfn import injection
 from agentfn.agents import AgentSpec, opening_messages, take_turn, tool_result_text
 from agentfn.engine._context import StepContext
 from agentfn.engine._executors._registry import executor
@@ -19,7 +20,7 @@ from agentfn.errors import NotFound, StepFailed
 from agentfn.expressions import compile_template
 from agentfn.ports import ChatReply, ChatRequest, Message, ToolCall, Usage
 from agentfn.prompt_log import PromptRecord
-from agentfn.runs import StepOutcome, key_part
+from agentfn.runs import StepOutcome, ToolFlag, key_part
 from agentfn.tool_calls import calling
 from agentfn.workflows import AgentNode
 
@@ -60,14 +61,24 @@ def agent_turn(
             cost = entry.cost_usd
         return entry.reply
 
+    flags: list[ToolFlag] = []
+
     def call_tool(index: int, call: ToolCall) -> str:
         key = f"runs/{run.id}/calls/{key_part(str(step))}/{index}.json"
         try:
-            return str(sc.store.read_json(key))
+            text = str(sc.store.read_json(key))
         except NotFound:
             with calling(run.id, str(step), index):
                 result = tool_result_text(sc.tools.get(call.name).invoke(call.arguments))
-            return str(sc.store.record_once(key, result))
+            text = str(sc.store.record_once(key, result))
+        found = injection.signals(text)  # from the recorded text: the same on every delivery
+        if found:
+            flags.append(
+                ToolFlag(
+                    step=str(step), tool=call.name, signals=found, excerpt=injection.excerpt(text)
+                )
+            )
+        return text
 
     result = take_turn(
         name=agent_name,
@@ -85,20 +96,26 @@ def agent_turn(
             continue_with=[str(step.next_turn())],
             usage=usage,
             cost_usd=cost,
+            flags=flags,
         )
     outcome = sc.complete(step.unit, result.final, usage=usage, cost_usd=cost)
     outcome.conversation = conversation
+    outcome.flags = flags
     return outcome
 
 
 def _model_call(sc: StepContext, step: str, spec: AgentSpec, request: ChatRequest) -> PromptRecord:
     run, ctx, prompts = sc.run, sc.context, sc.prompts
     recorded = prompts.get(run.id, step)
-    if recorded is not None:  # this step already paid for its call before a crash
+    if recorded is not None and recorded.reusable:  # paid for before a crash
         return recorded
     if run.replay_of is not None and not run.live_replay:
         original = prompts.get(run.replay_of, step)
-        if original is not None and original.request.messages == request.messages:
+        if (
+            original is not None
+            and original.reusable
+            and original.request.messages == request.messages
+        ):
             return prompts.record(
                 original.model_copy(
                     update={
