@@ -15,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agentfn.api import Api
+from agentfn.api import Api, Request, Response
 from agentfn.settings import Settings
 from agentfn.tenancy import DEFAULT_TENANT, check_tenant
 
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from agentfn.model_spec import ModelSpec
     from agentfn.ports import BlobStore, Model, Queue, QueueMessage, SecretStore
     from agentfn.quotas import TenantQuotas
+    from agentfn.telemetry import Observer
     from agentfn.tenant_settings import TenantSettings
 
 # Adapters, the engine and the catalog are imported on first use, not at cold start: a
@@ -42,6 +43,7 @@ class Runtime:
     # where the platform supervises function instances.
     probes: dict[str, Callable[[], dict[str, Any]]] = field(default_factory=dict)
     _tenants: dict[str, TenantServices] = field(default_factory=dict, init=False, repr=False)
+    telemetry_on: bool = field(default=False, init=False)  # agentfn installed an OTLP SDK
     _tenants_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @cached_property
@@ -110,6 +112,19 @@ class Runtime:
     def health(self) -> dict[str, Any]:
         return {name: probe() for name, probe in self.probes.items()}
 
+    def serve(self, request: Request) -> Response:
+        """One HTTP request, for the entry points whose instance may freeze after answering."""
+        response = self.api.handle(request)
+        self.flush_telemetry()
+        return response
+
+    def flush_telemetry(self) -> None:
+        """Export buffered spans and metrics before the platform freezes the instance."""
+        if self.telemetry_on:
+            from agentfn.telemetry import flush
+
+            flush()
+
     @cached_property
     def api(self) -> Api:
         return Api(self)
@@ -133,8 +148,10 @@ class TenantServices:
     def engine(self) -> Engine:
         from agentfn.adapters.models.factory import build_model
         from agentfn.engine import Engine
+        from agentfn.telemetry import Observers, OtelObserver, configure
 
         rt = self.runtime
+        rt.telemetry_on = configure() or rt.telemetry_on  # OTLP when OTEL_* asks, once
         secrets, settings = rt.secrets, rt.settings
         policy = settings.model_policy
 
@@ -157,6 +174,7 @@ class TenantServices:
             engines=lambda tenant: rt.for_tenant(tenant).engine,
             quotas=quotas,
             masks=lambda: self.tenant_settings.get().mask_pii,
+            observer=Observers(OtelObserver(), *(make() for make in OBSERVERS)),
         )
 
     @cached_property
@@ -217,6 +235,9 @@ class TenantServices:
 
 
 log = logging.getLogger("agentfn.worker")
+# Observers a platform adds beside OpenTelemetry's (Lambda: EMF metrics, X-Ray subsegments),
+# registered by its entry-point module as it is imported.
+OBSERVERS: list[Callable[[], Observer]] = []
 _lock = threading.Lock()
 _current: Runtime | None = None
 
@@ -298,6 +319,7 @@ def handle_triggered(
     outcome = rt.engine.handle(message, acker)
     job = job_of(message.body)
     (report or _log_outcome)(outcome, job)
+    rt.flush_telemetry()
     if acker.failed:
         raise StepNotSettled(
             f"step {job.get('step')!r} of run {job.get('run')!r}: {outcome}",

@@ -13,6 +13,7 @@ import os
 from agentfn.api import _public
 from agentfn.api._http import MAX_BODY_BYTES, Request, Response, error_response
 from agentfn.api._routing import Call, Registry, Routes, Services
+from agentfn.correlation import correlation_id as correlation
 from agentfn.errors import AgentfnError, Forbidden, InternalError, PayloadTooLarge
 from agentfn.pii import masking
 from agentfn.roles import allowed
@@ -48,6 +49,7 @@ class Api:
         correlation_id = request.headers.get("x-correlation-id") or new_correlation_id()
         headers = {"x-correlation-id": correlation_id}
         token = masking.set(False)  # until the caller's tenant says
+        bound = correlation.set(correlation_id)  # every line this request logs carries it
         try:
             response = self._dispatch(request, correlation_id)
         except AgentfnError as exc:
@@ -57,6 +59,7 @@ class Api:
             return error_response(InternalError("internal error"), headers)
         finally:
             masking.reset(token)
+            correlation.reset(bound)
         response.headers.update(headers)
         return response
 

@@ -22,6 +22,7 @@ from agentfn.ports import Model, Usage
 from agentfn.prompt_log import PromptLog
 from agentfn.runs import Run, RunStore, StepOutcome
 from agentfn.steps import StepKey
+from agentfn.telemetry import Observer
 from agentfn.tools import ToolRegistry, load_registry
 from agentfn.workflows import Blueprint, LoadedBlueprint
 
@@ -104,6 +105,7 @@ class StepContext:
     store: RunStore
     prompts: PromptLog
     clock: Callable[[], float]
+    observer: Observer
 
     @property
     def blueprint(self) -> Blueprint:

@@ -62,6 +62,7 @@ from agentfn.runs import (
     new_run_id,
 )
 from agentfn.steps import StepKey
+from agentfn.telemetry import Observer, OtelObserver
 from agentfn.tenancy import DEFAULT_TENANT, check_tenant
 from agentfn.workflows import Blueprint, LoadedBlueprint, RetryPolicy, check_deployment_limits
 
@@ -88,6 +89,7 @@ class Engine:
         engines: Callable[[str], Engine] | None = None,
         quotas: TenantQuotas | None = None,
         masks: Callable[[], bool] | None = None,
+        observer: Observer | None = None,
     ) -> None:
         # ``blobs`` is this tenant's view of the store: the engine never sees another's keys.
         self.blobs = blobs
@@ -99,6 +101,8 @@ class Engine:
         self.quotas = quotas
         # Concurrency keys' slots, shared by every worker through the tenant's store.
         self.slots = Slots(blobs, clock=clock)
+        # Spans and metrics of runs, steps, model and tool calls (OpenTelemetry by default).
+        self.observer: Observer = observer or OtelObserver()
         # Deliveries the queue allows before it dead-letters a job on its own
         # (AGENTFN_MAX_ATTEMPTS). The engine ends a job's run itself by the last of them, so a
         # job never leaves through the queue's backstop with its run still "running".
@@ -176,6 +180,7 @@ class Engine:
         bind(run.correlation_id)
         log.info("run started", extra={"run_id": run.id, "correlation_id": run.correlation_id})
         self.events(run_requested(run.id, run.workflow, run.correlation_id))
+        self.observer.run_started(run, self.tenant)
         return run
 
     def _running(self, run_id: str) -> bool:
@@ -210,6 +215,7 @@ class Engine:
 
         run = self.store.update(run_id, change)
         self._release_run(run)
+        self.observer.run_ended(run, self.tenant)
         return run
 
     def signal(self, run_id: str, name: str, payload: Any = None) -> Run:
@@ -372,18 +378,32 @@ class Engine:
             return "duplicate"
         specs = concurrency_of(ctx.blueprint, step)
         if not specs:
-            return self._run_step(ctx, message, acker, current, key, step)
+            return self._observed_step(ctx, message, acker, current, key, step)
         holder = f"{run_id}/{key}"
         if not self.slots.acquire(specs, holder, self._timeout(ctx, step) + self.lease_s):
             return self._wait_for_slot(message, acker)
         try:
-            return self._run_step(ctx, message, acker, current, key, step)
+            return self._observed_step(ctx, message, acker, current, key, step)
         finally:
             for spec in specs:
                 try:
                     self.slots.release(spec.key, holder)
                 except Exception as exc:  # the slot frees itself when its hold runs out
                     log.error("cannot give back a slot of %r: %s", spec.key, exc)
+
+    def _observed_step(
+        self,
+        ctx: RunContext,
+        message: QueueMessage,
+        acker: Acker,
+        current: tuple[Run, str],
+        key: str,
+        step: StepKey,
+    ) -> str:
+        with self.observer.step(current[0], key, message.attempts, self.tenant) as watch:
+            outcome = self._run_step(ctx, message, acker, current, key, step)
+            watch.outcome(outcome)
+        return outcome
 
     def _wait_for_slot(self, message: QueueMessage, acker: Acker) -> str:
         """Every slot of one of the step's concurrency keys is taken: the job comes back in
@@ -568,6 +588,7 @@ class Engine:
             store=self.store,
             prompts=self.prompts,
             clock=self.clock,
+            observer=self.observer,
         )
 
     # ================================================================== advancing
@@ -607,6 +628,7 @@ class Engine:
         its concurrent-runs slot back."""
         if run.status.terminal:
             self._release_run(run)
+            self._after_commit(functools.partial(self.observer.run_ended, run, self.tenant))
         if run.status in (RunStatus.completed, RunStatus.failed):
             status: Literal["completed", "failed"] = (
                 "completed" if run.status is RunStatus.completed else "failed"
@@ -617,6 +639,12 @@ class Engine:
                 self._store_commits.after_commit(functools.partial(self.events, event))
             else:
                 self.events(event)
+
+    def _after_commit(self, fn: Callable[[], None]) -> None:
+        if self._store_commits is not None:  # never for a change that rolls back
+            self._store_commits.after_commit(fn)
+        else:
+            fn()
 
     def _release_run(self, run: Run) -> None:
         quotas = self.quotas

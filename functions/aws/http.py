@@ -32,7 +32,7 @@ def any_route() -> Response[str]:
         query=dict(event.query_string_parameters or {}),
         body=body,
     )
-    response = runtime.current().api.handle(request)
+    response = runtime.current().serve(request)
     annotate(response.headers.get("x-correlation-id", ""))
     metrics.add_metric(name=f"http_{response.status // 100}xx", unit="Count", value=1)
     return Response(

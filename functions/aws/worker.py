@@ -23,13 +23,14 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from agentfn.functions import runtime
-from agentfn.functions.aws.observability import annotate, logger, metrics
+from agentfn.functions.aws.observability import EmfObserver, annotate, logger, metrics
 from agentfn.ports import QueueMessage
 
 # With one record per invocation (the stack's batch_size), "every record failed" is the normal
 # shape of a retry: report it in batchItemFailures instead of failing the invocation (an
 # invocation error would log a traceback and count as a function error for each retry).
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+runtime.OBSERVERS.append(EmfObserver)
 
 
 def report(outcome: str, job: dict[str, Any]) -> None:

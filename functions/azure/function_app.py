@@ -23,6 +23,9 @@ try:
     check_requirements()
     from agentfn.api import Request
     from agentfn.functions import runtime
+    from agentfn.json_logs import install_json_logging
+
+    install_json_logging()  # the host's handler ships the lines; they are JSON
 except Exception as exc:  # whatever stops the app loading is what the 503 reports
     app = unavailable_app(exc)
 else:
@@ -40,7 +43,7 @@ else:
             query=dict(req.params.items()),
             body=req.get_body(),
         )
-        response = runtime.current().api.handle(api_request)
+        response = runtime.current().serve(api_request)
         return func.HttpResponse(
             body=response.body,
             status_code=response.status,

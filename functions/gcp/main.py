@@ -22,6 +22,9 @@ import functions_framework
 from agentfn.api import Request
 from agentfn.errors import ConfigError
 from agentfn.functions import runtime
+from agentfn.json_logs import install_json_logging
+
+install_json_logging()  # Cloud Logging reads JSON lines (severity, message) from stderr
 
 if TYPE_CHECKING:  # the Pub/Sub SDK loads on the worker's first push, not on /healthz
     from agentfn.adapters.gcp.pubsub import PubSubQueue
@@ -41,7 +44,7 @@ def http(request: flask.Request) -> flask.Response:
         query=request.args.to_dict(),
         body=request.get_data(cache=False),
     )
-    response = runtime.current().api.handle(api_request)
+    response = runtime.current().serve(api_request)
     return flask.Response(response.body, status=response.status, headers=response.headers)
 
 

@@ -389,19 +389,21 @@ def serve(
     """Serve the HTTP API and run workers on the local default."""
     from agentfn.functions.local.server import serve as bind
     from agentfn.functions.runtime import Runtime
+    from agentfn.json_logs import install_json_logging
 
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
     os_signal.signal(os_signal.SIGTERM, stop)  # stop the workers too, not just this process
     settings = State.settings()
+    install_json_logging()  # the API's lines, with each request's correlation id
     runtime = Runtime(settings)
     try:
         server = bind(runtime.api, host, port)
     except OSError as exc:  # a busy port, an address this machine does not have
         raise fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     out.print(f"agentfn API on http://{host}:{server.server_address[1]} with {workers} worker(s)")
-    with WorkerPool(settings, workers) as pool:
+    with WorkerPool(settings, workers, log_level="INFO") as pool:
         if workers:  # `--workers 0` serves the API alone, like an HTTP function
             runtime.probes["workers"] = pool.state
         try:

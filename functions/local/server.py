@@ -97,6 +97,7 @@ def make_handler(api: Api) -> type[BaseHTTPRequestHandler]:
                 self.rfile.readline(_CHUNK_LINE_MAX)  # the CRLF after the chunk
 
         def _reply(self, response: Response) -> None:
+            self._correlation_id = response.headers.get("x-correlation-id")  # for the log line
             streaming = response.stream is not None and self.command != "HEAD"
             if streaming:
                 self.close_connection = True  # the stream's end is the connection's
@@ -157,7 +158,8 @@ def make_handler(api: Api) -> type[BaseHTTPRequestHandler]:
             raise AttributeError(name)
 
         def log_message(self, format: str, *args: object) -> None:
-            log.info("%s %s", self.address_string(), format % args)
+            cid = getattr(self, "_correlation_id", None)
+            log.info("%s %s", self.address_string(), format % args, extra={"correlation_id": cid})
 
     return Handler
 

@@ -16,13 +16,16 @@ import time
 from types import FrameType
 
 from agentfn.functions.runtime import build_engine
+from agentfn.json_logs import install_json_logging
 from agentfn.settings import Settings
 
 log = logging.getLogger("agentfn.workers")
+LOG_LEVEL_ENV = "AGENTFN_LOG_LEVEL"  # a worker's log level, set by the pool that starts it
 
 
 def serve_worker(settings: Settings, *, poll_s: float = 0.5) -> int:
     """Work until SIGTERM/SIGINT; the job in hand is finished first (graceful shutdown)."""
+    install_json_logging(os.environ.get(LOG_LEVEL_ENV, "INFO"))
     stopping = threading.Event()
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -38,10 +41,15 @@ class WorkerPool:
     """N ``agentfn worker`` processes, supervised: one that exits is started again (after a
     growing pause if it keeps dying), and ``state()`` says how many are alive."""
 
-    def __init__(self, settings: Settings, count: int, *, check_s: float = 0.5) -> None:
+    def __init__(
+        self, settings: Settings, count: int, *, check_s: float = 0.5, log_level: str = "WARNING"
+    ) -> None:
         self.settings = settings
         self.count = count
         self.check_s = check_s
+        # What the workers log (JSON lines on their stderr): warnings beside `agentfn run`'s
+        # progress display, everything beside `agentfn serve`'s own log.
+        self.log_level = log_level
         self.processes: list[subprocess.Popen[bytes]] = []
         self.restarts = 0
         self._stopping = threading.Event()
@@ -51,7 +59,7 @@ class WorkerPool:
     def _start_one(self) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             [sys.executable, "-m", "agentfn", "worker"],
-            env={**os.environ, **self.settings.as_env()},
+            env={**os.environ, **self.settings.as_env(), LOG_LEVEL_ENV: self.log_level},
             stdin=subprocess.DEVNULL,
         )
 

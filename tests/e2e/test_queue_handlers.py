@@ -120,7 +120,10 @@ def assert_exactly_once(run_id: str, wf: Path) -> None:
 
 
 def test_sqs_batches_through_the_lambda_worker(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, workflow: Path
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    workflow: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     import boto3
 
@@ -183,6 +186,19 @@ def test_sqs_batches_through_the_lambda_worker(
     drive(run_id, pull_and_deliver)
     assert_exactly_once(run_id, workflow)
     assert len(failures) == 1  # only the flaky step's record, never the whole batch
+    # the engine's observer wrote CloudWatch metrics as EMF, flushed at each invocation's end
+    emitted: dict[str, list[float]] = {}
+    for line in capsys.readouterr().out.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            doc = json.loads(line)
+            for definition in doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+                value = doc[definition["Name"]]
+                emitted.setdefault(definition["Name"], []).extend(
+                    value if isinstance(value, list) else [value]
+                )
+    assert emitted["runs_completed"] == [1.0]
+    assert len(emitted["step_duration"]) >= 6  # start, three items, wobbly twice, end
+    assert emitted["step_done"]
 
 
 # ---------------------------------------------------------------- Google: Pub/Sub push → HTTP

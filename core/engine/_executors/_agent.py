@@ -68,7 +68,10 @@ def agent_turn(
         try:
             text = str(sc.store.read_json(key))
         except NotFound:
-            with calling(run.id, str(step), index):
+            with (
+                calling(run.id, str(step), index),
+                sc.observer.tool_call(run.id, str(step), call.name),
+            ):
                 result = tool_result_text(sc.tools.get(call.name).invoke(call.arguments))
             text = str(sc.store.record_once(key, result))
         found = injection.signals(text)  # from the recorded text: the same on every delivery
@@ -129,9 +132,12 @@ def _model_call(sc: StepContext, step: str, spec: AgentSpec, request: ChatReques
     model_spec = ctx.blueprint.models[spec.model]
     request = request.model_copy(update={"model": model_spec.model})
     started = time.perf_counter()
-    reply = model.chat(request)
-    latency = (time.perf_counter() - started) * 1000
-    model_name = reply.model or model_spec.model or model.name
+    with sc.observer.model_call(run.id, step, request.agent) as watch:
+        reply = model.chat(request)
+        latency = (time.perf_counter() - started) * 1000
+        model_name = reply.model or model_spec.model or model.name
+        cost = ctx.prices.cost(model_name, reply.usage)
+        watch.replied(reply.usage, cost, model_name)
     return prompts.record(
         PromptRecord(
             run_id=run.id,
@@ -141,7 +147,7 @@ def _model_call(sc: StepContext, step: str, spec: AgentSpec, request: ChatReques
             request=request,
             reply=reply,
             latency_ms=latency,
-            cost_usd=ctx.prices.cost(model_name, reply.usage),
+            cost_usd=cost,
             at=sc.clock(),
         )
     )
