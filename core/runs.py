@@ -105,6 +105,8 @@ class Run(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     cost_usd: float = 0.0
     steps_run: int = 0
+    # Tokens and cost per agent, for the tenant's cost ledger (``agentfn.ledger``).
+    agent_usage: dict[str, AgentUsage] = Field(default_factory=dict)
     error: RunError | None = None
     # Nodes with ``on_failure: continue`` whose step failed for good, with the error: the
     # run went on without them (the paths through them were skipped).
@@ -131,6 +133,13 @@ class Run(BaseModel):
                     counts[node] = counts.get(node, 0) + 1
             data = {k: v for k, v in data.items() if k != "done"} | {"items_done": counts}
         return data
+
+
+class AgentUsage(BaseModel):
+    calls: int = 0  # model calls (agent turns that called the model)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
 
 
 class ToolFlag(BaseModel):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextvars
 import hashlib
+import logging
 import os
 import time
 from typing import Any, Protocol
@@ -31,6 +32,7 @@ from agentfn.ports import Usage
 from agentfn.runs import Run
 
 SCOPE = "agentfn"
+log = logging.getLogger("agentfn.telemetry")
 StepOutcomeName = str  # done | retry | failed | dead | deferred | skipped | duplicate ...
 
 
@@ -267,49 +269,57 @@ class _OtelTool:
 
 
 class Observers:
-    """Every observer the entry point installed, told the same things."""
+    """Every observer the entry point installed, told the same things. An observer that fails
+    is logged and skipped: watching a run never breaks it."""
 
     def __init__(self, *observers: Observer) -> None:
         self.observers = observers
 
     def run_started(self, run: Run, tenant: str) -> None:
         for o in self.observers:
-            o.run_started(run, tenant)
+            _safely(o.run_started, run, tenant)
 
     def run_ended(self, run: Run, tenant: str) -> None:
         for o in self.observers:
-            o.run_ended(run, tenant)
+            _safely(o.run_ended, run, tenant)
 
     def step(self, run: Run, key: str, attempt: int, tenant: str) -> StepWatch:
-        return _Many([o.step(run, key, attempt, tenant) for o in self.observers])
+        return _Many([_safely(o.step, run, key, attempt, tenant) for o in self.observers])
 
     def model_call(self, run_id: str, step: str, agent: str | None) -> CallWatch:
-        return _Many([o.model_call(run_id, step, agent) for o in self.observers])
+        return _Many([_safely(o.model_call, run_id, step, agent) for o in self.observers])
 
     def tool_call(self, run_id: str, step: str, tool: str) -> ToolWatch:
-        return _Many([o.tool_call(run_id, step, tool) for o in self.observers])
+        return _Many([_safely(o.tool_call, run_id, step, tool) for o in self.observers])
+
+
+def _safely(fn: Any, *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except Exception as exc:  # an exporter or a ledger write that failed: the run goes on
+        log.warning("an observer failed: %s: %s", type(exc).__name__, exc)
+        return None
 
 
 class _Many:
     def __init__(self, watches: list[Any]) -> None:
-        self.watches = watches
+        self.watches = [w for w in watches if w is not None]
 
     def __enter__(self) -> _Many:
-        for w in self.watches:
-            w.__enter__()
+        self.watches = [w for w in self.watches if _safely(w.__enter__) is not None]
         return self
 
     def __exit__(self, *exc: object) -> None:
         for w in reversed(self.watches):
-            w.__exit__(*exc)
+            _safely(w.__exit__, *exc)
 
     def outcome(self, name: StepOutcomeName, error: str | None = None) -> None:
         for w in self.watches:
-            w.outcome(name, error)
+            _safely(w.outcome, name, error)
 
     def replied(self, usage: Usage, cost_usd: float, model: str) -> None:
         for w in self.watches:
-            w.replied(usage, cost_usd, model)
+            _safely(w.replied, usage, cost_usd, model)
 
 
 # ------------------------------------------------------------------ SDK setup

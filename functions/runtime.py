@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from agentfn.cached_record import CachedRecord
     from agentfn.catalog import Catalog
     from agentfn.engine import Engine
+    from agentfn.ledger import Ledger
     from agentfn.model_spec import ModelSpec
     from agentfn.ports import BlobStore, Model, Queue, QueueMessage, SecretStore
     from agentfn.quotas import TenantQuotas
@@ -84,6 +85,10 @@ class Runtime:
     @property
     def tenant_settings(self) -> CachedRecord[TenantSettings]:
         return self.for_tenant(DEFAULT_TENANT).tenant_settings
+
+    @property
+    def ledger(self) -> Ledger:
+        return self.for_tenant(DEFAULT_TENANT).ledger
 
     def for_tenant(self, tenant: str) -> TenantServices:
         """One tenant's services over its prefix of the store, built once per process."""
@@ -148,6 +153,7 @@ class TenantServices:
     def engine(self) -> Engine:
         from agentfn.adapters.models.factory import build_model
         from agentfn.engine import Engine
+        from agentfn.ledger import LedgerObserver
         from agentfn.telemetry import Observers, OtelObserver, configure
 
         rt = self.runtime
@@ -174,7 +180,9 @@ class TenantServices:
             engines=lambda tenant: rt.for_tenant(tenant).engine,
             quotas=quotas,
             masks=lambda: self.tenant_settings.get().mask_pii,
-            observer=Observers(OtelObserver(), *(make() for make in OBSERVERS)),
+            observer=Observers(
+                OtelObserver(), LedgerObserver(self.ledger), *(make() for make in OBSERVERS)
+            ),
         )
 
     @cached_property
@@ -195,6 +203,12 @@ class TenantServices:
         from agentfn.audit import AuditLog
 
         return AuditLog(self.blobs)
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        from agentfn.ledger import Ledger
+
+        return Ledger(self.blobs)
 
     @cached_property
     def tenant_settings(self) -> CachedRecord[TenantSettings]:

@@ -1,5 +1,5 @@
-"""The tenant admin's /v1 routes: the tenant's API keys, its audit log, its usage beside its
-limits, and its settings.
+"""The tenant's own /v1 routes: its API keys, audit log, usage beside its limits, settings,
+metrics and costs.
 
 Every route acts on the caller's own tenant (the one its key belongs to), so an admin can
 neither see nor change another tenant's keys. Each key change is written to the audit log
@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from agentfn.api import _models as m
 from agentfn.api._http import Response, json_response
-from agentfn.api._routing import CURSOR, LIMIT, Call, Routes, Services
+from agentfn.api._routing import CURSOR, LIMIT, Call, QueryParam, Routes, Services
 from agentfn.api_keys import ApiKeyCreated, ApiKeyView
 from agentfn.audit import AuditPage
 from agentfn.auth import Principal
 from agentfn.errors import ValidationFailed
+from agentfn.ledger import MAX_DAYS, check_days, costs_csv
 from agentfn.quotas import Usage
 from agentfn.roles import Permission
 from agentfn.tenant_settings import TenantSettings
@@ -139,3 +140,48 @@ def put_settings(services: Services, call: Call) -> Response:
     settings = services.tenant_settings.put(call.body(TenantSettings))
     services.audit.record(call.actor, "settings.changed", "settings", **settings.model_dump())
     return json_response(200, settings)
+
+
+DAYS = QueryParam("days", {"type": "integer", "minimum": 1, "maximum": MAX_DAYS})
+
+
+@routes.route(
+    "GET",
+    "/v1/metrics",
+    summary="This tenant's runs, steps, retries, dead letters, tokens, cost and run time per "
+    "day (the last `days`, today included)",
+    permission=Permission.read,
+    response=m.MetricsView,
+    query=(DAYS,),
+)
+def get_metrics(services: Services, call: Call) -> Response:
+    days = check_days(call.request.query.get("days"))
+    return json_response(200, m.MetricsView(days=services.ledger.metrics(days)))
+
+
+@routes.route(
+    "GET",
+    "/v1/costs",
+    summary="This tenant's cost per day, workflow and agent (the last `days`)",
+    permission=Permission.admin,
+    response=m.CostList,
+    query=(DAYS,),
+)
+def get_costs(services: Services, call: Call) -> Response:
+    days = check_days(call.request.query.get("days"), default=30)
+    return json_response(200, m.CostList(items=services.ledger.costs(days)))
+
+
+@routes.route(
+    "GET",
+    "/v1/costs.csv",
+    summary="The same costs as CSV: day, workflow, agent, calls, tokens, cost_usd",
+    permission=Permission.admin,
+    query=(DAYS,),
+    media="text/csv",
+)
+def get_costs_csv(services: Services, call: Call) -> Response:
+    days = check_days(call.request.query.get("days"), default=30)
+    body = costs_csv(services.ledger.costs(days)).encode()
+    disposition = 'attachment; filename="agentfn-costs.csv"'
+    return Response(200, body, {"content-type": "text/csv", "content-disposition": disposition})

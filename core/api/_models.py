@@ -15,6 +15,7 @@ from agentfn.api_keys import ApiKeyView
 from agentfn.collaboration import AgentLoad, Plan, SubtaskView
 from agentfn.collaboration.planner import ComplexTask
 from agentfn.collaboration.status import CollaborationState
+from agentfn.ledger import CostRow, DayMetrics
 from agentfn.ports import Usage
 from agentfn.roles import Role
 from agentfn.runs import Run, RunError, RunStatus, StepRecord, ToolFlag
@@ -249,3 +250,11 @@ class CreateApiKey(BaseModel):
 
 class ApiKeyList(BaseModel):
     items: list[ApiKeyView]
+
+
+class MetricsView(BaseModel):
+    days: list[DayMetrics]
+
+
+class CostList(BaseModel):
+    items: list[CostRow]

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from agentfn.cached_record import CachedRecord
     from agentfn.catalog import Catalog
     from agentfn.engine import Engine
+    from agentfn.ledger import Ledger
     from agentfn.quotas import TenantQuotas
     from agentfn.tenant_settings import TenantSettings
 
@@ -65,6 +66,9 @@ class Services(Protocol):
 
     @property
     def tenant_settings(self) -> CachedRecord[TenantSettings]: ...
+
+    @property
+    def ledger(self) -> Ledger: ...
 
     @property
     def authenticator(self) -> Authenticator: ...

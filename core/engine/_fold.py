@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from agentfn.ports import Usage
-from agentfn.runs import MAX_FLAGS, Run, RunError, RunStatus, StepOutcome
+from agentfn.runs import MAX_FLAGS, AgentUsage, Run, RunError, RunStatus, StepOutcome
 from agentfn.steps import StepKey, entry_key, part_key
 from agentfn.workflows import (
     AgentNode,
@@ -64,9 +64,11 @@ def fold(
         completion_tokens=run.usage.completion_tokens + outcome.usage.completion_tokens,
     )
     run.cost_usd += outcome.cost_usd
+    step = StepKey.parse(key)
+    if outcome.usage.total_tokens or outcome.cost_usd:
+        _charge(run, step_agent(bp, step) or "(none)", outcome)
     if outcome.flags:
         run.flags = [*run.flags, *outcome.flags][:MAX_FLAGS]
-    step = StepKey.parse(key)
     if outcome.fan_out is not None:
         run.fan_out[step.node] = outcome.fan_out
     if outcome.wait is not None:
@@ -105,6 +107,16 @@ def gather(run: Run, node: str, *, now: float) -> list[str] | None:
     run.pending.add(key)
     _settle(run, now)
     return [key]
+
+
+def _charge(run: Run, agent: str, outcome: StepOutcome) -> None:
+    spent = run.agent_usage.get(agent) or AgentUsage()
+    run.agent_usage[agent] = AgentUsage(
+        calls=spent.calls + 1,
+        prompt_tokens=spent.prompt_tokens + outcome.usage.prompt_tokens,
+        completion_tokens=spent.completion_tokens + outcome.usage.completion_tokens,
+        cost_usd=spent.cost_usd + outcome.cost_usd,
+    )
 
 
 def marker_suffices(outcome: StepOutcome) -> bool:

@@ -62,7 +62,7 @@ from agentfn.runs import (
     new_run_id,
 )
 from agentfn.steps import StepKey
-from agentfn.telemetry import Observer, OtelObserver
+from agentfn.telemetry import Observer, Observers, OtelObserver
 from agentfn.tenancy import DEFAULT_TENANT, check_tenant
 from agentfn.workflows import Blueprint, LoadedBlueprint, RetryPolicy, check_deployment_limits
 
@@ -102,7 +102,7 @@ class Engine:
         # Concurrency keys' slots, shared by every worker through the tenant's store.
         self.slots = Slots(blobs, clock=clock)
         # Spans and metrics of runs, steps, model and tool calls (OpenTelemetry by default).
-        self.observer: Observer = observer or OtelObserver()
+        self.observer: Observer = Observers(observer or OtelObserver())
         # Deliveries the queue allows before it dead-letters a job on its own
         # (AGENTFN_MAX_ATTEMPTS). The engine ends a job's run itself by the last of them, so a
         # job never leaves through the queue's backstop with its run still "running".

@@ -500,7 +500,7 @@ ALLOWED_IMPORTS = {
     "__future__": {"annotations"},
     "collections.abc": {"Callable"},
     "agentfn.ports": {"Usage"},  # a value type; no port protocol
-    "agentfn.runs": {"MAX_FLAGS", "Run", "RunError", "RunStatus", "StepOutcome"},  # not RunStore
+    "agentfn.runs": {"MAX_FLAGS", "AgentUsage", "Run", "RunError", "RunStatus", "StepOutcome"},
     "agentfn.steps": {"StepKey", "entry_key", "part_key"},
     "agentfn.workflows": {
         "AgentNode",

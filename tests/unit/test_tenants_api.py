@@ -136,6 +136,9 @@ ISOLATION: dict[tuple[str, str], str] = {
     ("GET", "/v1/usage"): "own",
     ("GET", "/v1/settings"): "own",
     ("PUT", "/v1/settings"): "own",
+    ("GET", "/v1/metrics"): "own",
+    ("GET", "/v1/costs"): "own",
+    ("GET", "/v1/costs.csv"): "own",
 }
 
 
@@ -230,7 +233,8 @@ def test_tenant_b_walks_every_route_against_tenant_a_and_sees_nothing_of_it(
 
 # What each role may call, stated independently of the routes' own declarations.
 def may(role: str, route: Route) -> bool:
-    if route.path.startswith(("/v1/api-keys", "/v1/audit", "/v1/usage", "/v1/settings")):
+    admin_only = ("/v1/api-keys", "/v1/audit", "/v1/usage", "/v1/settings", "/v1/costs")
+    if route.path.startswith(admin_only):
         return role == "tenant_admin"
     if route.method == "GET":
         return True
@@ -260,7 +264,7 @@ def test_every_route_is_allowed_or_denied_by_the_role_table(runtime: Runtime, ro
     logged = [e for e in audit if e["action"] == "role.denied"]
     assert sorted(e["target"] for e in logged) == sorted(denied)
     assert all(e["actor"] == key.id and e["details"]["roles"] == [role] for e in logged)
-    expected_denials = {"viewer": 17, "developer": 8, "tenant_admin": 0}[role]
+    expected_denials = {"viewer": 19, "developer": 10, "tenant_admin": 0}[role]
     assert len(denied) == expected_denials
 
 
