@@ -33,7 +33,7 @@ edges:
 def runtime(tmp_path: Path) -> Runtime:
     project = tmp_path / "project"
     project.mkdir()
-    (project / "tools.py").write_text(TOOLS.replace("LEDGER = ", "LEDGER = "))
+    (project / "tools.py").write_text(TOOLS)
     (project / "rules.yaml").write_text(RULES)
     return Runtime(Settings.from_env({"AGENTFN_PROJECT": str(project)}, home=tmp_path / "home"))
 
