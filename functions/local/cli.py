@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Column, Table
+from typer.exceptions import TyperException
 
 from agentfn.engine import Engine
 from agentfn.functions.local.cli_support import State, err, fail, out, user_errors
@@ -29,7 +31,7 @@ from agentfn.functions.local.progress import (
     summary_table,
     watch,
 )
-from agentfn.functions.local.tenants_cli import tenants_app
+from agentfn.functions.local.tenants_cli import costs, tenants_app
 from agentfn.functions.local.workers import WorkerPool, serve_worker
 from agentfn.functions.runtime import build_engine
 from agentfn.runs import Run
@@ -53,6 +55,7 @@ runs_app = typer.Typer(help="Inspect runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 app.add_typer(keys_app, name="keys")
 app.add_typer(tenants_app, name="tenants")
+app.command()(costs)
 
 EXIT_WAITING = 3  # `run`: 0 completed, 1 failed or timed out, 2 bad usage, 3 parked on a wait
 
@@ -633,7 +636,20 @@ def runs_show(
 
 
 def main() -> None:
-    app()
+    """Run the command; a usage error (an unknown option, a value out of range) is one line
+    and exit code 2, like every other error a user can cause."""
+    try:
+        code = app(standalone_mode=False)
+    except typer.Abort:
+        sys.exit(130)
+    except TyperException as exc:  # the parser's errors: typer's click raises these
+        form = getattr(exc, "format_message", None)
+        message = form() if form is not None else str(exc)
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        err.print(f"[red]error:[/] {escape(message)}{hint}", highlight=False, soft_wrap=True)
+        sys.exit(getattr(exc, "exit_code", 2))
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -98,3 +98,21 @@ def test_limits_set_by_the_operator_are_what_the_api_enforces_and_reports(tmp_pa
     assert '"requests_per_minute": null' in cleared.stdout
     bad = agentfn("tenants", "show", "--tenant", "-x-", home=home)
     assert "--tenant '-x-' is not a tenant name" in one_error_line(bad)
+
+
+def test_costs_of_a_run_as_a_table_and_as_csv(tmp_path: Path) -> None:
+    import csv
+    import io
+
+    from tests.support.engine_harness import project
+
+    home = tmp_path / "home"
+    flow = project(tmp_path, 'nodes:\n  - {id: ask, type: agent, agent: echo, prompt: "hi"}\n')
+    assert agentfn("run", str(flow), "--workers", "0", "--quiet", home=home).returncode == 0
+    table = agentfn("costs", home=home)
+    assert table.returncode == 0 and "echo" in table.stdout and "total $" in table.stdout
+    done = agentfn("costs", "--csv", "--days", "1", home=home)
+    rows = list(csv.DictReader(io.StringIO(done.stdout)))
+    assert [(r["workflow"], r["agent"], r["calls"]) for r in rows] == [("wf", "echo", "1")]
+    assert float(rows[0]["cost_usd"]) > 0
+    assert "--days" in one_error_line(agentfn("costs", "--days", "0", home=home))
