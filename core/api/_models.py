@@ -17,6 +17,7 @@ from agentfn.collaboration.planner import ComplexTask
 from agentfn.collaboration.status import CollaborationState
 from agentfn.ledger import CostRow, DayMetrics
 from agentfn.ports import Usage
+from agentfn.replay import ReplayChanges
 from agentfn.roles import Role
 from agentfn.runs import Run, RunError, RunStatus, StepRecord, ToolFlag
 
@@ -89,8 +90,8 @@ class AgentLoadList(BaseModel):
     items: list[AgentLoad]
 
 
-class ReplayRun(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ReplayRun(ReplayChanges):
+    """A replay, optionally with changes (which always call the models again)."""
 
     live: bool = Field(default=False, description="call the models again instead of the log")
 

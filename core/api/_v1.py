@@ -26,6 +26,7 @@ from agentfn.collaboration.status import changed_since, progress_cursor
 from agentfn.documents import loads_json
 from agentfn.errors import ToolError, UnsupportedMediaType, UserError, ValidationFailed
 from agentfn.http_tools import HttpTool, HttpToolSpec
+from agentfn.replay import ReplayChanges, RunDiff, diff_runs
 from agentfn.roles import Permission
 from agentfn.tools import ToolRegistry, load_registry
 
@@ -117,8 +118,24 @@ def cancel_run(services: Services, call: Call) -> Response:
 )
 def replay_run(services: Services, call: Call) -> Response:
     body = call.body(m.ReplayRun)
-    run = services.engine.replay(call.params["run_id"], live=body.live, actor=call.actor)
+    changes = ReplayChanges.model_validate(body.model_dump(exclude={"live"}))
+    run = services.engine.replay(
+        call.params["run_id"], live=body.live, actor=call.actor, changes=changes
+    )
     return json_response(202, m.RunSummary.of(run), {"location": f"/v1/runs/{run.id}"})
+
+
+@routes.route(
+    "GET",
+    "/v1/runs/{run_id}/diff/{other_id}",
+    permission=Permission.read,
+    summary="What differs between two runs (a run and its replay): every node's output, every "
+    "step's status, tokens, cost and time",
+    response=RunDiff,
+)
+def diff_run(services: Services, call: Call) -> Response:
+    store = services.engine.store
+    return json_response(200, diff_runs(store, call.params["run_id"], call.params["other_id"]))
 
 
 @routes.route(

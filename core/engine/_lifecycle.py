@@ -51,6 +51,7 @@ from agentfn.pii import install_log_masking, masking
 from agentfn.ports import Batching, BlobStore, Doorbell, Queue, QueueMessage
 from agentfn.prompt_log import PromptLog
 from agentfn.quotas import TenantQuotas
+from agentfn.replay import ReplayChanges
 from agentfn.resilience import Backoff
 from agentfn.runs import (
     Run,
@@ -195,14 +196,24 @@ class Engine:
             bp, delivery_limit=self.delivery_limit, step_timeout_s=self.step_timeout_s
         )
 
-    def replay(self, run_id: str, *, live: bool = False, actor: str = "engine") -> Run:
+    def replay(
+        self,
+        run_id: str,
+        *,
+        live: bool = False,
+        actor: str = "engine",
+        changes: ReplayChanges | None = None,
+    ) -> Run:
         """Run again with the same blueprint snapshot and input.
 
         Model calls are served from the original run's prompt log where the conversation is
         identical (so a replay is deterministic and free), unless ``live`` asks for new calls.
+        ``changes`` (another model, temperature, instructions) always call the models again.
         """
         original = self.store.get(run_id)
         loaded = self.store.load_blueprint(original.blueprint_key)
+        if changes is not None and changes.any:
+            loaded, live = changes.apply(loaded), True
         return self.start(loaded, original.input, replay_of=original.id, live=live, actor=actor)
 
     def cancel(self, run_id: str) -> Run:

@@ -27,6 +27,7 @@ from agentfn.functions.local.progress import (
     CollaborationPrinter,
     Printer,
     ProgressPrinter,
+    diff_table,
     subtask_table,
     summary_table,
     watch,
@@ -324,18 +325,48 @@ def replay(
     live: Annotated[
         bool, typer.Option(help="Call the models again instead of the prompt log.")
     ] = False,
+    model: Annotated[
+        str | None, typer.Option(help="Another model name for every model of the blueprint.")
+    ] = None,
+    temperature: Annotated[
+        float | None, typer.Option(min=0, max=2, help="Another temperature for every agent.")
+    ] = None,
+    instructions: Annotated[
+        list[str] | None,
+        typer.Option(help="AGENT=TEXT: other instructions for an agent (repeatable)."),
+    ] = None,
     workers: Annotated[int, typer.Option(min=0, max=64)] = 2,
     timeout: Annotated[float, typer.Option(min=1)] = 600,
     quiet: bool = False,
 ) -> None:
-    """Re-run a run with the same blueprint and input, model replies served from its prompt log."""
+    """Re-run a run on its blueprint and input — served from its prompt log, or with another
+    model, temperature or instructions — then show what changed, step by step."""
+    from agentfn.replay import ReplayChanges, diff_runs
+
+    pairs = {}
+    for item in instructions or []:
+        agent, sep, text = item.partition("=")
+        if not sep or not agent.strip():
+            raise fail(f"--instructions {item!r}: give AGENT=TEXT")
+        pairs[agent.strip()] = text
+    changes = ReplayChanges(model=model, temperature=temperature, instructions=pairs)
     engine = build_engine(State.settings())
     run_id = resolve_run(engine, run_id)
     original = engine.store.get(run_id)
     loaded = engine.store.load_blueprint(original.blueprint_key)
-    execute(
-        lambda e: e.replay(run_id, live=live), loaded, workers=workers, timeout=timeout, quiet=quiet
-    )
+    if changes.any:
+        loaded = changes.apply(loaded)  # refused here, before anything runs
+    started: list[Run] = []
+
+    def start(e: Engine) -> Run:
+        started.append(e.replay(run_id, live=live, changes=changes))
+        return started[-1]
+
+    try:
+        execute(start, loaded, workers=workers, timeout=timeout, quiet=quiet)
+    finally:
+        if started:
+            out.print(diff_table(diff_runs(engine.store, run_id, started[-1].id)))
 
 
 @app.command("signal")

@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from agentfn.collaboration import CollaborationView, SubtaskView, collaboration_view
+from agentfn.replay import RunDiff, StepSide
 from agentfn.runs import Run, RunStore
 from agentfn.workflows import Blueprint
 
@@ -161,4 +162,29 @@ def summary_table(run: Run, wall_s: float | None = None, *, status: str | None =
     if run.output is not None:
         text = run.output if isinstance(run.output, str) else json.dumps(run.output, indent=2)
         table.add_row("output", text)
+    return table
+
+
+def diff_table(diff: RunDiff) -> Table:
+    """A run and its replay side by side: each step's tokens, cost and time; each node's
+    output, same or changed."""
+    table = Table("step", "status", "tokens", "cost", "ms", title=f"{diff.a.id}  →  {diff.b.id}")
+    columns: list[Callable[[StepSide], str]] = [
+        lambda s: s.status,
+        lambda s: str(s.tokens),
+        lambda s: f"${s.cost_usd:.6f}",
+        lambda s: f"{s.duration_ms or 0:.1f}",
+    ]
+    for step in diff.steps:
+        cells = [
+            " → ".join(pick(x) if x is not None else "—" for x in (step.a, step.b))
+            for pick in columns
+        ]
+        table.add_row(step.key, *cells)
+    changed = [n.node for n in diff.nodes if not n.same]
+    outputs = f"outputs changed: {', '.join(changed)}" if changed else "outputs: the same"
+    table.caption = (
+        f"{outputs}; total ${diff.a.cost_usd:.6f} → ${diff.b.cost_usd:.6f}, "
+        f"{diff.a.tokens} → {diff.b.tokens} tokens"
+    )
     return table

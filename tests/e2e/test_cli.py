@@ -76,6 +76,19 @@ def test_init_run_list_show_replay(tmp_path: Path) -> None:
 
     replayed = agentfn("replay", run_id, "--workers", "0", home=home)
     assert replayed.returncode == 0 and "completed" in replayed.stdout
+    assert "outputs: the same" in replayed.stdout and "plan@0" in replayed.stdout  # the diff
+
+    changed = agentfn(
+        "replay", run_id, "--workers", "0", "--temperature", "0.1",
+        "--instructions", "writer=Write the brief. " + "Be thorough. " * 20, home=home,
+    )  # fmt: skip
+    assert changed.returncode == 0, changed.stderr
+    assert "→" in changed.stdout and "tokens" in changed.stdout
+    ghost = agentfn("replay", run_id, "--instructions", "ghost=Boo.", home=home)
+    assert "has no agent 'ghost'" in one_error_line(ghost)
+    assert "give AGENT=TEXT" in one_error_line(
+        agentfn("replay", run_id, "--instructions", "x", home=home)
+    )
 
 
 @pytest.mark.parametrize(

@@ -113,6 +113,7 @@ ISOLATION: dict[tuple[str, str], str] = {
     ("POST", "/v1/runs"): "404",  # A's workflow is not B's
     ("GET", "/v1/runs"): "own",
     ("GET", "/v1/runs/{run_id}"): "404",
+    ("GET", "/v1/runs/{run_id}/diff/{other_id}"): "404",
     ("POST", "/v1/runs/{run_id}/cancel"): "404",
     ("POST", "/v1/runs/{run_id}/replay"): "404",
     ("POST", "/v1/runs/{run_id}/signals/{name}"): "404",
@@ -158,7 +159,7 @@ def request_for(route: Route, params: dict[str, str], team: str) -> tuple[str, A
         "/v1/tools/{name}/test": "lookup",
         "/v1/runs/{run_id}/signals/{name}": "go",
     }
-    values = {**params, "name": names.get(route.path, "")}
+    values = {**params, "other_id": params["run_id"], "name": names.get(route.path, "")}
     path = route.path.format(**values)
     bodies: dict[tuple[str, str], Any] = {
         ("POST", "/v1/runs"): {"workflow": "team", "input": {}},
