@@ -2,7 +2,8 @@
 
 Demos and tests need a model that answers the same way every time, costs nothing and needs no
 network, yet exercises the whole agent loop (tool calls, tool results, usage, pricing). Rules
-are tried in order; the first whose ``agent``, ``match`` and ``after_tool`` conditions all hold
+are tried in order; the first whose ``agent``, ``match``, ``after_tool`` and ``instructions``
+conditions all hold
 produces the reply.
 """
 
@@ -48,6 +49,9 @@ class Rule(BaseModel):
     """``re.search`` (DOTALL) on the last user message; named groups become placeholders."""
     after_tool: bool | None = None
     """True: only when the last message is a tool result; false: only when it is not."""
+    instructions: str | None = None
+    """``re.search`` (DOTALL, case-insensitive) on the system message: answers that depend
+    on an agent's instructions, as a replay or a tuning grid changes them."""
     reply: ScriptReply
 
     _pattern: re.Pattern[str] | None = PrivateAttr(default=None)
@@ -59,6 +63,11 @@ class Rule(BaseModel):
                 self._pattern = re.compile(self.match, re.DOTALL)
             except re.error as exc:
                 raise ValueError(f"invalid regex {self.match!r}: {exc}") from None
+        if self.instructions is not None:
+            try:
+                re.compile(self.instructions)
+            except re.error as exc:
+                raise ValueError(f"invalid regex {self.instructions!r}: {exc}") from None
         return self
 
     @property
@@ -144,6 +153,7 @@ class ScriptedModel:
     def chat(self, request: ChatRequest) -> ChatReply:
         messages = request.messages
         last_user = next((m.content or "" for m in reversed(messages) if m.role == "user"), "")
+        system = next((m.content or "" for m in messages if m.role == "system"), "")
         after_tool = bool(messages) and messages[-1].role == "tool"
         trailing_tools: list[str] = []
         for m in reversed(messages):
@@ -161,6 +171,10 @@ class ScriptedModel:
             if rule.agent is not None and rule.agent != request.agent:
                 continue
             if rule.after_tool is not None and rule.after_tool != after_tool:
+                continue
+            if rule.instructions is not None and not re.search(
+                rule.instructions, system, re.DOTALL | re.IGNORECASE
+            ):
                 continue
             if rule.pattern is not None:
                 found = rule.pattern.search(last_user)

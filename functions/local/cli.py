@@ -22,6 +22,7 @@ from typer.exceptions import TyperException
 
 from agentfn.engine import Engine
 from agentfn.functions.local.cli_support import State, err, fail, out, user_errors
+from agentfn.functions.local.eval_cli import evaluate, tune
 from agentfn.functions.local.keys_cli import keys_app
 from agentfn.functions.local.progress import (
     CollaborationPrinter,
@@ -57,6 +58,8 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(keys_app, name="keys")
 app.add_typer(tenants_app, name="tenants")
 app.command()(costs)
+app.command("eval")(evaluate)
+app.command()(tune)
 
 EXIT_WAITING = 3  # `run`: 0 completed, 1 failed or timed out, 2 bad usage, 3 parked on a wait
 
