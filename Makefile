@@ -63,7 +63,15 @@ $(SCHEMAS)/.extracted: $(SCHEMAS)/wheels/.pins tests/support/provider_schema.py 
 	$(PY) -m tests.support.provider_schema extract --out $(SCHEMAS) $(SCHEMAS)/wheels/*.whl
 	touch $@
 
-test: $(VENV)/.dev $(EMU)/node_modules/.bin/azurite $(TF_RC) $(EMU)/wheels/.done $(SCHEMAS)/.extracted
+# The console is tested in a real browser: Debian's chromium, driven by Playwright through
+# /usr/bin/chromium (no browser download). Installed once, from the machine's package source.
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "chromium: install Debian's chromium package"; exit 1; }
+	$(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+
+test: $(VENV)/.dev $(EMU)/node_modules/.bin/azurite $(TF_RC) $(EMU)/wheels/.done $(SCHEMAS)/.extracted $(CHROMIUM)
 	TF_CLI_CONFIG_FILE=$(TF_RC) $(PY) -m pytest
 
 lint: $(VENV)/.dev

@@ -161,6 +161,9 @@ class StepOutcome(BaseModel):
     """
 
     output: Any = None
+    # What the step worked on, for people reading it: a tool's rendered arguments, an agent's
+    # prompt (on its first turn). Never read back by the engine.
+    input: Any = None
     # An agent turn's messages so far: the next turn continues from them.
     conversation: list[dict[str, Any]] | None = None
     continue_with: list[str] = Field(default_factory=list)

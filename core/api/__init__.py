@@ -14,6 +14,7 @@ from those declarations. The modules, each importing only those listed before it
 - ``_openapi``: the OpenAPI document, built from the registry
 - ``_v1``: the /v1 handlers, imported by the first request under /v1/
 - ``_admin``: the tenant admin's /v1 handlers (API keys, audit log), mounted beside ``_v1``
+- ``_console``: the web console at ``/`` and its assets (public; the page asks for a key)
 - ``_public``: /healthz and /openapi.json, light enough for every cold start
 - ``_app``: ``Api`` and ``REGISTRY``, which mounts the public and the /v1 routes
 """

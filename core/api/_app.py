@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 
-from agentfn.api import _public
+from agentfn.api import _console, _public
 from agentfn.api._http import MAX_BODY_BYTES, Request, Response, error_response
 from agentfn.api._routing import Call, Registry, Routes, Services
 from agentfn.correlation import correlation_id as correlation
@@ -31,7 +31,14 @@ def _v1_routes() -> Routes:
     return mounted
 
 
-REGISTRY = Registry(_public.routes, lazy={"/v1/": _v1_routes})
+def _eager_routes() -> Routes:
+    eager = Routes()
+    for route in (*_public.routes, *_console.routes):
+        eager.add(route)
+    return eager
+
+
+REGISTRY = Registry(_eager_routes(), lazy={"/v1/": _v1_routes})
 
 
 def new_correlation_id() -> str:

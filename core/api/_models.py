@@ -15,11 +15,14 @@ from agentfn.api_keys import ApiKeyView
 from agentfn.collaboration import AgentLoad, Plan, SubtaskView
 from agentfn.collaboration.planner import ComplexTask
 from agentfn.collaboration.status import CollaborationState
+from agentfn.errors import UserError
 from agentfn.ledger import CostRow, DayMetrics
 from agentfn.ports import Usage
 from agentfn.replay import ReplayChanges
 from agentfn.roles import Role
 from agentfn.runs import Run, RunError, RunStatus, StepRecord, ToolFlag
+from agentfn.steps import StepKey
+from agentfn.workflows import Blueprint
 
 
 class ErrorBody(BaseModel):
@@ -118,11 +121,15 @@ class StepView(BaseModel):
     error: str | None
     tokens: int
     cost_usd: float
+    input: Any = Field(default=None, description="a tool's arguments, an agent's prompt")
+    output: Any = Field(default=None, description="what the step completed its node with")
 
     @classmethod
     def of(cls, record: StepRecord) -> StepView:
         outcome = record.outcome
         return cls(
+            input=outcome.input if outcome else None,
+            output=outcome.output if outcome and outcome.completes else None,
             key=record.key,
             status=record.status,
             attempt=record.attempt,
@@ -161,6 +168,41 @@ class RunSummary(BaseModel):
         )
 
 
+def _node_of(step: str) -> str | None:
+    try:
+        return StepKey.parse(step).node
+    except UserError:  # "output", a template that failed, is no step
+        return None
+
+
+class GraphNode(BaseModel):
+    id: str
+    type: str
+    agent: str | None = None
+
+
+class GraphEdge(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    source: str = Field(alias="from")
+    target: str = Field(alias="to")
+    when: str | None = None
+
+
+class RunGraph(BaseModel):
+    nodes: list[GraphNode]
+    edges: list[GraphEdge]
+
+    @classmethod
+    def of(cls, bp: Blueprint) -> RunGraph:
+        return cls(
+            nodes=[
+                GraphNode(id=n.id, type=n.type, agent=getattr(n, "agent", None)) for n in bp.nodes
+            ],
+            edges=[GraphEdge(source=e.source, target=e.target, when=e.when) for e in bp.edges],
+        )
+
+
 class RunView(RunSummary):
     input: dict[str, Any]
     output: Any
@@ -172,17 +214,22 @@ class RunView(RunSummary):
     correlation_id: str
     waiting_for: list[str]
     nodes: dict[str, str] = Field(description="node id -> started | finished | skipped | failed")
+    graph: RunGraph = Field(description="the workflow's nodes and edges, as the run runs them")
     flags: list[ToolFlag] = Field(
         description="tool outputs that read like instructions to the model (prompt injection?)"
     )
     step_details: list[StepView]
 
     @classmethod
-    def full(cls, run: Run, steps: list[StepRecord]) -> RunView:
+    def full(cls, run: Run, steps: list[StepRecord], bp: Blueprint) -> RunView:
         nodes = {n: "started" for n in run.started}
         nodes.update({n: "finished" for n in run.finished})
         nodes.update({n: "skipped" for n in run.skipped})
         nodes.update({n: "failed" for n in run.failures})
+        if run.error is not None:  # the node whose step ended the run
+            node = _node_of(run.error.step)
+            if node in bp.node_map:
+                nodes[node] = "failed"
         return cls(
             **RunSummary.of(run).model_dump(),
             input=run.input,
@@ -194,6 +241,7 @@ class RunView(RunSummary):
             waiting_for=sorted({w.signal for w in run.waiting.values()}),
             nodes=dict(sorted(nodes.items())),
             flags=run.flags,
+            graph=RunGraph.of(bp),
             step_details=[StepView.of(s) for s in sorted(steps, key=lambda s: s.started_at)],
         )
 

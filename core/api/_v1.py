@@ -90,9 +90,11 @@ def list_runs(services: Services, call: Call) -> Response:
     response=m.RunView,
 )
 def get_run(services: Services, call: Call) -> Response:
-    run = services.engine.store.get(call.params["run_id"])
-    steps = list(services.engine.store.steps(run.id))
-    return json_response(200, m.RunView.full(run, steps))
+    store = services.engine.store
+    run = store.get(call.params["run_id"])
+    steps = list(store.steps(run.id))
+    blueprint = store.load_blueprint(run.blueprint_key).blueprint
+    return json_response(200, m.RunView.full(run, steps, blueprint))
 
 
 @routes.route(

@@ -228,7 +228,7 @@ def receive(sqs: Any, url: str) -> list[dict[str, Any]]:
 
 def test_http_and_worker_run_a_workflow_as_deployed(deployed: Deployed) -> None:
     auth = {"authorization": f"Bearer {KEY}"}
-    health, unauthenticated, put, started = invoke(
+    health, unauthenticated, put, started, console = invoke(
         deployed,
         "http",
         [
@@ -248,9 +248,12 @@ def test_http_and_worker_run_a_workflow_as_deployed(deployed: Deployed) -> None:
                 **auth,
                 **{"content-type": "application/json"},
             ),
+            http_event("GET", "/"),
         ],
     )
     assert health["statusCode"] == 200 and body_of(health)["status"] == "ok", health
+    # the console ships in the artifact: its page (and so its files) load from the zip
+    assert console["statusCode"] == 200 and "agentfn console" in console["body"], console
     assert unauthenticated["statusCode"] == 401, unauthenticated
     assert put["statusCode"] == 200, body_of(put)
     assert started["statusCode"] == 202, body_of(started)

@@ -176,6 +176,9 @@ def test_the_app_serves_and_runs_as_deployed(
 use_vault({vault.url!r}, {str(vault.ca_path)!r})
 out = {{"functions": sorted(FUNCTIONS)}}
 out["healthz"] = call("GET", "/healthz")
+page = FUNCTIONS["http"](func.HttpRequest(method="GET", url="https://agentfn-http.azurewebsites.net/",
+                         headers={{}}, params={{}}, route_params={{"path": ""}}, body=b""))
+out["console"] = b"agentfn console" in page.get_body()
 out["anonymous"] = call("GET", "/v1/runs")[0]
 out["put"] = call("PUT", "/v1/workflows/smoke", {WORKFLOW.encode()!r},
                   {{**{auth!r}, "content-type": "application/yaml"}})[0]
@@ -186,6 +189,7 @@ print(json.dumps(out))
     out = run_app(artifact, tmp_path, "http", azurite, http)
     assert out["functions"] == ["http", "worker"]
     assert out["healthz"][0] == 200 and out["healthz"][1]["status"] == "ok"
+    assert out["console"] is True  # the console's files are in the deployed app
     assert out["anonymous"] == 401
     assert out["put"] == 200
     status, run = out["run"]

@@ -60,6 +60,7 @@ client = app.test_client()
 HTTP_CALLS = """
 auth = {{"authorization": "Bearer " + {key!r}}}
 out = {{"healthz": client.get("/healthz").status_code}}
+out["console"] = "agentfn console" in client.get("/").get_data(as_text=True)
 out["anonymous"] = client.post("/v1/runs", json={{"workflow": "research-brief"}}).status_code
 workflow = open({workflow!r}, "rb").read()
 out["put"] = client.put(
@@ -208,6 +209,7 @@ def test_http_function_then_worker_run_a_step_as_deployed(deployed: dict[str, An
         HTTP_CALLS.format(key=API_KEY, workflow=str(EXAMPLE / "workflow.yaml")),
     )
     assert http["healthz"] == 200
+    assert http["console"] is True  # the console's files are in the source Cloud Build gets
     assert http["anonymous"] == 401
     assert http["put"] == 200
     status, run = http["run"]

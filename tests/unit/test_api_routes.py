@@ -39,6 +39,7 @@ LAYERS = [
     "_openapi",
     "_v1",
     "_admin",
+    "_console",
     "_public",
     "_app",
     "__init__",
@@ -92,7 +93,7 @@ def test_the_document_keeps_the_registry_order() -> None:
 
 def test_every_handler_is_a_function_and_no_two_routes_share_method_and_path() -> None:
     routes = REGISTRY.routes()
-    assert len(routes) == 32
+    assert len(routes) == 34
     for route in routes:
         assert inspect.isfunction(route.handler), route
         assert route.handler.__module__.startswith("agentfn.api."), route
@@ -103,7 +104,12 @@ def test_every_handler_is_a_function_and_no_two_routes_share_method_and_path() -
 
 def test_only_health_and_the_document_are_public_and_v1_is_mounted_lazily() -> None:
     public = {(r.method, r.path) for r in REGISTRY.routes() if r.public}
-    assert public == {("GET", "/healthz"), ("GET", "/openapi.json")}
+    assert public == {
+        ("GET", "/healthz"),
+        ("GET", "/openapi.json"),
+        ("GET", "/"),
+        ("GET", "/console/{asset}"),
+    }
     assert all(r.path.startswith("/v1/") for r in REGISTRY.routes() if not r.public)
 
 

@@ -37,9 +37,11 @@ def agent_turn(
     run, step = sc.run, sc.step
     spec: AgentSpec = sc.blueprint.agents[agent_name]
     turn = step.turn or 0
+    asked: str | None = None  # the prompt, on the first turn: the step's input for people
     if turn == 0:
         text = compile_template(prompt).render(names)
-        messages = opening_messages(spec, text if isinstance(text, str) else tool_result_text(text))
+        asked = text if isinstance(text, str) else tool_result_text(text)
+        messages = opening_messages(spec, asked)
     else:
         previous = sc.store.get_step(run.id, str(step.previous_turn()))
         if previous is None or previous[0].outcome is None:
@@ -100,10 +102,12 @@ def agent_turn(
             usage=usage,
             cost_usd=cost,
             flags=flags,
+            input=asked,
         )
     outcome = sc.complete(step.unit, result.final, usage=usage, cost_usd=cost)
     outcome.conversation = conversation
     outcome.flags = flags
+    outcome.input = asked
     return outcome
 
 

@@ -15,13 +15,18 @@ from agentfn.workflows import ToolNode, render_args
 
 @executor(ToolNode)
 def tool_step(sc: StepContext, node: ToolNode) -> StepOutcome:
-    value = invoke_tool(sc, node.tool, node.args, sc.names())
-    return sc.complete(sc.step.node, value)
+    arguments = as_args(render_args(node.args, sc.names()))
+    outcome = sc.complete(sc.step.node, call_tool(sc, node.tool, arguments))
+    outcome.input = arguments  # what the console and the diff show as the step's input
+    return outcome
 
 
 def invoke_tool(sc: StepContext, tool: str, args: Any, names: Mapping[str, Any]) -> Any:
     """Call ``tool`` with ``args`` rendered against ``names`` (also a parallel item's body)."""
-    arguments = as_args(render_args(args, names))
+    return call_tool(sc, tool, as_args(render_args(args, names)))
+
+
+def call_tool(sc: StepContext, tool: str, arguments: dict[str, Any]) -> Any:
     with calling(sc.run.id, str(sc.step)):
         return sc.tools.get(tool).invoke(arguments)
 
