@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from tests.support.emulators import free_port
+from tests.support.collaboration_team import TEAM
 from tests.support.engine_harness import HEADER, RULES, TOOLS
 from tests.support.entry_points import REPO
 
@@ -102,7 +103,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         assert proc.poll() is None and time.monotonic() < deadline, (tmp / "serve.log").read_text()
         time.sleep(0.1)
     auth = {"authorization": f"Bearer {KEY}", "content-type": "application/yaml"}
-    for name, text in (("steps", SLOW), ("breaks", BREAKS)):
+    for name, text in (("steps", SLOW), ("breaks", BREAKS), ("team", TEAM)):
         put = httpx.put(f"{base}/v1/workflows/{name}", headers=auth, content=text)
         assert put.status_code == 200, put.text
     yield base
@@ -195,6 +196,29 @@ def test_the_runs_list_filters_and_the_costs_page_draws(page: Any) -> None:
     page.wait_for_selector("#by-agent table")
     assert "echo" in page.inner_text("#by-agent")
     page.screenshot(path=str(ARTIFACTS / "costs.png"), full_page=True)
+
+
+def test_a_collaboration_shows_its_subtasks(served: str, page: Any) -> None:
+    plan = {
+        "subtasks": [
+            {"id": "intro", "task": "Write the intro.", "capability": "write"},
+            {"id": "review", "task": "Review it.", "capability": "review", "depends_on": ["intro"]},
+        ]
+    }
+    auth = {"authorization": f"Bearer {KEY}"}
+    started = httpx.post(
+        f"{served}/v1/collaborations", headers=auth, json={"team": "team", "plan": plan}
+    )
+    assert started.status_code == 202, started.text
+    page.goto(page.url.split("#")[0] + f"#/collaboration/{started.json()['id']}")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#subtasks tbody tr')].length === 2 && "
+        "[...document.querySelectorAll('#subtasks .status')].every(s => s.textContent === 'completed')",
+        timeout=60_000,
+    )
+    rows = page.inner_text("#subtasks")
+    assert "intro" in rows and "critic" in rows
+    page.screenshot(path=str(ARTIFACTS / "collaboration.png"), full_page=True)
 
 
 def test_the_console_is_served_with_a_strict_policy_and_hashed_assets(served: str) -> None:
