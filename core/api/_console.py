@@ -10,7 +10,6 @@ security policy allows only this origin's script, style and API.
 from __future__ import annotations
 
 import functools
-import hashlib
 
 from agentfn.api._http import Response
 from agentfn.api._routing import Call, Routes, Services
@@ -36,6 +35,8 @@ def _file(name: str) -> bytes:
 
 
 def _version(name: str) -> str:
+    import hashlib
+
     return hashlib.sha256(_file(name)).hexdigest()[:16]
 
 

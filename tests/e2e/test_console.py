@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.emulators import free_port
 from tests.support.collaboration_team import TEAM
+from tests.support.emulators import free_port
 from tests.support.engine_harness import HEADER, RULES, TOOLS
 from tests.support.entry_points import REPO
 
