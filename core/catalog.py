@@ -96,6 +96,11 @@ class Catalog:
         self.blobs.put(f"catalog/workflows/{name}.yaml", text.encode())
         return loaded
 
+    def workflow_names(self) -> list[str]:
+        """The stored workflows' names, sorted (one listing; no workflow is read)."""
+        prefix = "catalog/workflows/"
+        return sorted(k[len(prefix) : -len(".yaml")] for k in iter_keys(self.blobs, prefix))
+
     def workflow_text(self, name: str) -> str:
         try:
             return self.blobs.get(f"catalog/workflows/{name}.yaml").data.decode()

@@ -307,3 +307,7 @@ class MetricsView(BaseModel):
 
 class CostList(BaseModel):
     items: list[CostRow]
+
+
+class NameList(BaseModel):
+    items: list[str]

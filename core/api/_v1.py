@@ -295,6 +295,17 @@ def put_agent(services: Services, call: Call) -> Response:
 
 @routes.route(
     "GET",
+    "/v1/workflows",
+    permission=Permission.read,
+    summary="The stored workflows' names",
+    response=m.NameList,
+)
+def list_workflows(services: Services, call: Call) -> Response:
+    return json_response(200, m.NameList(items=services.catalog.workflow_names()))
+
+
+@routes.route(
+    "GET",
     "/v1/workflows/{name}",
     permission=Permission.read,
     summary="A workflow blueprint",

@@ -195,7 +195,9 @@ function readInput(spec, raw) {
 }
 
 async function startView(name) {
-  const nameInput = el("input", { id: "workflow-name", placeholder: "workflow name", value: name || "" });
+  const nameInput = el("input", { id: "workflow-name", placeholder: "workflow name", value: name || "", list: "workflow-names" });
+  const names = el("datalist", { id: "workflow-names" });
+  api("/v1/workflows").then((list) => names.replaceChildren(...list.items.map((n) => el("option", { value: n })))).catch(() => {});
   const holder = el("div", { id: "start-form" });
   const open = async () => {
     const workflow = await api(`/v1/workflows/${encodeURIComponent(nameInput.value.trim())}`);
@@ -219,7 +221,7 @@ async function startView(name) {
     });
     holder.replaceChildren(form);
   };
-  const pick = el("form", { class: "filters", id: "pick" }, nameInput, el("button", { type: "submit" }, "Open"));
+  const pick = el("form", { class: "filters", id: "pick" }, nameInput, names, el("button", { type: "submit" }, "Open"));
   pick.addEventListener("submit", (event) => { event.preventDefault(); open().catch((e) => holder.replaceChildren(failure(e))); });
   show(el("h2", {}, "Start a run"), pick, holder);
   if (name) await open();

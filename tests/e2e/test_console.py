@@ -138,7 +138,10 @@ def node_states(page: Any) -> dict[str, str]:
 
 
 def test_start_a_run_from_the_form_and_watch_its_graph_until_it_completes(page: Any) -> None:
-    page.goto(page.url.split("#")[0] + "#/start/steps")
+    page.goto(page.url.split("#")[0] + "#/start")
+    page.wait_for_function("() => document.querySelectorAll('#workflow-names option').length >= 3")
+    page.fill("#workflow-name", "steps")  # one of the stored workflows the field offers
+    page.click("#pick button")
     page.wait_for_selector("#inputs")
     assert page.input_value("#input-pause") == "0.6"  # the declared default
     page.fill("#input-label", "console")

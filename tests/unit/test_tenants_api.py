@@ -124,6 +124,7 @@ ISOLATION: dict[tuple[str, str], str] = {
     ("GET", "/v1/collaborations/{collaboration_id}/events"): "404",
     ("GET", "/v1/agents/{name}"): "404",
     ("PUT", "/v1/agents/{name}"): "own",
+    ("GET", "/v1/workflows"): "own",
     ("GET", "/v1/workflows/{name}"): "404",
     ("PUT", "/v1/workflows/{name}"): "own",
     ("POST", "/v1/tools"): "own",
@@ -197,6 +198,8 @@ def test_tenant_b_walks_every_route_against_tenant_a_and_sees_nothing_of_it(
         )
     }
     a_secrets = json.dumps(before)
+    assert call(runtime, b, "GET", "/v1/workflows")[1]["items"] == []  # A's "team" is not B's
+    assert call(runtime, a, "GET", "/v1/workflows")[1]["items"] == ["team"]
 
     # B's reads and actions on A's names first: B's own writes come after, or B would meet
     # its own agent, workflow and tool under those names
