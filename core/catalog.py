@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
 from pydantic import ValidationError
 
 from agentfn.agents import AgentSpec
@@ -109,6 +110,26 @@ class Catalog:
 
     def load_workflow(self, name: str) -> LoadedBlueprint:
         return self._resolve(name, self.workflow_text(name))
+
+    def agent_workflow(self, agent: str, models_from: str) -> LoadedBlueprint:
+        """A one-node workflow asking stored agent ``agent`` a prompt (input ``prompt``), on
+        the models, prices and tool modules of stored workflow ``models_from``: a stored agent
+        names its model, and a workflow says what that name is."""
+        self.get_agent(agent)  # an unknown agent is a 404 before anything else
+        source = parse_yaml(self.workflow_text(models_from), f"workflows/{models_from}")
+        data = source.data if isinstance(source.data, dict) else {}
+        name = f"agent.{agent}"[:64]
+        doc = {key: data[key] for key in ("tools", "models", "prices") if key in data}
+        doc.update(
+            name=name,
+            description=f"stored agent {agent} on the models of {models_from}",
+            inputs={"prompt": {"type": "string", "description": "what to ask the agent"}},
+            nodes=[
+                {"id": "answer", "type": "agent", "agent": agent, "prompt": "{{ input.prompt }}"}
+            ],
+            output="{{ steps.answer.output }}",
+        )
+        return self._resolve(name, yaml.safe_dump(doc, sort_keys=False))
 
     def _resolve(self, name: str, text: str) -> LoadedBlueprint:
         source = parse_yaml(text, f"workflows/{name}")

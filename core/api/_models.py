@@ -311,3 +311,14 @@ class CostList(BaseModel):
 
 class NameList(BaseModel):
     items: list[str]
+
+
+class AgentRun(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(min_length=1, max_length=100_000, description="what to ask the agent")
+    models_from: str = Field(
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="a stored workflow whose models, prices and tool modules the agent uses",
+    )
+    priority: int = Field(default=0, ge=-10, le=10)

@@ -294,6 +294,28 @@ def put_agent(services: Services, call: Call) -> Response:
 
 
 @routes.route(
+    "POST",
+    "/v1/agents/{name}/runs",
+    permission=Permission.run,
+    summary="Ask a stored agent a prompt, on the models of a stored workflow",
+    status=202,
+    body=m.AgentRun,
+    response=m.RunSummary,
+)
+def run_agent(services: Services, call: Call) -> Response:
+    body = call.body(m.AgentRun)
+    loaded = services.catalog.agent_workflow(call.params["name"], body.models_from)
+    run = services.engine.start(
+        loaded,
+        {"prompt": body.prompt},
+        correlation_id=call.correlation_id,
+        priority=body.priority,
+        actor=call.actor,
+    )
+    return json_response(202, m.RunSummary.of(run), {"location": f"/v1/runs/{run.id}"})
+
+
+@routes.route(
     "GET",
     "/v1/workflows",
     permission=Permission.read,

@@ -223,8 +223,30 @@ async function startView(name) {
   };
   const pick = el("form", { class: "filters", id: "pick" }, nameInput, names, el("button", { type: "submit" }, "Open"));
   pick.addEventListener("submit", (event) => { event.preventDefault(); open().catch((e) => holder.replaceChildren(failure(e))); });
-  show(el("h2", {}, "Start a run"), pick, holder);
+  show(el("h2", {}, "Start a run"), pick, holder, agentForm());
   if (name) await open();
+}
+
+function agentForm() {
+  // A stored agent's input is one prompt; the workflow named supplies its models.
+  const form = el("form", { class: "inputs panel", id: "agent-form" },
+    el("strong", {}, "Ask a stored agent"),
+    el("label", {}, "agent *", el("input", { id: "agent-name", name: "agent" })),
+    el("label", {}, "models of the workflow *", el("input", { id: "agent-models", name: "models", list: "workflow-names" })),
+    el("label", {}, "prompt *", el("textarea", { id: "agent-prompt", name: "prompt", rows: "3" })),
+    el("button", { type: "submit", id: "agent-start" }, "Ask"));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      const body = { prompt: form.elements.prompt.value, models_from: form.elements.models.value.trim() };
+      const run = await api(`/v1/agents/${encodeURIComponent(form.elements.agent.value.trim())}/runs`,
+        { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+      location.hash = `#/run/${run.id}`;
+    } catch (error) {
+      form.append(failure(error));
+    }
+  });
+  return form;
 }
 
 // ------------------------------------------------------------------ costs

@@ -201,6 +201,21 @@ def test_the_runs_list_filters_and_the_costs_page_draws(page: Any) -> None:
     page.screenshot(path=str(ARTIFACTS / "costs.png"), full_page=True)
 
 
+def test_a_stored_agent_is_asked_from_its_form(served: str, page: Any) -> None:
+    auth = {"authorization": f"Bearer {KEY}"}
+    put = httpx.put(f"{served}/v1/agents/helper", headers=auth, json={"instructions": "Repeat."})
+    assert put.status_code == 200, put.text
+    page.goto(page.url.split("#")[0] + "#/start")
+    page.wait_for_selector("#agent-form")
+    page.fill("#agent-name", "helper")
+    page.fill("#agent-models", "steps")
+    page.fill("#agent-prompt", "hello from the form")
+    page.click("#agent-start")
+    page.wait_for_selector("#run-output", timeout=60_000)
+    assert "echo: hello from the form" in page.inner_text("#run-output")
+    assert node_states(page) == {"answer": "finished"}
+
+
 def test_a_collaboration_shows_its_subtasks(served: str, page: Any) -> None:
     plan = {
         "subtasks": [

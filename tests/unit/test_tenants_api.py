@@ -124,6 +124,7 @@ ISOLATION: dict[tuple[str, str], str] = {
     ("GET", "/v1/collaborations/{collaboration_id}/events"): "404",
     ("GET", "/v1/agents/{name}"): "404",
     ("PUT", "/v1/agents/{name}"): "own",
+    ("POST", "/v1/agents/{name}/runs"): "404",
     ("GET", "/v1/workflows"): "own",
     ("GET", "/v1/workflows/{name}"): "404",
     ("PUT", "/v1/workflows/{name}"): "own",
@@ -156,6 +157,7 @@ def request_for(route: Route, params: dict[str, str], team: str) -> tuple[str, A
     """A path and a valid body for ``route``, naming A's resources."""
     names = {
         "/v1/agents/{name}": "helper",
+        "/v1/agents/{name}/runs": "helper",
         "/v1/workflows/{name}": "team",
         "/v1/tools/{name}/test": "lookup",
         "/v1/runs/{run_id}/signals/{name}": "go",
@@ -172,6 +174,7 @@ def request_for(route: Route, params: dict[str, str], team: str) -> tuple[str, A
         ("POST", "/v1/tools"): {**TOOL, "description": "B's own."},
         ("POST", "/v1/tools/{name}/test"): {"arguments": {}},
         ("POST", "/v1/api-keys"): {"name": "b-ci", "role": "developer"},
+        ("POST", "/v1/agents/{name}/runs"): {"prompt": "hi", "models_from": "team"},
         ("PUT", "/v1/settings"): {"mask_pii": True},
     }
     ctype = "application/yaml" if route.path == "/v1/workflows/{name}" else "application/json"
@@ -268,7 +271,7 @@ def test_every_route_is_allowed_or_denied_by_the_role_table(runtime: Runtime, ro
     logged = [e for e in audit if e["action"] == "role.denied"]
     assert sorted(e["target"] for e in logged) == sorted(denied)
     assert all(e["actor"] == key.id and e["details"]["roles"] == [role] for e in logged)
-    expected_denials = {"viewer": 19, "developer": 10, "tenant_admin": 0}[role]
+    expected_denials = {"viewer": 20, "developer": 10, "tenant_admin": 0}[role]
     assert len(denied) == expected_denials
 
 
