@@ -35,6 +35,8 @@ class ModelPolicy:
         """Raise ``ConfigError`` (field ``api_key_secret`` or ``base_url``) if not allowed."""
         if spec.provider == "scripted":
             return  # reads a project file, sends nothing anywhere
+        if spec.provider == "bedrock":  # the platform's credentials: no secret to allow
+            return self._check_host(f"bedrock-runtime.{spec.aws_region()}.amazonaws.com")
         if spec.api_key_secret not in self.secrets:
             raise ConfigError(
                 f"secret {spec.api_key_secret!r} is not one this deployment lets models use "
@@ -47,6 +49,9 @@ class ModelPolicy:
                 f"base_url {spec.base_url!r} must be an http(s) URL without credentials",
                 field="base_url",
             )
+        self._check_host(host)
+
+    def _check_host(self, host: str) -> None:
         name, _, _port = host.partition(":")
         if host not in self.hosts and name not in self.hosts:
             raise ConfigError(

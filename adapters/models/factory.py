@@ -64,6 +64,16 @@ def _build(spec: ModelSpec, *, api_key: str, base_dir: Path) -> Model:
         inner = ScriptedModel.from_file(project_file(base_dir, spec.rules, "rule file"))
         if spec.model:
             inner.name = spec.model
+    elif spec.provider == "bedrock":
+        from agentfn.adapters.models.bedrock import BedrockModel  # boto3: only when used
+
+        assert spec.model is not None  # enforced by ModelSpec
+        inner = BedrockModel(
+            spec.model,
+            region=spec.aws_region(),
+            timeout_s=spec.timeout_s,
+            temperature=spec.temperature,
+        )
     else:
         from agentfn.adapters.models.openai_chat import (
             OpenAIChatModel,  # keeps the SDK out of scripted-only imports
