@@ -28,7 +28,17 @@ DEFAULT_PRICES: dict[str, Price] = {
     "gpt-4.1-mini": Price(input_per_mtok=0.40, output_per_mtok=1.60),
     "gpt-4.1-nano": Price(input_per_mtok=0.10, output_per_mtok=0.40),
     "o4-mini": Price(input_per_mtok=1.10, output_per_mtok=4.40),
+    # Amazon Bedrock, on-demand, by model id (a cross-region profile's "us."/"eu." prefix is
+    # looked up without it)
+    "anthropic.claude-3-haiku-20240307-v1:0": Price(input_per_mtok=0.25, output_per_mtok=1.25),
+    "anthropic.claude-3-5-sonnet-20240620-v1:0": Price(input_per_mtok=3.00, output_per_mtok=15.00),
+    "anthropic.claude-3-5-haiku-20241022-v1:0": Price(input_per_mtok=0.80, output_per_mtok=4.00),
+    "amazon.nova-micro-v1:0": Price(input_per_mtok=0.035, output_per_mtok=0.14),
+    "amazon.nova-lite-v1:0": Price(input_per_mtok=0.06, output_per_mtok=0.24),
+    "amazon.nova-pro-v1:0": Price(input_per_mtok=0.80, output_per_mtok=3.20),
 }
+# Bedrock's cross-region inference profiles: "us.amazon.nova-lite-v1:0" costs what the model does.
+_PROFILE_PREFIXES = ("us.", "eu.", "apac.", "us-gov.")
 
 
 class PriceTable:
@@ -38,6 +48,9 @@ class PriceTable:
     def price(self, model: str) -> Price | None:
         if model in self._prices:
             return self._prices[model]
+        for prefix in _PROFILE_PREFIXES:
+            if model.startswith(prefix) and model[len(prefix) :] in self._prices:
+                return self._prices[model[len(prefix) :]]
         # Providers report dated snapshots ("gpt-4o-mini-2024-07-18"): use the longest prefix.
         matches = [name for name in self._prices if model.startswith(name + "-")]
         return self._prices[max(matches, key=len)] if matches else None

@@ -20,6 +20,15 @@ def test_dated_snapshots_use_the_longest_prefix() -> None:
     assert table.price("gpt-4o-2024-08-06") == table.price("gpt-4o")
 
 
+def test_bedrock_models_are_priced_and_profiles_cost_what_their_model_does() -> None:
+    table = PriceTable()
+    haiku = table.price("anthropic.claude-3-haiku-20240307-v1:0")
+    assert haiku == Price(input_per_mtok=0.25, output_per_mtok=1.25)
+    assert table.price("us.anthropic.claude-3-haiku-20240307-v1:0") == haiku
+    assert table.price("eu.amazon.nova-lite-v1:0") == table.price("amazon.nova-lite-v1:0")
+    assert table.price("xx.amazon.nova-lite-v1:0") is None
+
+
 def test_unknown_models_cost_nothing() -> None:
     table = PriceTable()
     assert table.price("llama3") is None
