@@ -50,7 +50,10 @@ class BedrockModel:
             read_timeout=timeout_s,
             connect_timeout=min(10.0, timeout_s),
         )
-        self._client: Any = boto3.client("bedrock-runtime", region_name=region, config=config)
+        # A session of its own: the credential chain is read now, not from boto3's process-wide
+        # default session (which caches whatever it resolved first).
+        session = boto3.session.Session(region_name=region)
+        self._client: Any = session.client("bedrock-runtime", config=config)
 
     def __repr__(self) -> str:
         return f"BedrockModel(model={self.name!r})"
