@@ -103,7 +103,9 @@ class Engine:
         # Concurrency keys' slots, shared by every worker through the tenant's store.
         self.slots = Slots(blobs, clock=clock)
         # Spans and metrics of runs, steps, model and tool calls (OpenTelemetry by default).
-        self.observer: Observer = Observers(observer or OtelObserver())
+        # Always behind Observers, which keeps a failing observer from breaking a run.
+        chosen = observer or OtelObserver()
+        self.observer: Observer = chosen if isinstance(chosen, Observers) else Observers(chosen)
         # Deliveries the queue allows before it dead-letters a job on its own
         # (AGENTFN_MAX_ATTEMPTS). The engine ends a job's run itself by the last of them, so a
         # job never leaves through the queue's backstop with its run still "running".
