@@ -36,6 +36,16 @@ DEFAULT_PRICES: dict[str, Price] = {
     "amazon.nova-micro-v1:0": Price(input_per_mtok=0.035, output_per_mtok=0.14),
     "amazon.nova-lite-v1:0": Price(input_per_mtok=0.06, output_per_mtok=0.24),
     "amazon.nova-pro-v1:0": Price(input_per_mtok=0.80, output_per_mtok=3.20),
+    # Gemini on Vertex AI, prompts up to 200k tokens (replies name a version: "-001" is priced
+    # by its model's prefix)
+    "gemini-2.5-pro": Price(input_per_mtok=1.25, output_per_mtok=10.00),
+    "gemini-2.5-flash": Price(input_per_mtok=0.30, output_per_mtok=2.50),
+    "gemini-2.5-flash-lite": Price(input_per_mtok=0.10, output_per_mtok=0.40),
+    "gemini-2.0-flash": Price(input_per_mtok=0.15, output_per_mtok=0.60),
+    "gemini-2.0-flash-lite": Price(input_per_mtok=0.075, output_per_mtok=0.30),
+    # Azure OpenAI bills its models as OpenAI does (the gpt-4o/4.1 rows above); replies name
+    # the model, not the deployment. Its name for GPT-3.5:
+    "gpt-35-turbo": Price(input_per_mtok=0.50, output_per_mtok=1.50),
 }
 # Bedrock's cross-region inference profiles: "us.amazon.nova-lite-v1:0" costs what the model does.
 _PROFILE_PREFIXES = ("us.", "eu.", "apac.", "us-gov.")

@@ -21,6 +21,18 @@ from agentfn.settings import DEFAULT_MODEL_HOSTS, DEFAULT_MODEL_SECRETS
 _DEFAULT_BASE_HOST = {"openai": "api.openai.com"}  # where a provider goes without base_url
 
 
+def cloud_host(spec: ModelSpec) -> str | None:
+    """The host a cloud-identity model calls (what AGENTFN_MODEL_HOSTS must allow), or None
+    for the providers whose host is their ``base_url``'s."""
+    if spec.provider == "bedrock":
+        return f"bedrock-runtime.{spec.cloud_region()}.amazonaws.com"
+    if spec.provider == "vertex":
+        region = spec.cloud_region()  # "global" has no regional prefix
+        prefix = "" if region == "global" else f"{region}-"
+        return f"{prefix}aiplatform.googleapis.com"
+    return None
+
+
 @dataclass(frozen=True)
 class ModelPolicy:
     secrets: frozenset[str] = frozenset(DEFAULT_MODEL_SECRETS)
@@ -35,11 +47,13 @@ class ModelPolicy:
         """Raise ``ConfigError`` (field ``api_key_secret`` or ``base_url``) if not allowed."""
         if spec.provider == "scripted":
             return  # reads a project file, sends nothing anywhere
-        if spec.provider == "bedrock":  # the platform's credentials: no secret to allow
-            return self._check_host(f"bedrock-runtime.{spec.aws_region()}.amazonaws.com")
-        if spec.api_key_secret not in self.secrets:
+        host = cloud_host(spec)
+        if host is not None:  # the platform's credentials: no secret to allow
+            return self._check_host(host, field="region")
+        secret = spec.key_secret
+        if secret is not None and secret not in self.secrets:
             raise ConfigError(
-                f"secret {spec.api_key_secret!r} is not one this deployment lets models use "
+                f"secret {secret!r} is not one this deployment lets models use "
                 f"(allowed: {', '.join(sorted(self.secrets)) or 'none'}; AGENTFN_MODEL_SECRETS)",
                 field="api_key_secret",
             )
@@ -51,13 +65,13 @@ class ModelPolicy:
             )
         self._check_host(host)
 
-    def _check_host(self, host: str) -> None:
+    def _check_host(self, host: str, *, field: str = "base_url") -> None:
         name, _, _port = host.partition(":")
         if host not in self.hosts and name not in self.hosts:
             raise ConfigError(
                 f"model host {host!r} is not one this deployment lets models reach "
                 f"(allowed: {', '.join(sorted(self.hosts)) or 'none'}; AGENTFN_MODEL_HOSTS)",
-                field="base_url",
+                field=field,
             )
 
     @staticmethod

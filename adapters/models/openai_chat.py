@@ -37,9 +37,17 @@ class OpenAIChatModel:
         self.temperature = temperature
         self._openai: Any = openai
         self._api_key = api_key  # kept only to scrub it from error messages
-        self._client: Any = openai.OpenAI(
-            api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=0
+        self._client: Any = self._connect(openai)
+
+    def _connect(self, openai: Any) -> Any:
+        """The SDK client: the one thing a variant of the API (Azure's) does differently."""
+        return openai.OpenAI(
+            api_key=self._api_key, base_url=self.base_url, timeout=self.timeout_s, max_retries=0
         )
+
+    def _failures(self) -> tuple[type[Exception], ...]:
+        """What a call may raise that ``_map_error`` turns into a ``ModelError``."""
+        return (self._openai.OpenAIError,)
 
     def __repr__(self) -> str:
         return f"OpenAIChatModel(model={self.name!r}, base_url={self.base_url!r})"
@@ -56,7 +64,7 @@ class OpenAIChatModel:
             kwargs["temperature"] = temperature
         try:
             response = self._client.chat.completions.create(**kwargs)
-        except self._openai.OpenAIError as exc:
+        except self._failures() as exc:
             raise self._map_error(exc) from None
         return self._parse(response)
 

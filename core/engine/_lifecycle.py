@@ -37,11 +37,13 @@ from agentfn.engine._renewal import Lease, Renewer
 from agentfn.errors import (
     AgentfnError,
     Conflict,
+    ModelError,
     NotFound,
     PreconditionFailed,
     StepFailed,
     StepTimeout,
     ToolError,
+    TransientModelError,
     UserError,
     WorkerLost,
 )
@@ -70,7 +72,13 @@ from agentfn.workflows import Blueprint, LoadedBlueprint, RetryPolicy, check_dep
 log = logging.getLogger("agentfn.engine")
 events_log = logging.getLogger("agentfn.events")
 
-NOT_RETRYABLE: tuple[type[BaseException], ...] = (StepFailed, UserError, ToolError)
+NOT_RETRYABLE: tuple[type[BaseException], ...] = (StepFailed, UserError, ToolError, ModelError)
+"""Failures another attempt would repeat. A model's permanent refusal (an unknown model, a
+denied permission) is one; its transient errors (``TransientModelError``) are not."""
+
+
+def retryable(exc: BaseException) -> bool:
+    return isinstance(exc, TransientModelError) or not isinstance(exc, NOT_RETRYABLE)
 
 
 class Engine:
@@ -702,10 +710,9 @@ class Engine:
         with suppress(PreconditionFailed):  # another worker owns the step now
             self.store.put_step(run_id, failed, etag)
         policy = self._policy(ctx, step)
-        retryable = not isinstance(exc, NOT_RETRYABLE)
         attempts = claim.attempt
         deliverable = message.attempts < self.delivery_limit  # else the queue drops it
-        if retryable and attempts < policy.max_attempts and deliverable:
+        if retryable(exc) and attempts < policy.max_attempts and deliverable:
             delay = policy.backoff.delay(attempts)
             log.warning(
                 "step %s of run %s failed (attempt %d of %d), retrying in %.1fs: %s",

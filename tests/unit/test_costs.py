@@ -29,6 +29,23 @@ def test_bedrock_models_are_priced_and_profiles_cost_what_their_model_does() -> 
     assert table.price("xx.amazon.nova-lite-v1:0") is None
 
 
+def test_gemini_versions_cost_what_their_model_does_and_overrides_win() -> None:
+    table = PriceTable()
+    flash = Price(input_per_mtok=0.15, output_per_mtok=0.60)
+    assert table.price("gemini-2.0-flash-001") == flash  # what Vertex AI replies name
+    lite = table.price("gemini-2.0-flash-lite-001")
+    assert lite == Price(input_per_mtok=0.075, output_per_mtok=0.30)  # the longer prefix
+    assert table.price("gemini-2.5-pro") == Price(input_per_mtok=1.25, output_per_mtok=10.00)
+    cheaper = Price(input_per_mtok=0.1, output_per_mtok=0.1)
+    assert PriceTable({"gemini-2.0-flash": cheaper}).price("gemini-2.0-flash-001") == cheaper
+
+
+def test_azure_openai_replies_are_priced_by_the_model_they_name() -> None:
+    table = PriceTable()
+    assert table.price("gpt-4o-2024-11-20") == table.price("gpt-4o")
+    assert table.price("gpt-35-turbo-0125") == Price(input_per_mtok=0.50, output_per_mtok=1.50)
+
+
 def test_unknown_models_cost_nothing() -> None:
     table = PriceTable()
     assert table.price("llama3") is None
