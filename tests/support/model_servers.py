@@ -165,8 +165,8 @@ class ModelServer(_Server, ABC):
                 refused = server.authorize(headers)
                 if refused:
                     failure = Failure(401, "Unauthorized", refused)
-                if failure is None and found.groupdict().get("version") is not None:
-                    failure = server.check_version(found.group("version"))
+                if failure is None:
+                    failure = server.check_route(model, parse_qs(urlsplit(self.path).query))
                 if failure is not None:
                     return server._fail(self, failure)
                 try:
@@ -183,7 +183,8 @@ class ModelServer(_Server, ABC):
 
         return Handler
 
-    def check_version(self, version: str) -> Failure | None:
+    def check_route(self, model: str, query: dict[str, list[str]]) -> Failure | None:
+        """A failure for a model or query the service does not know."""
         return None
 
     def _fail(self, handler: BaseHTTPRequestHandler, failure: Failure) -> None:
@@ -411,22 +412,18 @@ class AzureChatServer(ModelServer):
             return None
         return "Access denied due to invalid subscription key or wrong API endpoint."
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        handler = super()._handler()
-        server = self
-
-        class Versioned(handler):  # type: ignore[valid-type,misc]
-            def do_POST(self) -> None:
-                query = parse_qs(urlsplit(self.path).query)
-                version = (query.get("api-version") or [""])[0]
-                if version not in server.api_versions:
-                    self.rfile.read(int(self.headers.get("content-length") or 0))
-                    return server._fail(
-                        self, Failure(404, "404", "Resource not found (api-version)")
-                    )
-                super().do_POST()
-
-        return Versioned
+    def check_route(self, model: str, query: dict[str, list[str]]) -> Failure | None:
+        version = (query.get("api-version") or [""])[0]
+        if version not in self.api_versions:
+            return Failure(404, "404", "Resource not found")
+        if model not in self.deployments:
+            return Failure(
+                404,
+                "DeploymentNotFound",
+                "The API deployment for this resource does not exist. If you created the "
+                "deployment within the last 5 minutes, please wait a moment and try again.",
+            )
+        return None
 
     def decode(self, body: Any) -> ChatRequest:
         messages = []
