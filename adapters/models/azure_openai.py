@@ -78,6 +78,6 @@ class AzureOpenAIChatModel(OpenAIChatModel):
             # What the identity endpoint said (or that no credential applies here); never a
             # secret. Only its own throttling or outage may pass; a refusal will not.
             text = f"model {self.name!r}: no Entra ID token for Azure OpenAI: {exc.message}"
-            status = exc.response.status_code if exc.response is not None else 0
+            status = (exc.response.status_code or 0) if exc.response is not None else 0
             return TransientModelError(text) if status == 429 or status >= 500 else ModelError(text)
         return super()._map_error(exc)

@@ -28,7 +28,7 @@ import pytest
 from agentfn.adapters.gcp.gcs import GcsBlobStore
 from agentfn.adapters.gcp.pubsub import PubSubQueue
 from agentfn.adapters.gcp.secret_manager import GcpSecretManagerStore
-from agentfn.model_spec import ModelSpec
+from agentfn.model_spec import OPENAI_KEY_SECRET
 from tests.contract.backends.gcp import put_secret, secret_manager_client
 from tests.support.deployed import PLATFORM_ENV, build_artifact, platform_path, run_clean
 from tests.support.emulators.gcp import (
@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "functions" / "local" / "example"
 WORKSPACE = "/workspace"  # where Cloud Run functions put the function's source
 API_KEY = "deployed-gcp-key"
-OPENAI_SECRET: str = ModelSpec.model_fields["api_key_secret"].default  # what a model step reads
+OPENAI_SECRET = OPENAI_KEY_SECRET  # what an openai model step reads
 _PLACEHOLDER = re.compile(r"<(google_[a-z0-9_]+)\.([a-z0-9_]+)\.name>")
 
 # What the functions framework does on Cloud Run: load main.py, serve the stack's target.
@@ -78,7 +78,7 @@ print(json.dumps(out))
 WORKER_CALLS = """
 import time
 from agentfn.functions import runtime
-from agentfn.model_spec import ModelSpec
+from agentfn.model_spec import OPENAI_KEY_SECRET
 
 pushed = client.post("/", json={envelope!r})
 # The same job, not due for a day: nacked so the backoff paces it; near the end of its
@@ -89,7 +89,7 @@ not_due = client.post("/", json=later).status_code
 later["deliveryAttempt"] = int({max_deliveries!r}) - 1
 hopped = client.post("/", json=later).status_code
 # The model key is read the way a model step reads it: through the runtime's secret store.
-model_key = runtime.current().secrets.get(ModelSpec.model_fields["api_key_secret"].default)
+model_key = runtime.current().secrets.get(OPENAI_KEY_SECRET)
 print(json.dumps({{"status": pushed.status_code, "not_due": not_due, "hopped": hopped,
                   "model_key": model_key}}))
 """
