@@ -103,3 +103,50 @@ def test_the_worker_refuses_a_stored_spec_the_policy_no_longer_allows(tmp_path: 
     engine = build_engine(Settings.from_env({}, home=tmp_path))
     with pytest.raises(ConfigError, match="not one this deployment lets models reach"):
         engine.model_factory(_spec(base_url="https://attacker.example/v1"), tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        (
+            {"provider": "vertex", "model": "gemini-2.0-flash", "base_url": "https://x.example"},
+            "takes no base_url",
+        ),
+        (
+            {"provider": "bedrock", "model": "m", "api_key_secret": "OPENAI_API_KEY"},
+            "takes no api_key_secret",
+        ),
+        ({"provider": "azure-openai", "model": "chat"}, "needs 'base_url'"),
+        ({"provider": "openai", "model": "gpt-x", "region": "us-east-1"}, "takes no region"),
+        (
+            {"provider": "bedrock", "model": "m", "project": "my-project-1"},
+            "only provider 'vertex' takes a project",
+        ),
+        (
+            {"provider": "vertex", "model": "gemini-2.0-flash", "region": "US Central"},
+            "String should match pattern",
+        ),
+        (
+            {
+                "provider": "azure-openai",
+                "model": "chat",
+                "base_url": "https://a.example",
+                "api_version": "v1",
+            },
+            "String should match pattern",
+        ),
+    ],
+)
+def test_each_provider_takes_only_its_own_settings(fields: dict[str, str], problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        ModelSpec.model_validate(fields)
+
+
+def test_which_secret_a_model_sends() -> None:
+    assert _spec().key_secret == "OPENAI_API_KEY"  # openai's default
+    assert _spec(api_key_secret="OLLAMA_KEY").key_secret == "OLLAMA_KEY"
+    azure = {"provider": "azure-openai", "model": "chat", "base_url": "https://a.openai.azure.com"}
+    assert ModelSpec.model_validate(azure).key_secret is None  # the managed identity
+    assert ModelSpec.model_validate({**azure, "api_key_secret": "AZ_KEY"}).key_secret == "AZ_KEY"
+    assert ModelSpec(provider="bedrock", model="m").key_secret is None
+    assert ModelSpec(provider="vertex", model="gemini-2.0-flash").key_secret is None
