@@ -9,11 +9,17 @@ S3 calls ``agentfn deploy``'s version record really makes, recorded on moto.
 Resources are written as Terraform addresses: ``aws_s3_bucket.store/*`` is
 ``${aws_s3_bucket.store.arn}/*`` in the stack, ``local.stack_secrets`` is
 ``${local.stack_secrets}``.
+
+A grant a variable switches on (a ``dynamic "statement"``, such as Bedrock's with
+``bedrock_models``) is a row too, whose Calls say "only when `<variable>` is set"; Terraform
+itself (``terraform console``) shows the statement absent by default, present once the
+variable is set, and on exactly the resources the row names.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import uuid
 from collections.abc import Iterator
@@ -24,7 +30,14 @@ import boto3
 import hcl2
 import pytest
 
-from tests.support.stacks import MODULES, permission_table, resources
+from tests.support.stacks import (
+    MODULES,
+    ONLY_WHEN,
+    hcl_text,
+    permission_table,
+    resources,
+    terraform_value,
+)
 
 Grant = tuple[str, str, str]  # (identity, resource, action)
 
@@ -51,6 +64,10 @@ S3_ACTIONS = {
     "ListObjectsV2": "s3:ListBucket",
     "ListObjects": "s3:ListBucket",
 }
+# A value that switches on each variable-switched grant (each is off by default).
+SWITCHED_ON = {
+    "bedrock_models": '["anthropic.claude-3-haiku-20240307-v1:0", "amazon.nova-lite-v1:0"]'
+}
 
 
 def unquote(value: object) -> str:
@@ -67,7 +84,8 @@ def address(expression: str) -> str:
 
 
 def policy_documents() -> dict[str, list[dict[str, Any]]]:
-    """``{document name: statements}`` of every aws_iam_policy_document in the module."""
+    """``{document name: statements}`` of every aws_iam_policy_document in the module. A
+    ``dynamic "statement"`` is its content plus ``for_each``, the expression switching it."""
     found: dict[str, list[dict[str, Any]]] = {}
     for tf in sorted((MODULES / "aws").glob("*.tf")):
         with tf.open() as f:
@@ -76,8 +94,21 @@ def policy_documents() -> dict[str, list[dict[str, Any]]]:
             for dtype, named in item.items():
                 if unquote(dtype) == "aws_iam_policy_document":
                     for name, body in named.items():
-                        found[unquote(name)] = body.get("statement", [])
+                        statements = list(body.get("statement", []))
+                        for dynamic in body.get("dynamic", []):
+                            for label, spec in dynamic.items():
+                                assert unquote(label) == "statement", label
+                                assert "iterator" not in spec, spec
+                                [content] = spec["content"]
+                                assert "for_each" not in content
+                                statements.append({**content, "for_each": spec["for_each"]})
+                        found[unquote(name)] = statements
     return found
+
+
+def listed(value: object) -> list[object]:
+    """A statement's actions or resources: a list, or one expression naming a list."""
+    return value if isinstance(value, list) else [value]
 
 
 def role_of_function(function: str) -> str:
@@ -91,6 +122,11 @@ def function_of(ref: str) -> str:
 
 def stack_grants() -> set[Grant]:
     """Every grant of the stack, attributed to the identities that act with it."""
+    return set(switched_grants())
+
+
+def switched_grants() -> dict[Grant, str | None]:
+    """Every grant of the stack, with the expression that switches it (``None``: always)."""
     integration = next(iter(resources("aws", "aws_apigatewayv2_integration").values()))
     mapping = next(iter(resources("aws", "aws_lambda_event_source_mapping").values()))
     functions = {
@@ -104,23 +140,27 @@ def stack_grants() -> set[Grant]:
     }
     assert len(role_policies) == len(resources("aws", "aws_iam_role_policy")), role_policies
     assert not resources("aws", "aws_iam_role_policy_attachment"), "managed policies are broad"
-    grants: set[Grant] = set()
+    grants: dict[Grant, str | None] = {}
     for identity, function in ROLE_IDENTITIES.items():
         policy = role_policies[role_of_function(functions[function])]
         document = policy.removeprefix("data.aws_iam_policy_document.").removesuffix(".json")
         for statement in documents[document]:
             assert unquote(statement.get("effect", "Allow")) == "Allow", statement
             assert "not_actions" not in statement and "not_resources" not in statement
-            for action in statement["actions"]:
-                for resource in statement["resources"]:
-                    grants.add((identity, address(resource), unquote(action)))
+            switch = hcl_text(statement["for_each"]) if "for_each" in statement else None
+            for action in listed(statement["actions"]):
+                for resource in listed(statement["resources"]):
+                    grant = (identity, address(resource), unquote(action))
+                    assert grants.get(grant, switch) == switch, f"{grant}: granted twice"
+                    grants[grant] = switch
     for permission in resources("aws", "aws_lambda_permission").values():
         assert unquote(permission["principal"]) == "apigateway.amazonaws.com", permission
         api = address(permission["source_arn"])
         assert re.fullmatch(r"aws_apigatewayv2_api\.\w+\.execution_arn/\*/\*", api), api
-        grants.add(
+        assert "count" not in permission and "for_each" not in permission
+        grants[
             (API_GATEWAY, address(permission["function_name"]), unquote(permission["action"]))
-        )
+        ] = None
     return grants
 
 
@@ -158,6 +198,43 @@ def test_the_stack_grants_exactly_the_table() -> None:
         assert got - want == set(), f"{function}: grants no row of the table names"
     api = {g for g in granted if g[0] == API_GATEWAY}
     assert api == {g for g in table if g[0] == API_GATEWAY}, api
+
+
+def test_a_switched_grant_is_off_by_default_and_its_row_says_when() -> None:
+    """Each ``dynamic "statement"`` is absent by default and present once its variable is set,
+    and the table's rows say so for exactly those grants ("only when `<variable>` is set")."""
+    switched = {g: s for g, s in switched_grants().items() if s is not None}
+    assert switched, "the Bedrock statements (bedrock_models) are dynamic statements"
+    for grant, switch in switched.items():
+        variables = set(re.findall(r"\bvar\.(\w+)", switch))
+        assert variables and variables <= set(SWITCHED_ON), (grant, switch)
+        on = {name: SWITCHED_ON[name] for name in variables}
+        assert terraform_value("aws", f"length({switch})") == 0, f"{grant}: granted by default"
+        assert terraform_value("aws", f"length({switch})", on) == 1, f"{grant}: never granted"
+    by_role = {(ROLE_IDENTITIES.get(i, i), r, a): s for (i, r, a), s in switched_grants().items()}
+    for row in permission_table("aws"):
+        said = set(ONLY_WHEN.findall(row["calls"]))
+        for action in row["permission"].split(","):
+            key = (ROLE_IDENTITIES.get(row["identity"], row["identity"]), row["resource"])
+            switch = by_role.get((*key, action.strip()))
+            wanted = set(re.findall(r"\bvar\.(\w+)", switch or ""))
+            assert said == wanted, f"{row}: its Calls must say only when {wanted or 'never'}"
+
+
+def test_bedrock_is_granted_on_exactly_the_models_given() -> None:
+    """The Bedrock statements' resources: none by default, else each model's foundation-model
+    ARN in the stack's region; ids that are not one foundation model are refused."""
+    assert terraform_value("aws", "local.bedrock_models") == []
+    models = json.loads(SWITCHED_ON["bedrock_models"])
+    given = {"region": "eu-west-1", "bedrock_models": json.dumps(models)}
+    assert terraform_value("aws", "local.bedrock_models", given) == [
+        f"arn:aws:bedrock:eu-west-1::foundation-model/{model}" for model in models
+    ]
+    for refused in ("*", "anthropic.*", "us.amazon.nova-lite-v1:0", "arn:aws:bedrock:x"):
+        with pytest.raises(AssertionError, match="bedrock_models must be Bedrock foundation"):
+            terraform_value(
+                "aws", "local.bedrock_models", {**given, "bedrock_models": json.dumps([refused])}
+            )
 
 
 def test_the_trigger_rows_are_what_the_event_source_mapping_needs() -> None:

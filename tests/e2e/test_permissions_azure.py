@@ -4,6 +4,11 @@ Both ways: every row is a role assignment at exactly the row's scope, and every 
 assignment (and Key Vault access) of the stack is a row. A grant at the storage account,
 resource group or subscription where a container or queue fits is a failure, as is any
 Key Vault access policy (the vault is RBAC only).
+
+The Azure OpenAI grants are on an account the stack does not own (``var.openai_account``,
+written so in the table): switched on by that variable (``count``, absent by default, as
+``terraform console`` evaluates it), their row's Calls say "only when `openai_account` is
+set", and the variable's validation refuses any id but one Cognitive Services account's.
 """
 
 from __future__ import annotations
@@ -12,7 +17,13 @@ import re
 
 import pytest
 
-from tests.support.stacks import permission_table, resources
+from tests.support.stacks import (
+    ONLY_WHEN,
+    hcl_text,
+    permission_table,
+    resources,
+    terraform_value,
+)
 
 # Who each table identity is in the stack: the principal its role assignments name.
 PRINCIPALS = {
@@ -22,6 +33,17 @@ PRINCIPALS = {
 }
 # Scopes no row may use: they reach every container, queue or vault below them.
 BROAD = re.compile(r"azurerm_(storage_account|resource_group|subscription)\.|subscriptions/")
+# The built-in role that lets an identity call an Azure OpenAI account's deployments (and
+# nothing else: no keys, no management).
+OPENAI_ROLE = "Cognitive Services OpenAI User"
+ACCOUNT_ID = (
+    "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/models"
+    "/providers/Microsoft.CognitiveServices/accounts/myacct"
+)
+# A value that switches on each variable-switched grant (each is off by default).
+SWITCHED_ON = {
+    "openai_account": f'{{id = "{ACCOUNT_ID}", endpoint = "https://myacct.openai.azure.com/"}}'
+}
 
 Grant = tuple[str, str, str]  # (identity, resource, role)
 
@@ -31,18 +53,27 @@ def _text(value: object) -> str:
 
 
 def stack_grants() -> list[Grant]:
+    return list(switched_grants())
+
+
+def switched_grants() -> dict[Grant, str | None]:
+    """Every role assignment, with the ``count`` that switches it (``None``: always)."""
     identities = {v: k for k, v in PRINCIPALS.items()}
-    grants = []
+    grants: dict[Grant, str | None] = {}
     for name, body in resources("azure", "azurerm_role_assignment").items():
         principal = _text(body["principal_id"])
         assert principal in identities, f"{name}: unknown principal {principal}"
-        # A resource's ARM id: .id, or a Key Vault secret's .resource_versionless_id.
+        # A resource's ARM id: .id, or a Key Vault secret's .resource_versionless_id; or the
+        # id of the existing Azure OpenAI account the variable names.
         scope = re.fullmatch(
-            r"\$\{(azurerm_\w+\.\w+)\.(?:id|resource_versionless_id)\}", _text(body["scope"])
+            r"\$\{(azurerm_\w+\.\w+|var\.openai_account)\.(?:id|resource_versionless_id)\}",
+            _text(body["scope"]),
         )
         assert scope, f"{name}: scope {body['scope']} is not one resource's id"
         assert "role_definition_id" not in body, f"{name}: name the role, as the table does"
-        grants.append((identities[principal], scope.group(1), _text(body["role_definition_name"])))
+        grant = (identities[principal], scope.group(1), _text(body["role_definition_name"]))
+        assert grant not in grants, f"{grant}: granted twice"
+        grants[grant] = hcl_text(body["count"]) if "count" in body else None
     return grants
 
 
@@ -75,6 +106,44 @@ def test_no_grant_is_wider_than_a_container_queue_or_vault() -> None:
             assert kind == "azurerm_storage_queue", (identity, resource, role)
         if role.startswith("Key Vault"):
             assert kind in {"azurerm_key_vault", "azurerm_key_vault_secret"}, (identity, role)
+        if role.startswith("Cognitive Services"):
+            assert (resource, role) == ("var.openai_account", OPENAI_ROLE), (identity, role)
+        if resource.startswith("var."):  # an existing resource: only the account, only this
+            assert (resource, role) == ("var.openai_account", OPENAI_ROLE), (identity, role)
+
+
+def test_a_switched_grant_is_off_by_default_and_its_row_says_when() -> None:
+    switched = {g: s for g, s in switched_grants().items() if s is not None}
+    assert {g[0] for g in switched} == {"http", "worker"}, "the Azure OpenAI grants"
+    for grant, count in switched.items():
+        variables = set(re.findall(r"\bvar\.(\w+)", count))
+        assert variables and variables <= set(SWITCHED_ON), (grant, count)
+        on = {name: SWITCHED_ON[name] for name in variables}
+        assert terraform_value("azure", count) == 0, f"{grant}: granted by default"
+        assert terraform_value("azure", count, on) == 1, f"{grant}: never granted"
+    switches = switched_grants()
+    for row in permission_table("azure"):
+        said = set(ONLY_WHEN.findall(row["calls"]))
+        count = switches.get((row["identity"], row["resource"], row["permission"]))
+        wanted = set(re.findall(r"\bvar\.(\w+)", count or ""))
+        assert said == wanted, f"{row}: its Calls must say only when {wanted or 'never'}"
+
+
+@pytest.mark.parametrize(
+    "scope",
+    [
+        "/subscriptions/00000000-0000-0000-0000-000000000000",
+        "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/models",
+        ACCOUNT_ID.replace("Microsoft.CognitiveServices", "Microsoft.Storage"),
+        ACCOUNT_ID + "/deployments/gpt-4o-mini",
+    ],
+)
+def test_the_openai_grant_is_on_one_account_only(scope: str) -> None:
+    """The account's id is the variable's: anything wider (or another kind) is refused."""
+    assert terraform_value("azure", "var.openai_account.id", SWITCHED_ON) == ACCOUNT_ID
+    refused = SWITCHED_ON["openai_account"].replace(ACCOUNT_ID, scope)
+    with pytest.raises(AssertionError, match="openai_account needs the account's resource id"):
+        terraform_value("azure", "var.openai_account.id", {"openai_account": refused})
 
 
 def test_key_vault_access_is_rbac_only() -> None:

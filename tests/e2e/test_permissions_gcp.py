@@ -4,7 +4,9 @@ Both ways: every row (but the deployer's, which the stack cannot grant) is an
 ``google_*_iam_member`` of the stack, and every such grant is a row. On top: no identity
 holds a project-wide role that a resource-level grant could give, nobody holds a basic role,
 the trigger can do nothing but invoke the worker, and the Pub/Sub service agent holds what
-dead-lettering needs.
+dead-lettering needs. A grant a variable switches on (``count``, such as Vertex AI's with
+``vertex_ai``) is absent by default and present once the variable is set (``terraform
+console`` evaluates the count), and its row's Calls say "only when `<variable>` is set".
 """
 
 from __future__ import annotations
@@ -15,7 +17,14 @@ from typing import Any, NamedTuple
 import hcl2
 import pytest
 
-from tests.support.stacks import MODULES, permission_table, resources
+from tests.support.stacks import (
+    MODULES,
+    ONLY_WHEN,
+    hcl_text,
+    permission_table,
+    resources,
+    terraform_value,
+)
 
 # A member expression of the stack -> the table's identity.
 _MEMBERS = [
@@ -35,9 +44,13 @@ _TARGET_ARGUMENT = {
     "google_project_iam_member": "project",
 }
 # Roles that exist only at project level: log entries are written to a project, never to a
-# resource, so a build's log writer cannot be granted anything narrower.
-PROJECT_ONLY_ROLES = {"roles/logging.logWriter"}
+# resource, so a build's log writer cannot be granted anything narrower; Vertex AI's
+# publisher models (Gemini) are no resource of the project, so calling them
+# (aiplatform.endpoints.predict) is granted on the project (and only with vertex_ai).
+PROJECT_ONLY_ROLES = {"roles/logging.logWriter", "roles/aiplatform.user"}
 BASIC_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
+# A value that switches on each variable-switched grant (each is off by default).
+SWITCHED_ON = {"vertex_ai": "true"}
 _REF = re.compile(r"\$\{(google_[a-z0-9_]+\.[a-z0-9_]+)")
 
 
@@ -84,20 +97,25 @@ def iam_resource_types() -> set[str]:
 
 
 def stack_grants() -> set[Grant]:
-    grants = set()
+    return set(switched_grants())
+
+
+def switched_grants() -> dict[Grant, str | None]:
+    """Every grant of the stack, with the ``count`` that switches it (``None``: always)."""
+    grants: dict[Grant, str | None] = {}
     for rtype in iam_resource_types():
         assert rtype.endswith("_iam_member"), (
             f"{rtype}: authoritative IAM would drop others' grants"
         )
         assert rtype in _TARGET_ARGUMENT, f"{rtype}: unknown IAM resource type"
         for body in resources("gcp", rtype).values():
-            grants.add(
-                Grant(
-                    _identity(_text(body["member"])),
-                    _resource(body, _TARGET_ARGUMENT[rtype]),
-                    _text(body["role"]),
-                )
+            grant = Grant(
+                _identity(_text(body["member"])),
+                _resource(body, _TARGET_ARGUMENT[rtype]),
+                _text(body["role"]),
             )
+            assert grant not in grants, f"{grant}: granted twice"
+            grants[grant] = hcl_text(body["count"]) if "count" in body else None
     return grants
 
 
@@ -117,6 +135,32 @@ def test_every_row_is_granted_and_every_grant_is_a_row() -> None:
     granted = stack_grants()
     assert sorted(documented - granted) == [], "rows the stack does not grant"
     assert sorted(granted - documented) == [], "grants docs/deploy/gcp.md does not list"
+
+
+def test_a_switched_grant_is_off_by_default_and_its_row_says_when() -> None:
+    switched = {g: s for g, s in switched_grants().items() if s is not None}
+    assert switched, "the Vertex AI grants (vertex_ai) have a count"
+    for grant, count in switched.items():
+        variables = set(re.findall(r"\bvar\.(\w+)", count))
+        assert variables and variables <= set(SWITCHED_ON), (grant, count)
+        on = {name: SWITCHED_ON[name] for name in variables}
+        assert terraform_value("gcp", count) == 0, f"{grant}: granted by default"
+        assert terraform_value("gcp", count, on) == 1, f"{grant}: never granted"
+    switches = switched_grants()
+    for row in permission_table("gcp"):
+        said = set(ONLY_WHEN.findall(row["calls"]))
+        count = switches.get(Grant(row["identity"], row["resource"], row["permission"]))
+        wanted = set(re.findall(r"\bvar\.(\w+)", count or ""))
+        assert said == wanted, f"{row}: its Calls must say only when {wanted or 'never'}"
+
+
+def test_vertex_ai_enables_its_api_only_when_on() -> None:
+    """The stack enables every API it uses (google_project_service); Vertex AI's with the
+    grants, not before."""
+    [service] = resources("gcp", "google_project_service").values()
+    apis = hcl_text(service["for_each"])
+    assert "aiplatform.googleapis.com" not in terraform_value("gcp", apis)
+    assert "aiplatform.googleapis.com" in terraform_value("gcp", apis, SWITCHED_ON)
 
 
 def test_no_project_wide_role_where_a_resource_level_one_does() -> None:

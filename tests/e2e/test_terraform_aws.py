@@ -21,6 +21,7 @@ from tests.support.stacks import MODULES
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "tfstack"
+BEDROCK_MODEL = "amazon.nova-lite-v1:0"
 
 pytestmark = pytest.mark.slow
 
@@ -75,6 +76,28 @@ def client(service: str, env: dict[str, str]) -> object:
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
+
+
+def model_access(iam: object, lam: object) -> dict[str, tuple[list[str], str]]:
+    """Per function: the resources its role may call Bedrock on, and its AGENTFN_MODEL_HOSTS."""
+
+    def listed(value: str | list[str]) -> list[str]:
+        return value if isinstance(value, list) else [value]
+
+    found = {}
+    for fn in ("http", "worker"):
+        policy = iam.get_role_policy(RoleName=f"{NAME}-{fn}", PolicyName=f"{NAME}-{fn}")  # type: ignore[attr-defined]
+        document = policy["PolicyDocument"]
+        document = json.loads(document) if isinstance(document, str) else document
+        bedrock = [
+            resource
+            for statement in document["Statement"]
+            if any(a.startswith("bedrock:") for a in listed(statement["Action"]))
+            for resource in listed(statement["Resource"])
+        ]
+        config = lam.get_function_configuration(FunctionName=f"{NAME}-{fn}")  # type: ignore[attr-defined]
+        found[fn] = (bedrock, config["Environment"]["Variables"]["AGENTFN_MODEL_HOSTS"])
+    return found
 
 
 def test_deploy_check_redeploy_rollback_destroy(aws_env: dict[str, str], tmp_path: Path) -> None:
@@ -157,6 +180,10 @@ def test_deploy_check_redeploy_rollback_destroy(aws_env: dict[str, str], tmp_pat
     assert concurrency == int(variable_default("worker_concurrency")) >= 2
     apis = [a for a in apigw.get_apis()["Items"] if a["Name"] == f"{NAME}-api"]  # type: ignore[attr-defined]
     assert len(apis) == 1 and apis[0]["ProtocolType"] == "HTTP"
+    # no cloud model by default: no Bedrock statement, only OpenAI's host for models
+    iam = client("iam", aws_env)
+    off = {fn: ([], "api.openai.com") for fn in ("http", "worker")}
+    assert model_access(iam, lam) == off
 
     # a second plan is empty: no drift between the stack and the endpoint
     replan = subprocess.run(
@@ -184,14 +211,22 @@ def test_deploy_check_redeploy_rollback_destroy(aws_env: dict[str, str], tmp_pat
     changed = tmp_path / "project-v2"
     subprocess.run(["cp", "-r", str(project), str(changed)], check=True)
     (changed / "NOTES.md").write_text("version 2\n")
-    second = agentfn("deploy", *common, "--project", str(changed), env=aws_env, cwd=tmp_path)
+    # ... granting a Bedrock model: both roles may invoke exactly it, its host is allowed
+    bedrock = f'bedrock_models=["{BEDROCK_MODEL}"]'
+    second = agentfn(
+        "deploy", *common, "--project", str(changed), "--var", bedrock, env=aws_env, cwd=tmp_path
+    )
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr
     assert "deployed version 2" in second.stdout
+    arn = f"arn:aws:bedrock:us-east-1::foundation-model/{BEDROCK_MODEL}"
+    hosts = "api.openai.com,bedrock-runtime.us-east-1.amazonaws.com"
+    assert model_access(iam, lam) == {fn: ([arn], hosts) for fn in ("http", "worker")}
     listed = agentfn("deployments", *common, env=aws_env, cwd=tmp_path)
     assert listed.returncode == 0 and "ci@test" in listed.stdout
     rolled = agentfn("rollback", *common, "--to", "1", env=aws_env, cwd=tmp_path)
     assert rolled.returncode == 0, rolled.stdout[-3000:] + rolled.stderr
     assert "now version 3" in rolled.stdout
+    assert model_access(iam, lam) == off  # applied without the variable: the grant is gone
     versions = [
         json.loads(s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read())  # type: ignore[attr-defined]
         for o in s3.list_objects_v2(Bucket=bucket, Prefix="deployments/versions/")["Contents"]  # type: ignore[attr-defined]

@@ -7,7 +7,12 @@ artifact lacks, or an environment the code does not expect, fails the test that 
 
 from __future__ import annotations
 
+import functools
+import json
+import os
 import re
+import subprocess
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -72,10 +77,83 @@ def _locals(cloud: str) -> dict[str, Any]:
     return values
 
 
+def hcl_text(value: object) -> str:
+    """A value as python-hcl2 reads it, written back as HCL: ``${...}`` is an expression,
+    a quoted string stays a (template) string."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(hcl_text(v) for v in value) + "]"
+    if isinstance(value, dict):
+        fields = (f"{_unquote(k)} = {hcl_text(v)}" for k, v in value.items() if k != "__is_block__")
+        return "{" + ", ".join(fields) + "}"
+    text = str(value)
+    return text[2:-1] if text.startswith("${") and text.endswith("}") else text
+
+
+def _is_expression(value: object) -> bool:
+    """A local that is one Terraform expression (``join(...)``, ``a ? b : c``), not a string."""
+    return isinstance(value, str) and value.startswith("${") and value.endswith("}")
+
+
+_LOCAL_REF = re.compile(r"\blocal\.(\w+)")
+_VAR_REF = re.compile(r"\bvar\.(\w+)")
+
+
+def terraform_value(cloud: str, expression: str, variables: dict[str, str] | None = None) -> Any:
+    """What Terraform itself makes of ``expression`` (over ``var.*`` and ``local.*``) in the
+    cloud's module: ``terraform console`` on the module's variables and the locals the
+    expression needs, offline (no provider, no state). ``variables`` are ``-var`` values
+    (HCL for lists and objects, as on the command line), checked by the module's own
+    validation rules; the others take their defaults. A reference to a resource (known only
+    after apply) fails, as does a value Terraform refuses."""
+    given = tuple(sorted((variables or {}).items()))
+    return json.loads(_console(cloud, expression, given))
+
+
+@functools.cache
+def _console(cloud: str, expression: str, given: tuple[tuple[str, str], ...]) -> str:
+    locals_ = _locals(cloud)
+    needed: dict[str, str] = {}
+    pending = _LOCAL_REF.findall(expression)
+    while pending:
+        name = pending.pop()
+        if name not in needed:
+            needed[name] = hcl_text(locals_[name])
+            pending += _LOCAL_REF.findall(needed[name])
+    used = set(_VAR_REF.findall(" ".join([expression, *needed.values()])))
+    declared = MODULES / cloud / "variables.tf"
+    with declared.open() as f:
+        assert set(hcl2.load(f)) == {"variable"}, f"{declared}: variables only, to copy it"
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "variables.tf").write_text(declared.read_text())
+        body = "".join(f"  {name} = {text}\n" for name, text in sorted(needed.items()))
+        (Path(tmp) / "locals.tf").write_text(f"locals {{\n{body}}}\n")
+        options = [arg for k, v in given if k in used for arg in ("-var", f"{k}={v}")]
+        result = subprocess.run(
+            ["terraform", "console", "-no-color", "-input=false", *options],
+            input=f"jsonencode({expression})\n",
+            cwd=tmp,
+            env={**os.environ, "CHECKPOINT_DISABLE": "1", "TF_IN_AUTOMATION": "1"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    out = result.stdout.strip()
+    if result.returncode != 0 or "Error:" in result.stderr or not out.startswith('"'):
+        raise AssertionError(f"terraform console: {expression} {options}:\n{result.stderr}{out}")
+    return str(json.loads(out))
+
+
 def renderer(cloud: str, variables: dict[str, str] | None = None) -> Callable[[object], str]:
     """Renders a value of the stack's HCL as ``stack_environment`` does (``${var.x}``,
-    ``${local.x}``, ``${tostring(...)}``, ``${var.x - N}``; resource attributes as
-    ``<type.name.attr>``)."""
+    ``${local.x}``, ``${tostring(...)}``, ``${var.x - N}``; a local that is one expression,
+    such as ``join(",", compact([...]))``, as ``terraform_value`` evaluates it; resource
+    attributes as ``<type.name.attr>``)."""
     known = {**_variables(cloud), **(variables or {})}
     locals_ = _locals(cloud)
 
@@ -91,7 +169,12 @@ def renderer(cloud: str, variables: dict[str, str] | None = None) -> Callable[[o
         if text.startswith("var."):
             return known[text[4:]]
         if text.startswith("local."):
-            return render(locals_[text[6:]])
+            value = locals_[text[6:]]
+            if _is_expression(value):
+                evaluated = terraform_value(cloud, text, variables)
+                assert isinstance(evaluated, str), f"{text} is no string: {evaluated!r}"
+                return evaluated
+            return render(value)
         return f"<{text}>"
 
     def render(value: object) -> str:
@@ -106,10 +189,11 @@ def stack_environment(
     """The function environment the stack sets (``local.environment``, or another map of
     locals named by ``local``), rendered.
 
-    ``var.x`` takes ``variables`` or the variable's default, ``local.x`` its value,
-    ``tostring(...)`` its argument; a reference to a resource attribute (a bucket's name, a
-    queue's URL — known only after apply) becomes ``<type.name.attr>``, which no code on a
-    cold path may need to resolve.
+    ``var.x`` takes ``variables`` or the variable's default, ``local.x`` its value (as
+    Terraform computes it, with ``terraform_value``, for a local that is one expression, such
+    as the ``AGENTFN_MODEL_HOSTS`` list), ``tostring(...)`` its argument; a reference to a
+    resource attribute (a bucket's name, a queue's URL — known only after apply) becomes
+    ``<type.name.attr>``, which no code on a cold path may need to resolve.
     """
     render = renderer(cloud, variables)
     environment = _locals(cloud).get(local, {})
@@ -118,6 +202,8 @@ def stack_environment(
 
 DEPLOY_DOCS = MODULES.parents[2] / "docs" / "deploy"
 PERMISSIONS_HEADING = "## Who calls what"
+ONLY_WHEN = re.compile(r"only when `(\w+)` is set")
+"""How a row's Calls say that a variable switches its grant on (off by default)."""
 
 
 def permission_table(cloud: str) -> list[dict[str, str]]:

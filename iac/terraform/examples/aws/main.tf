@@ -41,6 +41,12 @@ variable "artifact" {
   type = string
 }
 
+# e.g. --var 'bedrock_models=["anthropic.claude-3-haiku-20240307-v1:0"]' (docs/deploy/aws.md)
+variable "bedrock_models" {
+  type    = list(string)
+  default = null # the module's default: none
+}
+
 provider "aws" {
   region = var.region
 }
@@ -56,6 +62,7 @@ module "agentfn" {
 
   worker_concurrency = var.worker_concurrency
   log_retention_days = var.log_retention_days
+  bedrock_models     = var.bedrock_models
 }
 
 output "api_url" {

@@ -32,6 +32,16 @@ variable "artifact" {
   type = string
 }
 
+# e.g. --var 'openai_account={id="/subscriptions/.../accounts/myacct", endpoint="https://myacct.openai.azure.com/"}'
+# (docs/deploy/azure.md)
+variable "openai_account" {
+  type = object({
+    id       = string
+    endpoint = string
+  })
+  default = null # the module's default: none
+}
+
 provider "azurerm" {
   features {}
 }
@@ -44,6 +54,8 @@ module "agentfn" {
   timeout_s    = var.timeout_s
   max_attempts = var.max_attempts
   artifact     = var.artifact
+
+  openai_account = var.openai_account
 }
 
 output "api_url" {

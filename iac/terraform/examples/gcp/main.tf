@@ -45,6 +45,17 @@ variable "log_retention_days" {
   default = 30
 }
 
+# e.g. --var vertex_ai=true (docs/deploy/gcp.md)
+variable "vertex_ai" {
+  type    = bool
+  default = null # the module's default: off
+}
+
+variable "vertex_location" {
+  type    = string
+  default = null # the region
+}
+
 terraform {
   required_providers {
     google = {
@@ -71,6 +82,8 @@ module "agentfn" {
 
   model_secrets      = var.model_secrets
   log_retention_days = var.log_retention_days
+  vertex_ai          = var.vertex_ai
+  vertex_location    = var.vertex_location
 }
 
 output "api_url" {

@@ -16,12 +16,22 @@ locals {
   # its max_attempts-th delivery (AGENTFN_MAX_ATTEMPTS), so SQS allows one delivery more, or it
   # moves jobs the engine never failed and the run stays `running`.
   max_receive_count = var.max_attempts + 1
+  # The Bedrock foundation models the functions may invoke (var.bedrock_models): none by
+  # default, and then no Bedrock statement and no Bedrock host at all.
+  bedrock_models = [for id in var.bedrock_models : "arn:aws:bedrock:${var.region}::foundation-model/${id}"]
+  # The hosts a blueprint's models may reach (the code's AGENTFN_MODEL_HOSTS allow-list):
+  # OpenAI's, and Bedrock Runtime's in the stack's region once a model is granted.
+  model_hosts = join(",", compact([
+    "api.openai.com",
+    length(var.bedrock_models) > 0 ? "bedrock-runtime.${var.region}.amazonaws.com" : "",
+  ]))
   environment = {
     AGENTFN_STORAGE         = "s3://${aws_s3_bucket.store.bucket}"
     AGENTFN_QUEUE           = "sqs://${aws_sqs_queue.work.name}"
     AGENTFN_SECRETS         = "aws-sm://${var.name}/"
     AGENTFN_PROJECT         = local.project_dir
     AGENTFN_TOOL_MODULES    = "tools.py"
+    AGENTFN_MODEL_HOSTS     = local.model_hosts
     AGENTFN_MAX_ATTEMPTS    = tostring(var.max_attempts)
     AGENTFN_LEASE_S         = tostring(var.timeout_s)
     AGENTFN_STEP_TIMEOUT_S  = tostring(var.timeout_s - 5) # a step ends before its function
@@ -121,7 +131,8 @@ resource "aws_iam_role" "worker" {
 # Each grant below is a row of the "Who calls what" table in docs/deploy/aws.md, and each row
 # is a grant here (tests/e2e/test_permissions_aws.py checks both ways).
 
-# The HTTP function: read/write the bucket, start runs (send jobs), read the API key.
+# The HTTP function: read/write the bucket, start runs (send jobs), read the API key, and the
+# planner's model when Bedrock models are granted.
 data "aws_iam_policy_document" "http" {
   statement {
     sid       = "Bucket"
@@ -148,10 +159,22 @@ data "aws_iam_policy_document" "http" {
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
     resources = ["${aws_cloudwatch_log_group.http.arn}:*"]
   }
+  # Bedrock, for the planner of a collaboration's task (POST /v1/collaborations asks it
+  # before the run exists): Converse is bedrock:InvokeModel, on the models of
+  # var.bedrock_models only, and no statement at all when there are none.
+  dynamic "statement" {
+    for_each = length(var.bedrock_models) > 0 ? [1] : []
+    content {
+      sid       = "Models"
+      actions   = ["bedrock:InvokeModel"]
+      resources = local.bedrock_models
+    }
+  }
 }
 
 # The worker: its trigger (the event source mapping polls with this role), retry delays
-# (ChangeMessageVisibility), next steps (SendMessage), dead letters, the bucket, model keys.
+# (ChangeMessageVisibility), next steps (SendMessage), dead letters, the bucket, model keys,
+# Bedrock models when granted.
 data "aws_iam_policy_document" "worker" {
   statement {
     sid       = "Trigger"
@@ -187,6 +210,16 @@ data "aws_iam_policy_document" "worker" {
     sid       = "Logs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
     resources = ["${aws_cloudwatch_log_group.worker.arn}:*"]
+  }
+  # Bedrock, for agent steps: Converse is bedrock:InvokeModel, on the models of
+  # var.bedrock_models only, and no statement at all when there are none.
+  dynamic "statement" {
+    for_each = length(var.bedrock_models) > 0 ? [1] : []
+    content {
+      sid       = "Models"
+      actions   = ["bedrock:InvokeModel"]
+      resources = local.bedrock_models
+    }
   }
 }
 

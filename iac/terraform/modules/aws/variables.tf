@@ -56,3 +56,20 @@ variable "worker_concurrency" {
     error_message = "worker_concurrency must be 2-1000 (the range of SQS maximum concurrency)."
   }
 }
+
+variable "bedrock_models" {
+  description = "Bedrock foundation model ids (e.g. anthropic.claude-3-haiku-20240307-v1:0) both functions may invoke in var.region with their roles; adds the Bedrock Runtime host to AGENTFN_MODEL_HOSTS. None by default (docs/models.md)."
+  type        = list(string)
+  nullable    = false # null (an unset input of the example) takes the default
+  default     = []
+  validation {
+    # provider.model[:version]; an inference profile (us., eu., apac., global. ...) is not a
+    # foundation model and would need other ARNs.
+    condition = alltrue([
+      for id in var.bedrock_models :
+      can(regex("^[a-z][a-z0-9-]*\\.[a-z0-9][a-z0-9._-]*(:[a-z0-9]+)*$", id)) &&
+      !can(regex("^(us|us-gov|eu|apac|jp|au|ca|global)\\.", id))
+    ])
+    error_message = "bedrock_models must be Bedrock foundation model ids such as anthropic.claude-3-haiku-20240307-v1:0 or amazon.nova-lite-v1:0 (not inference profile ids like us.amazon.nova-lite-v1:0)."
+  }
+}

@@ -13,6 +13,12 @@ data "azurerm_client_config" "current" {}
 locals {
   queue_name  = "${var.name}-work"
   poison_name = "${var.name}-work-poison"
+  # An existing Azure OpenAI account (var.openai_account) the functions may call with their
+  # identities; the host of its endpoint is the one its models are reached at.
+  openai_host = var.openai_account == null ? "" : lower(regex("^https://([^/:]+)", var.openai_account.endpoint)[0])
+  # The hosts a blueprint's models may reach (the code's AGENTFN_MODEL_HOSTS allow-list):
+  # OpenAI's, and the Azure OpenAI account's once one is given.
+  model_hosts = join(",", compact(["api.openai.com", local.openai_host]))
   environment = {
     AGENTFN_STORAGE                                            = "az://${azurerm_storage_account.main.name}/${azurerm_storage_container.store.name}"
     AGENTFN_QUEUE                                              = "azqueue://${azurerm_storage_account.main.name}/${local.queue_name}?priorities=message"
@@ -20,6 +26,7 @@ locals {
     AGENTFN_SECRETS                                            = "keyvault://${azurerm_key_vault.main.name}"
     AGENTFN_PROJECT                                            = "/home/site/wwwroot/project"
     AGENTFN_TOOL_MODULES                                       = "tools.py"
+    AGENTFN_MODEL_HOSTS                                        = local.model_hosts
     AGENTFN_MAX_ATTEMPTS                                       = tostring(var.max_attempts)
     AGENTFN_LEASE_S                                            = tostring(var.timeout_s)
     AGENTFN_STEP_TIMEOUT_S                                     = tostring(var.timeout_s - 5) # a step ends before its function
@@ -266,6 +273,22 @@ resource "azurerm_role_assignment" "worker_secrets" {
   scope                = azurerm_key_vault.main.id
   role_definition_name = "Key Vault Secrets User"
   principal_id         = azurerm_linux_function_app.worker.identity[0].principal_id
+}
+
+# Azure OpenAI, only with var.openai_account: the worker's agent steps, and the planner of a
+# collaboration's task, which the HTTP app asks before the run exists. On that one account.
+resource "azurerm_role_assignment" "worker_openai" {
+  count                = var.openai_account == null ? 0 : 1
+  scope                = var.openai_account.id
+  role_definition_name = "Cognitive Services OpenAI User"
+  principal_id         = azurerm_linux_function_app.worker.identity[0].principal_id
+}
+
+resource "azurerm_role_assignment" "http_openai" {
+  count                = var.openai_account == null ? 0 : 1
+  scope                = var.openai_account.id
+  role_definition_name = "Cognitive Services OpenAI User"
+  principal_id         = azurerm_linux_function_app.http.identity[0].principal_id
 }
 
 # ---------------------------------------------------------------- alert

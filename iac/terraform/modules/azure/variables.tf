@@ -50,3 +50,19 @@ variable "api_key_version" {
   type        = number
   default     = 1
 }
+
+variable "openai_account" {
+  description = "An existing Azure OpenAI account both apps may call with their managed identities: its resource id (Cognitive Services OpenAI User is granted on it) and endpoint (its host goes in AGENTFN_MODEL_HOSTS). None by default (docs/models.md)."
+  type = object({
+    id       = string
+    endpoint = string
+  })
+  default = null
+  validation {
+    condition = var.openai_account == null ? true : (
+      can(regex("(?i)^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\\.CognitiveServices/accounts/[^/]+$", var.openai_account.id)) &&
+      can(regex("(?i)^https://[a-z0-9-]+(\\.[a-z0-9-]+)+/?$", var.openai_account.endpoint))
+    )
+    error_message = "openai_account needs the account's resource id (/subscriptions/.../resourceGroups/.../providers/Microsoft.CognitiveServices/accounts/NAME) and its endpoint (https://NAME.openai.azure.com/)."
+  }
+}

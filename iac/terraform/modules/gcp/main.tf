@@ -17,7 +17,7 @@ locals {
   # Functions' logs routed to the stack's log bucket (gen2 functions log as Cloud Run services).
   log_filter   = "resource.type = \"cloud_run_revision\" AND resource.labels.service_name = (\"${google_cloudfunctions2_function.http.name}\" OR \"${google_cloudfunctions2_function.worker.name}\")"
   pubsub_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
-  apis = toset([
+  apis = toset(concat([
     "artifactregistry.googleapis.com",
     "cloudbuild.googleapis.com",
     "cloudfunctions.googleapis.com",
@@ -29,13 +29,25 @@ locals {
     "run.googleapis.com",
     "secretmanager.googleapis.com",
     "storage.googleapis.com",
-  ])
+  ], var.vertex_ai ? ["aiplatform.googleapis.com"] : []))
+  # Gemini on Vertex AI (var.vertex_ai): where its models are called, the region unless told
+  # otherwise, and that location's endpoint ("global" has no regional prefix), as the
+  # google-genai client and the code's model policy name it.
+  vertex_location = coalesce(var.vertex_location, var.region)
+  vertex_host     = local.vertex_location == "global" ? "aiplatform.googleapis.com" : "${local.vertex_location}-aiplatform.googleapis.com"
+  # The hosts a blueprint's models may reach (the code's AGENTFN_MODEL_HOSTS allow-list):
+  # OpenAI's, and Vertex AI's once it is on.
+  model_hosts = join(",", compact([
+    "api.openai.com",
+    var.vertex_ai ? local.vertex_host : "",
+  ]))
   environment = {
     AGENTFN_STORAGE = "gs://${google_storage_bucket.store.name}"
     AGENTFN_QUEUE   = "pubsub://${var.project}/${google_pubsub_topic.work.name}?subscription=${local.work_subscription}&dead_letter=${google_pubsub_topic.dead_letter.name}&dead_letter_subscription=${google_pubsub_subscription.dead_letter.name}&max_deliveries=${local.max_deliveries}&retention=${local.retention_s}"
     AGENTFN_SECRETS = "gcp-sm://${var.project}?prefix=${local.secret_prefix}"
     # The secrets a model may send: exactly the ones the stack creates and the worker reads.
     AGENTFN_MODEL_SECRETS  = var.model_secrets
+    AGENTFN_MODEL_HOSTS    = local.model_hosts
     AGENTFN_PROJECT        = "/workspace/project"
     AGENTFN_TOOL_MODULES   = "tools.py"
     AGENTFN_MAX_ATTEMPTS   = tostring(var.max_attempts)
@@ -274,6 +286,23 @@ resource "google_artifact_registry_repository_iam_member" "build_images" {
   repository = google_artifact_registry_repository.functions.name
   role       = "roles/artifactregistry.writer"
   member     = "serviceAccount:${google_service_account.build.email}"
+}
+
+# Gemini on Vertex AI, only with var.vertex_ai: the worker's agent steps, and the planner of a
+# collaboration's task, which the HTTP function asks before the run exists. Project level:
+# Vertex AI's publisher models are no resource a role can be granted on.
+resource "google_project_iam_member" "worker_vertex" {
+  count   = var.vertex_ai ? 1 : 0
+  project = var.project
+  role    = "roles/aiplatform.user"
+  member  = "serviceAccount:${google_service_account.worker.email}"
+}
+
+resource "google_project_iam_member" "http_vertex" {
+  count   = var.vertex_ai ? 1 : 0
+  project = var.project
+  role    = "roles/aiplatform.user"
+  member  = "serviceAccount:${google_service_account.http.email}"
 }
 
 resource "google_storage_bucket_iam_member" "build_source" {

@@ -64,3 +64,20 @@ variable "log_retention_days" {
   type        = number
   default     = 30
 }
+
+variable "vertex_ai" {
+  description = "Let both functions call Gemini on Vertex AI with their service accounts (roles/aiplatform.user on the project, the Vertex AI API enabled, its host in AGENTFN_MODEL_HOSTS). Off by default (docs/models.md)."
+  type        = bool
+  nullable    = false # null (an unset input of the example) takes the default
+  default     = false
+}
+
+variable "vertex_location" {
+  description = "Vertex AI location the models are called in (its host is the one allowed): a region, or global. Null: var.region."
+  type        = string
+  default     = null
+  validation {
+    condition     = var.vertex_location == null || can(regex("^(global|[a-z]+-[a-z]+[0-9]+)$", var.vertex_location))
+    error_message = "vertex_location must be a Google Cloud region such as us-central1, or global."
+  }
+}
