@@ -17,8 +17,7 @@ from agentfn.errors import ConfigError
 from agentfn.model_policy import ModelPolicy
 from agentfn.model_spec import AZURE_OPENAI_API_VERSION, ModelSpec
 from agentfn.runs import RunStatus
-from agentfn.workflows import load_blueprint
-from tests.support.engine_harness import drain, make_engine, project
+from tests.support.engine_harness import make_engine, project, run_to_end
 from tests.support.model_servers import AzureChatServer, CredentialServer, scripted
 
 DEPLOYMENT = "chat-prod"  # a deployment's name is the account owner's choice...
@@ -67,9 +66,7 @@ def test_a_two_turn_agent_with_a_tool_call_on_the_managed_identity(
     tmp_path: Path, azure: AzureChatServer, tokens: CredentialServer
 ) -> None:
     engine = make_engine(tmp_path)
-    run = drain(
-        engine, engine.start(load_blueprint(start(tmp_path, azure, flow(DEPLOYMENT))), {}).id
-    )
+    run = run_to_end(engine, start(tmp_path, azure, flow(DEPLOYMENT)))
     assert run.status is RunStatus.completed, run.error
     assert run.output == {"ask": "helper saw AZURE"}  # the record tool shouts
     first, second = azure.requests
@@ -109,7 +106,7 @@ def test_a_key_from_the_secret_store_instead_of_the_identity(
     monkeypatch.setenv("AZURE_OPENAI_KEY", KEY)  # the harness's SecretStore reads the environment
     body = flow(DEPLOYMENT, extra=', api_key_secret: AZURE_OPENAI_KEY, api_version: "2024-06-01"')
     engine = make_engine(tmp_path)
-    run = drain(engine, engine.start(load_blueprint(start(tmp_path, azure, body)), {}).id)
+    run = run_to_end(engine, start(tmp_path, azure, body))
     assert run.status is RunStatus.completed, run.error
     assert all(r.headers["api-key"] == KEY for r in azure.requests)
     assert all("authorization" not in r.headers for r in azure.requests)
@@ -127,15 +124,10 @@ def test_throttling_is_retried_and_a_permanent_error_fails_the_step(
         "429",
         "Requests to the ChatCompletions_Create Operation have exceeded the token rate limit.",
     )
-    ok = drain(
-        engine, engine.start(load_blueprint(start(tmp_path, azure, flow(DEPLOYMENT), "ok")), {}).id
-    )
+    ok = run_to_end(engine, start(tmp_path, azure, flow(DEPLOYMENT), "ok"))
     assert ok.status is RunStatus.completed, ok.error
     assert len(azure.requests) == 3  # 429, then two turns
-    bad = drain(
-        engine,
-        engine.start(load_blueprint(start(tmp_path, azure, flow("missing"), "bad")), {}).id,
-    )
+    bad = run_to_end(engine, start(tmp_path, azure, flow("missing"), "bad"))
     azure.fail_next(404, "DeploymentNotFound", "unused")  # what follows must not be asked
     assert bad.status is RunStatus.failed and bad.error is not None
     assert "HTTP 404" in bad.error.message and "Resource not found" not in bad.error.message
@@ -148,9 +140,7 @@ def test_a_refused_identity_fails_with_what_the_endpoint_said(
 ) -> None:
     tokens.refuse_identity = True
     engine = make_engine(tmp_path)
-    run = drain(
-        engine, engine.start(load_blueprint(start(tmp_path, azure, flow(DEPLOYMENT))), {}).id
-    )
+    run = run_to_end(engine, start(tmp_path, azure, flow(DEPLOYMENT)))
     assert run.status is RunStatus.failed and run.error is not None
     assert "no Entra ID token for Azure OpenAI" in run.error.message
     assert azure.requests == []  # nothing reached the model without a token

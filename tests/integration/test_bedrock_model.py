@@ -16,8 +16,7 @@ from agentfn.errors import ConfigError
 from agentfn.model_policy import ModelPolicy
 from agentfn.model_spec import ModelSpec
 from agentfn.runs import RunStatus
-from agentfn.workflows import load_blueprint
-from tests.support.engine_harness import drain, make_engine, project
+from tests.support.engine_harness import make_engine, project, run_to_end
 from tests.support.model_servers import ConverseServer, scripted
 
 MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
@@ -51,7 +50,7 @@ def test_a_two_turn_agent_with_a_tool_call_on_bedrock(
     tmp_path: Path, bedrock: ConverseServer
 ) -> None:
     engine = make_engine(tmp_path)
-    run = drain(engine, engine.start(load_blueprint(project(tmp_path, flow(MODEL))), {}).id)
+    run = run_to_end(engine, project(tmp_path, flow(MODEL)))
     assert run.status is RunStatus.completed, run.error
     assert run.output == {"ask": "helper saw BEDROCK"}  # the record tool shouts
     first, second = bedrock.requests
@@ -82,18 +81,13 @@ def test_throttling_is_retried_and_a_permanent_error_fails_the_step(
 ) -> None:
     engine = make_engine(tmp_path)
     bedrock.fail_next(429, "ThrottlingException", "Too many requests, please wait.")
-    ok = drain(
-        engine, engine.start(load_blueprint(project(tmp_path, flow(MODEL), name="ok")), {}).id
-    )
+    ok = run_to_end(engine, project(tmp_path, flow(MODEL), name="ok"))
     assert ok.status is RunStatus.completed, ok.error
     assert len(bedrock.requests) == 3  # 429, then two turns
     bedrock.fail_next(
         400, "ValidationException", "The provided model identifier is invalid.", times=5
     )
-    bad = drain(
-        engine,
-        engine.start(load_blueprint(project(tmp_path, flow("bad-model"), name="bad")), {}).id,
-    )
+    bad = run_to_end(engine, project(tmp_path, flow("bad-model"), name="bad"))
     assert bad.status is RunStatus.failed and bad.error is not None
     assert "ValidationException" in bad.error.message
     assert "The provided model identifier is invalid." in bad.error.message

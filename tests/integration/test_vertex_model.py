@@ -16,8 +16,7 @@ from agentfn.errors import ConfigError
 from agentfn.model_policy import ModelPolicy
 from agentfn.model_spec import ModelSpec
 from agentfn.runs import RunStatus
-from agentfn.workflows import load_blueprint
-from tests.support.engine_harness import drain, make_engine, project
+from tests.support.engine_harness import make_engine, project, run_to_end
 from tests.support.model_servers import (
     CredentialServer,
     GenerateContentServer,
@@ -62,7 +61,7 @@ def test_a_two_turn_agent_with_a_function_call_on_vertex(
     tmp_path: Path, vertex: GenerateContentServer
 ) -> None:
     engine = make_engine(tmp_path)
-    run = drain(engine, engine.start(load_blueprint(project(tmp_path, flow(MODEL))), {}).id)
+    run = run_to_end(engine, project(tmp_path, flow(MODEL)))
     assert run.status is RunStatus.completed, run.error
     assert run.output == {"ask": "helper saw VERTEX"}  # the record tool shouts
     first, second = vertex.requests
@@ -100,19 +99,14 @@ def test_throttling_is_retried_and_a_permanent_error_fails_the_step(
 ) -> None:
     engine = make_engine(tmp_path)
     vertex.fail_next(429, "RESOURCE_EXHAUSTED", "Resource exhausted. Please try again later.")
-    ok = drain(
-        engine, engine.start(load_blueprint(project(tmp_path, flow(MODEL), name="ok")), {}).id
-    )
+    ok = run_to_end(engine, project(tmp_path, flow(MODEL), name="ok"))
     assert ok.status is RunStatus.completed, ok.error
     assert len(vertex.requests) == 3  # 429, then two turns
     vertex.fail_next(
         404, "NOT_FOUND", "Publisher Model `gemini-0` was not found or your project does not "
         "have access to it.", times=5
     )  # fmt: skip
-    bad = drain(
-        engine,
-        engine.start(load_blueprint(project(tmp_path, flow("gemini-0"), name="bad")), {}).id,
-    )
+    bad = run_to_end(engine, project(tmp_path, flow("gemini-0"), name="bad"))
     assert bad.status is RunStatus.failed and bad.error is not None
     assert "Vertex AI 404 NOT_FOUND" in bad.error.message
     assert "Publisher Model `gemini-0` was not found" in bad.error.message

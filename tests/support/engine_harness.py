@@ -178,6 +178,13 @@ def drain(
     raise AssertionError(f"run {run_id} did not finish in {timeout_s}s: {engine.store.get(run_id)}")
 
 
+def run_to_end(engine: Engine, workflow: Path, inputs: dict[str, object] | None = None) -> Run:
+    """Start ``workflow`` (a blueprint file) and drain it (see ``drain``)."""
+    from agentfn.workflows import load_blueprint
+
+    return drain(engine, engine.start(load_blueprint(workflow), inputs or {}).id)
+
+
 def recorded(engine: Engine, run_id: str) -> set[str]:
     """The steps of a run whose records say done: the run record itself lists none."""
     return {r.key for r in engine.store.steps(run_id) if r.status == "done"}
