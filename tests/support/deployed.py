@@ -98,6 +98,12 @@ EMULATOR_ENDPOINTS = frozenset(
         "PUBSUB_EMULATOR_HOST",
         "SECRET_MANAGER_EMULATOR_HOST",
         "AZURE_STORAGE_CONNECTION_STRING",
+        # the model servers and the metadata server that stand in for a cloud's model host
+        # and for the address a Cloud Function's credentials come from
+        "AWS_ENDPOINT_URL_BEDROCK_RUNTIME",
+        "GOOGLE_VERTEX_BASE_URL",
+        "GCE_METADATA_HOST",
+        "GCE_METADATA_IP",
     }
 )
 
