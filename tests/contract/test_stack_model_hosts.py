@@ -43,14 +43,15 @@ def policy(env: dict[str, str]) -> ModelPolicy:
 
 
 def spec_at(cloud: str, host: str) -> ModelSpec:
-    """A model the policy checks against the host: Bedrock's own provider; for the others a
-    Chat Completions endpoint on that host (the same host check the vertex and azure-openai
-    providers go through)."""
+    """The cloud's own model, as a blueprint names it, reached at ``host``."""
     if cloud == "aws":
         return ModelSpec(
             provider="bedrock", model="anthropic.claude-3-haiku-20240307-v1:0", region="eu-west-1"
         )
-    return ModelSpec(provider="openai", model="m", base_url=f"https://{host}/v1")
+    if cloud == "gcp":
+        region = host.removesuffix("aiplatform.googleapis.com").rstrip("-") or "global"
+        return ModelSpec(provider="vertex", model="gemini-2.0-flash", region=region)
+    return ModelSpec(provider="azure-openai", model="chat", base_url=f"https://{host}")
 
 
 @pytest.mark.parametrize("cloud", ["aws", "gcp", "azure"])
@@ -86,5 +87,10 @@ def test_vertex_location_names_the_host(location: str, host: str) -> None:
         "vertex_ai": "true",
         "vertex_location": location,
     }
-    hosts = stack_environment("gcp", variables)["AGENTFN_MODEL_HOSTS"]
-    assert hosts == f"{DEFAULT_MODEL_HOSTS[0]},{host}"
+    env = stack_environment("gcp", variables)
+    assert env["AGENTFN_MODEL_HOSTS"] == f"{DEFAULT_MODEL_HOSTS[0]},{host}"
+    # a vertex model without `region:` is called where the stack says, and is let through
+    assert env["GOOGLE_CLOUD_LOCATION"] == location
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GOOGLE_CLOUD_LOCATION", env["GOOGLE_CLOUD_LOCATION"])
+        policy(env).check(ModelSpec(provider="vertex", model="gemini-2.0-flash"))

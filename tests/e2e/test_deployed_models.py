@@ -85,7 +85,7 @@ def gcp(stack: ExitStack, rules: Path) -> Any:
     )
     variables = {"name": "agentfn", "project": tokens.project, "region": "europe-west4",
                  "vertex_ai": "true"}  # fmt: skip
-    spec = {"provider": "vertex", "model": "gemini-2.0-flash", "region": "europe-west4"}
+    spec = {"provider": "vertex", "model": "gemini-2.0-flash"}  # the stack names the location
     network = {
         "GCE_METADATA_HOST": tokens.metadata_host,  # the metadata server's address
         "GCE_METADATA_IP": tokens.metadata_host,

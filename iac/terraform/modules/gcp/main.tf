@@ -46,8 +46,10 @@ locals {
     AGENTFN_QUEUE   = "pubsub://${var.project}/${google_pubsub_topic.work.name}?subscription=${local.work_subscription}&dead_letter=${google_pubsub_topic.dead_letter.name}&dead_letter_subscription=${google_pubsub_subscription.dead_letter.name}&max_deliveries=${local.max_deliveries}&retention=${local.retention_s}"
     AGENTFN_SECRETS = "gcp-sm://${var.project}?prefix=${local.secret_prefix}"
     # The secrets a model may send: exactly the ones the stack creates and the worker reads.
-    AGENTFN_MODEL_SECRETS  = var.model_secrets
-    AGENTFN_MODEL_HOSTS    = local.model_hosts
+    AGENTFN_MODEL_SECRETS = var.model_secrets
+    AGENTFN_MODEL_HOSTS   = local.model_hosts
+    # Where a vertex model without `region:` is called (google-genai reads it too)
+    GOOGLE_CLOUD_LOCATION  = local.vertex_location
     AGENTFN_PROJECT        = "/workspace/project"
     AGENTFN_TOOL_MODULES   = "tools.py"
     AGENTFN_MAX_ATTEMPTS   = tostring(var.max_attempts)
