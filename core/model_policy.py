@@ -60,7 +60,7 @@ class ModelPolicy:
         host = self._host_of(spec)
         if host is None:
             raise ConfigError(
-                f"base_url {spec.base_url!r} must be an http(s) URL without credentials",
+                f"base_url {spec.url()!r} must be an http(s) URL without credentials",
                 field="base_url",
             )
         self._check_host(host)
@@ -76,10 +76,11 @@ class ModelPolicy:
 
     @staticmethod
     def _host_of(spec: ModelSpec) -> str | None:
-        if spec.base_url is None:
+        url = spec.url()
+        if url is None:
             return _DEFAULT_BASE_HOST[spec.provider]
         try:
-            parts = urlsplit(spec.base_url)
+            parts = urlsplit(url)
             port = parts.port
         except ValueError:
             return None

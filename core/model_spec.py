@@ -16,6 +16,8 @@ from agentfn.errors import ConfigError
 OPENAI_KEY_SECRET = "OPENAI_API_KEY"
 """The secret an ``openai`` model reads when the blueprint names none."""
 AZURE_OPENAI_API_VERSION = "2024-10-21"
+AZURE_ENDPOINT_ENV = "AZURE_OPENAI_ENDPOINT"
+"""The account an azure-openai model without ``base_url`` calls (the openai SDK's name too)."""
 """The newest GA data-plane version of Azure OpenAI's inference API when this was written."""
 
 Provider = Literal["scripted", "openai", "bedrock", "vertex", "azure-openai"]
@@ -50,7 +52,8 @@ class ModelSpec(BaseModel):
     rules: str | None = None
     """Scripted rule file, relative to the blueprint's folder."""
     base_url: str | None = None
-    """openai: the API's base URL; azure-openai: the account's endpoint."""
+    """openai: the API's base URL; azure-openai: the account's endpoint (else
+    ``AZURE_OPENAI_ENDPOINT``)."""
     region: str | None = Field(
         default=None,
         pattern=r"^[a-z]+(-[a-z]+)*(-?\d+)?$",
@@ -92,6 +95,21 @@ class ModelSpec(BaseModel):
             )
         return region
 
+    def url(self) -> str | None:
+        """Where an openai or azure-openai model sends requests: ``base_url``; for Azure, else
+        the account the deployment names (``AZURE_OPENAI_ENDPOINT``, as the Azure stack sets
+        it). None: the provider's default host."""
+        if self.provider != "azure-openai" or self.base_url:
+            return self.base_url
+        endpoint = os.environ.get(AZURE_ENDPOINT_ENV)
+        if not endpoint:
+            raise ConfigError(
+                "an azure-openai model needs the account's endpoint: set `base_url:` "
+                f"(https://NAME.openai.azure.com) or {AZURE_ENDPOINT_ENV}",
+                field="base_url",
+            )
+        return endpoint
+
     @model_validator(mode="after")
     def _provider_needs(self) -> Self:
         if self.provider == "scripted" and not self.rules:
@@ -106,11 +124,6 @@ class ModelSpec(BaseModel):
                         f"the platform's identity; the deployment points the SDK elsewhere "
                         f"({_ENDPOINT_ENV[self.provider]}), never a blueprint"
                     )
-        if self.provider == "azure-openai" and not self.base_url:
-            raise ValueError(
-                "provider 'azure-openai' needs 'base_url' (the account's endpoint, "
-                "https://NAME.openai.azure.com)"
-            )
         if self.region is not None and self.provider not in _REGION_ENV:
             raise ValueError(f"provider {self.provider!r} takes no region")
         if self.project is not None and self.provider != "vertex":

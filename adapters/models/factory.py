@@ -116,10 +116,12 @@ def _vertex(spec: ModelSpec, api_key: str, base_dir: Path) -> Model:
 def _azure_openai(spec: ModelSpec, api_key: str, base_dir: Path) -> Model:
     from agentfn.adapters.models.azure_openai import AzureOpenAIChatModel
 
-    assert spec.model is not None and spec.base_url is not None  # enforced by ModelSpec
+    assert spec.model is not None  # enforced by ModelSpec
+    endpoint = spec.url()
+    assert endpoint is not None  # url() raises when an Azure model has none
     return AzureOpenAIChatModel(
         spec.model,
-        endpoint=spec.base_url,
+        endpoint=endpoint,
         api_version=spec.api_version or AZURE_OPENAI_API_VERSION,
         api_key=api_key,
         timeout_s=spec.timeout_s,

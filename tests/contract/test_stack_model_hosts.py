@@ -73,6 +73,22 @@ def test_a_granted_cloud_model_is_reachable(cloud: str) -> None:
     policy(env).check(ModelSpec(provider="openai", model="gpt-4o-mini"))  # OpenAI still is
 
 
+def test_an_azure_openai_blueprint_may_leave_the_account_to_the_stack() -> None:
+    variables, _ = SWITCHED_ON["azure"]
+    env = stack_environment("azure", {**NAMES, **variables})
+    assert env["AZURE_OPENAI_ENDPOINT"] == "https://MyAcct.openai.azure.com/"
+    assert stack_environment("azure", {**NAMES, **OFF["azure"]})["AZURE_OPENAI_ENDPOINT"] == ""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AZURE_OPENAI_ENDPOINT", env["AZURE_OPENAI_ENDPOINT"])
+        spec = ModelSpec(provider="azure-openai", model="chat")
+        assert spec.url() == "https://MyAcct.openai.azure.com/"
+        policy(env).check(spec)
+        patch.setenv("AZURE_OPENAI_ENDPOINT", "")  # the stack without an account
+        with pytest.raises(ConfigError, match="needs the account's endpoint") as missing:
+            policy(env).check(spec)
+        assert missing.value.field == "base_url"
+
+
 @pytest.mark.parametrize(
     ("location", "host"),
     [

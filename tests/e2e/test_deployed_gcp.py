@@ -167,7 +167,9 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     artifact = build_artifact("gcp", scratch / "dist", project=EXAMPLE)
     path = platform_path("gcp", artifact, scratch)
     name = f"d{uuid.uuid4().hex[:8]}"
-    stack_env = stack_environment("gcp", {"project": PROJECT, "name": name, "region": "us-central1"})
+    stack_env = stack_environment(
+        "gcp", {"project": PROJECT, "name": name, "region": "us-central1"}
+    )
     env, names = _resolve(stack_env, artifact.path)
     api_key_id, model_ids = _secret_ids(env)
     client = secret_manager_client()

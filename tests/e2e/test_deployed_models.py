@@ -105,7 +105,7 @@ def azure(stack: ExitStack, rules: Path) -> Any:
         "name": "agentfn",
         "openai_account": f'{{id = "{ACCOUNT}", endpoint = "{ENDPOINT}"}}',
     }
-    checked = {"provider": "azure-openai", "model": "brief", "base_url": ENDPOINT}
+    checked = {"provider": "azure-openai", "model": "brief"}  # the stack names the account
     spec = {**checked, "base_url": server.url}  # the local server stands in for the account
     return server, variables, checked, spec, {"IDENTITY_ENDPOINT": tokens.identity_endpoint}
 

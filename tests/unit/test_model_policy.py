@@ -116,7 +116,6 @@ def test_the_worker_refuses_a_stored_spec_the_policy_no_longer_allows(tmp_path: 
             {"provider": "bedrock", "model": "m", "api_key_secret": "OPENAI_API_KEY"},
             "takes no api_key_secret",
         ),
-        ({"provider": "azure-openai", "model": "chat"}, "needs 'base_url'"),
         ({"provider": "openai", "model": "gpt-x", "region": "us-east-1"}, "takes no region"),
         (
             {"provider": "bedrock", "model": "m", "project": "my-project-1"},

@@ -19,6 +19,8 @@ locals {
   # The hosts a blueprint's models may reach (the code's AGENTFN_MODEL_HOSTS allow-list):
   # OpenAI's, and the Azure OpenAI account's once one is given.
   model_hosts = join(",", compact(["api.openai.com", local.openai_host]))
+  # The account an azure-openai blueprint without base_url calls ("" while none is given)
+  openai_endpoint = var.openai_account == null ? "" : var.openai_account.endpoint
   environment = {
     AGENTFN_STORAGE                                            = "az://${azurerm_storage_account.main.name}/${azurerm_storage_container.store.name}"
     AGENTFN_QUEUE                                              = "azqueue://${azurerm_storage_account.main.name}/${local.queue_name}?priorities=message"
@@ -27,6 +29,7 @@ locals {
     AGENTFN_PROJECT                                            = "/home/site/wwwroot/project"
     AGENTFN_TOOL_MODULES                                       = "tools.py"
     AGENTFN_MODEL_HOSTS                                        = local.model_hosts
+    AZURE_OPENAI_ENDPOINT                                      = local.openai_endpoint
     AGENTFN_MAX_ATTEMPTS                                       = tostring(var.max_attempts)
     AGENTFN_LEASE_S                                            = tostring(var.timeout_s)
     AGENTFN_STEP_TIMEOUT_S                                     = tostring(var.timeout_s - 5) # a step ends before its function
