@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
-from agentfn.errors import ConfigError, ModelError
+from agentfn.errors import ConfigError, ModelError, TransientModelError
 from agentfn.ports import ChatReply, ChatRequest, Message, ToolCall, Usage
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
@@ -38,6 +38,19 @@ class ScriptReply(BaseModel):
 
     content: str | None = None
     tool_calls: list[ScriptToolCall] = Field(default_factory=list)
+    error: str | None = None
+    """Fail instead of answering, with this message: a workflow's failure handling, tested
+    deterministically. A ``ModelError`` (never retried), or with ``transient`` a
+    ``TransientModelError`` (retried like a provider's throttling)."""
+    transient: bool = False
+
+    @model_validator(mode="after")
+    def _an_error_answers_nothing(self) -> ScriptReply:
+        if self.error is not None and (self.content is not None or self.tool_calls):
+            raise ValueError("a reply with 'error' has no content or tool_calls")
+        if self.transient and self.error is None:
+            raise ValueError("'transient' describes an 'error'")
+        return self
 
 
 class Rule(BaseModel):
@@ -189,6 +202,9 @@ class ScriptedModel:
                 "and the script has no default"
             )
 
+        if reply.error is not None:
+            failure = TransientModelError if reply.transient else ModelError
+            raise failure(f"scripted model {self.name!r}: {_substitute(reply.error, names)}")
         n = sum(1 for m in messages if m.role == "assistant")
         tool_calls = [
             ToolCall(

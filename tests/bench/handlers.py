@@ -164,7 +164,9 @@ def stage(case: Case, scratch: Path) -> Staged:
     bare = scratch / "bare"
     bare.mkdir()
     (bare / "bare.py").write_text(textwrap.dedent(case.bare_source))
-    stack_env = stack_environment(cloud, {"name": "coldstart", "project": "coldstart"})
+    stack_env = stack_environment(
+        cloud, {"name": "coldstart", "project": "coldstart", "region": "us-central1"}
+    )
     return Staged(
         cloud=cloud,
         path=[bare, *path],

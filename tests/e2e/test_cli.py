@@ -229,9 +229,11 @@ def test_runs_list_prints_whole_ids_and_prefixes_find_runs(tmp_path: Path) -> No
 
 # ------------------------------------------------------------------ collaborate
 
-# No rule for the translator and no default: its every call fails.
+# The translator's model is down: its every call fails, as a throttled provider's would.
 COLLAB_RULES = """\
 rules:
+  - agent: translator
+    reply: {error: "overloaded, try again later", transient: true}
   - agent: critic
     reply: {content: "reviewed: {last_user}"}
   - match: "(?P<text>.*)"
@@ -313,10 +315,10 @@ def test_collaborate_keeps_the_other_results_when_a_subtask_fails_and_exits_1(
     )  # fmt: skip
     result = agentfn("collaborate", str(plan), "--workers", "1", home=tmp_path / "home")
     assert result.returncode == 1, (result.stdout, result.stderr)
-    assert "german translator failed after 2 attempt(s): ModelError" in result.stdout
+    assert "german translator failed after 2 attempt(s): TransientModelError" in result.stdout
     assert "merge critic skipped (not run: dependency german did not complete)" in result.stdout
     assert "partially_failed" in result.stdout
-    assert "1 subtask(s) failed: german (ModelError); 1 skipped" in result.stderr
+    assert "1 subtask(s) failed: german (TransientModelError); 1 skipped" in result.stderr
     assert "b wrote: Notes." in result.stdout  # the output: what completed
 
 

@@ -15,9 +15,10 @@ from tests.support.aws_engine import moto_engine
 from tests.support.collaboration_team import load_team
 from tests.support.engine_harness import drain, make_engine
 
-# No rule for the translator and no default: its every call fails.
+# The translator's model is down: its every call fails, as a throttled provider's would.
 RULES = """\
 rules:
+  - {agent: translator, reply: {error: "overloaded, try again later", transient: true}}
   - {agent: critic, reply: {content: "reviewed: {last_user}"}}
   - {agent: writer-a, reply: {content: "a wrote: {last_user}"}}
   - {agent: writer-b, reply: {content: "b wrote: {last_user}"}}
@@ -70,7 +71,7 @@ def test_a_collaboration_on_s3_and_sqs_matches_the_local_one(tmp_path: Path) -> 
     assert cloud_view.output == local_view.output and set(cloud_view.output) == {"final"}
     assert cloud_view.progress == local_view.progress
     assert {k: (f.type, f.attempts) for k, f in cloud_view.failures.items()} == {
-        "german": ("ModelError", 2)
+        "german": ("TransientModelError", 2)
     }
     assert [job_of(d.body)["step"] for d in queue.dead_letters()] == ["german@0"]
     assert queue.receive(10, visibility_timeout=30) == []  # every other job acked

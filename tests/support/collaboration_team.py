@@ -10,7 +10,7 @@ from agentfn.workflows import LoadedBlueprint, load_blueprint
 TEAM = """\
 name: team
 models:
-  default: {provider: scripted, rules: rules.yaml}
+  default: {provider: scripted, rules: rules.yaml, max_retries: 1}  # a failure is the step's
 agents:
   writer-a: {instructions: Write., capabilities: [write]}
   writer-b: {instructions: Write., capabilities: [write]}

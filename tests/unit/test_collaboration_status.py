@@ -19,7 +19,7 @@ from tests.support.engine_harness import drain, make_engine
 TEAM = """
 name: team
 models:
-  default: {provider: scripted, rules: rules.yaml}
+  default: {provider: scripted, rules: rules.yaml, max_retries: 1}
 prices:
   scripted: {input_per_mtok: 1000, output_per_mtok: 2000}
 agents:
@@ -30,9 +30,11 @@ agents:
 nodes:
   - {id: unused, type: agent, agent: critic}
 """
-# No rule for the translator and no default: every call it makes is a ModelError.
+# The translator's model is down: every call it makes fails, as a throttled provider's would.
 RULES = """
 rules:
+  - agent: translator
+    reply: {error: "overloaded, try again later", transient: true}
   - agent: writer
     reply: {content: "wrote: {last_user}"}
   - agent: critic
@@ -84,7 +86,7 @@ def test_a_failing_subtask_is_retried_then_named_and_the_other_results_survive(
     assert done.error is None
     assert set(done.failures) == {"german"}
     assert done.failures["german"].attempts == 2  # its retry policy: two tries
-    assert done.failures["german"].type == "ModelError"
+    assert done.failures["german"].type == "TransientModelError"
     assert done.skipped >= {"merge", "after"}
     assert done.output == {"summary": "reviewed"}  # the completed sinks
     assert engine.store.node_output(run.id, "notes").startswith("wrote: task notes")
@@ -114,7 +116,7 @@ def test_a_failing_subtask_is_retried_then_named_and_the_other_results_survive(
         2,
         1,
     )
-    assert german.error is not None and german.error.startswith("ModelError: ")
+    assert german.error is not None and german.error.startswith("TransientModelError: ")
     assert by_id["merge"].error == "not run: dependency german did not complete"
     assert by_id["after"].error == "not run: dependency merge did not complete"
     draft = by_id["draft"]

@@ -373,6 +373,37 @@ def test_unretryable_failure_dead_letters_at_once(tmp_path: Path) -> None:
     assert len(engine.queue.dead_letters()) == 1
 
 
+@pytest.mark.parametrize(
+    ("transient", "error", "attempts"),
+    [
+        (False, "ModelError", 1),  # an unknown model, a denied permission: asked once
+        (True, "TransientModelError", 3),  # throttling: the step's retry policy goes on
+    ],
+)
+def test_a_models_permanent_error_is_not_retried_and_a_transient_one_is(
+    tmp_path: Path, transient: bool, error: str, attempts: int
+) -> None:
+    wf = project(
+        tmp_path,
+        """
+        models:
+          down: {provider: scripted, rules: down.yaml, max_retries: 1}
+        agents:
+          broken: {instructions: Fail., model: down}
+        nodes:
+          - {id: ask, type: agent, agent: broken, prompt: go,
+             retry: {max_attempts: 3, backoff: {base_s: 0, max_s: 0}}}
+        """,
+    )
+    rules = {"model": "down", "default": {"error": "no such model", "transient": transient}}
+    wf.with_name("down.yaml").write_text(json.dumps(rules))
+    engine = make_engine(tmp_path)
+    done = drain(engine, engine.start(load_blueprint(wf), {}).id)
+    assert done.status is RunStatus.failed and done.error is not None
+    assert (done.error.type, done.error.attempts) == (error, attempts)
+    assert "scripted model 'down': no such model" in done.error.message
+
+
 def test_bad_tool_arguments_from_a_template_fail_the_run_clearly(tmp_path: Path) -> None:
     wf = project(
         tmp_path,

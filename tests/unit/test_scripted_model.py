@@ -171,3 +171,26 @@ def test_bad_rule_file_is_config_error_naming_the_file(
 def test_missing_rule_file_is_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"nope\.yaml"):
         ScriptedModel.from_file(tmp_path / "nope.yaml")
+
+
+def test_a_rule_may_fail_the_call_transiently_or_for_good() -> None:
+    from agentfn.errors import TransientModelError
+
+    script = Script.model_validate(
+        {
+            "rules": [
+                {"match": "busy", "reply": {"error": "overloaded: {last_user}", "transient": True}},
+                {"match": "gone", "reply": {"error": "no such model"}},
+            ]
+        }
+    )
+    model = ScriptedModel(script)
+    with pytest.raises(TransientModelError, match="overloaded: busy now"):
+        model.chat(ChatRequest(messages=[user("busy now")]))
+    with pytest.raises(ModelError, match="no such model") as gone:
+        model.chat(ChatRequest(messages=[user("gone")]))
+    assert not isinstance(gone.value, TransientModelError)
+    with pytest.raises(ValueError, match="no content or tool_calls"):
+        Script.model_validate({"default": {"error": "x", "content": "y"}})
+    with pytest.raises(ValueError, match="'transient' describes an 'error'"):
+        Script.model_validate({"default": {"content": "y", "transient": True}})
