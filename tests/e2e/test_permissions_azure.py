@@ -18,7 +18,7 @@ import re
 import pytest
 
 from tests.support.stacks import (
-    ONLY_WHEN,
+    check_switched_grants,
     hcl_text,
     permission_table,
     resources,
@@ -113,20 +113,9 @@ def test_no_grant_is_wider_than_a_container_queue_or_vault() -> None:
 
 
 def test_a_switched_grant_is_off_by_default_and_its_row_says_when() -> None:
-    switched = {g: s for g, s in switched_grants().items() if s is not None}
+    switched = {g for g, count in switched_grants().items() if count is not None}
     assert {g[0] for g in switched} == {"http", "worker"}, "the Azure OpenAI grants"
-    for grant, count in switched.items():
-        variables = set(re.findall(r"\bvar\.(\w+)", count))
-        assert variables and variables <= set(SWITCHED_ON), (grant, count)
-        on = {name: SWITCHED_ON[name] for name in variables}
-        assert terraform_value("azure", count) == 0, f"{grant}: granted by default"
-        assert terraform_value("azure", count, on) == 1, f"{grant}: never granted"
-    switches = switched_grants()
-    for row in permission_table("azure"):
-        said = set(ONLY_WHEN.findall(row["calls"]))
-        count = switches.get((row["identity"], row["resource"], row["permission"]))
-        wanted = set(re.findall(r"\bvar\.(\w+)", count or ""))
-        assert said == wanted, f"{row}: its Calls must say only when {wanted or 'never'}"
+    check_switched_grants("azure", switched_grants(), SWITCHED_ON)
 
 
 @pytest.mark.parametrize(

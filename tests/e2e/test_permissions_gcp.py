@@ -19,7 +19,7 @@ import pytest
 
 from tests.support.stacks import (
     MODULES,
-    ONLY_WHEN,
+    check_switched_grants,
     hcl_text,
     permission_table,
     resources,
@@ -138,20 +138,7 @@ def test_every_row_is_granted_and_every_grant_is_a_row() -> None:
 
 
 def test_a_switched_grant_is_off_by_default_and_its_row_says_when() -> None:
-    switched = {g: s for g, s in switched_grants().items() if s is not None}
-    assert switched, "the Vertex AI grants (vertex_ai) have a count"
-    for grant, count in switched.items():
-        variables = set(re.findall(r"\bvar\.(\w+)", count))
-        assert variables and variables <= set(SWITCHED_ON), (grant, count)
-        on = {name: SWITCHED_ON[name] for name in variables}
-        assert terraform_value("gcp", count) == 0, f"{grant}: granted by default"
-        assert terraform_value("gcp", count, on) == 1, f"{grant}: never granted"
-    switches = switched_grants()
-    for row in permission_table("gcp"):
-        said = set(ONLY_WHEN.findall(row["calls"]))
-        count = switches.get(Grant(row["identity"], row["resource"], row["permission"]))
-        wanted = set(re.findall(r"\bvar\.(\w+)", count or ""))
-        assert said == wanted, f"{row}: its Calls must say only when {wanted or 'never'}"
+    check_switched_grants("gcp", switched_grants(), SWITCHED_ON)
 
 
 def test_vertex_ai_enables_its_api_only_when_on() -> None:

@@ -13,7 +13,7 @@ import os
 import re
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -241,3 +241,24 @@ def app_settings(app: str, variables: dict[str, str] | None = None) -> dict[str,
     for name in re.findall(r"local\.(\w+)", merged.group(1)):
         settings.update(stack_environment("azure", variables, local=name))
     return settings
+
+
+def check_switched_grants(
+    cloud: str, switches: Mapping[tuple[str, ...], str | None], switched_on: Mapping[str, str]
+) -> None:
+    """Each grant a variable switches (``switches``: grant -> its ``count`` expression, None
+    for an unconditional one) is off by default and on with the variable set to its
+    ``switched_on`` value; exactly the table rows of switched grants say "only when `var`"."""
+    switched = {g: c for g, c in switches.items() if c is not None}
+    assert switched, f"{cloud}: no grant has a count"
+    for grant, count in switched.items():
+        variables = set(_VAR_REF.findall(count))
+        assert variables and variables <= set(switched_on), (grant, count)
+        on = {name: switched_on[name] for name in variables}
+        assert terraform_value(cloud, count) == 0, f"{grant}: granted by default"
+        assert terraform_value(cloud, count, on) == 1, f"{grant}: never granted"
+    for row in permission_table(cloud):
+        said = set(ONLY_WHEN.findall(row["calls"]))
+        count = switches.get((row["identity"], row["resource"], row["permission"]))
+        wanted = set(_VAR_REF.findall(count or ""))
+        assert said == wanted, f"{row}: its Calls must say only when {wanted or 'never'}"
