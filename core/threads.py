@@ -87,11 +87,9 @@ class ThreadStore:
         raise Conflict(f"thread {thread_id}: too many concurrent appends, try again")
 
     def delete(self, thread_id: str) -> None:
-        """Gone for good; deleting a missing thread is not an error."""
-        try:
-            self.blobs.delete(_key(check_thread_id(thread_id)))
-        except NotFound:
-            return
+        """Gone for good; deleting a missing thread is not an error (``delete`` is
+        idempotent on every store)."""
+        self.blobs.delete(_key(check_thread_id(thread_id)))
 
     def _read(self, thread_id: str) -> tuple[Thread | None, str | None]:
         """The live thread and its etag; an expired one is deleted and reads as missing (its
