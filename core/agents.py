@@ -30,6 +30,9 @@ class AgentSpec(BaseModel):
     output: Literal["text", "json"] = "text"
     temperature: float | None = Field(default=None, ge=0, le=2)
     capabilities: list[str] = Field(default_factory=list)
+    cache_ttl_s: float | None = Field(default=None, gt=0)
+    """Opt-in: a request identical to one asked before at temperature 0 is answered with that
+    reply for this many seconds (per tenant; no tokens, no cost)."""
     max_concurrency: int | None = Field(default=None, ge=1, le=1000)
     """At most this many of the agent's units (a node, a fan-out item, a loop part) at work
     at once in a run; the others wait, durably, in the run record (``Run.held``)."""

@@ -33,6 +33,8 @@ class PromptRecord(BaseModel):
     at: float
     replayed_from: str | None = None
     masked: bool = False
+    cached: bool = False
+    """Answered from the model-reply cache: no call made, no tokens, no cost."""
 
     @property
     def reusable(self) -> bool:

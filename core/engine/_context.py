@@ -20,6 +20,7 @@ from agentfn.http_tools import HttpTool
 from agentfn.model_spec import ModelSpec
 from agentfn.ports import Model, Usage
 from agentfn.prompt_log import PromptLog
+from agentfn.reply_cache import ReplyCache
 from agentfn.runs import Run, RunStore, StepOutcome
 from agentfn.steps import StepKey
 from agentfn.telemetry import Observer
@@ -104,6 +105,7 @@ class StepContext:
     context: RunContext
     store: RunStore
     prompts: PromptLog
+    replies: ReplyCache
     clock: Callable[[], float]
     observer: Observer
 

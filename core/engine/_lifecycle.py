@@ -54,6 +54,7 @@ from agentfn.ports import Batching, BlobStore, Doorbell, Queue, QueueMessage
 from agentfn.prompt_log import PromptLog
 from agentfn.quotas import TenantQuotas
 from agentfn.replay import ReplayChanges
+from agentfn.reply_cache import ReplyCache
 from agentfn.resilience import Backoff
 from agentfn.runs import (
     Run,
@@ -127,6 +128,8 @@ class Engine:
         if masks is not None:
             install_log_masking()
         self.prompts = PromptLog(blobs, masks=self.masks)
+        # Replies an agent with `cache_ttl_s` may reuse, in the tenant's store.
+        self.replies = ReplyCache(blobs, clock=clock)
         self.model_factory = model_factory
         self.lease_s = lease_s
         self.worker = self.store.worker
@@ -608,6 +611,7 @@ class Engine:
             context=ctx,
             store=self.store,
             prompts=self.prompts,
+            replies=self.replies,
             clock=self.clock,
             observer=self.observer,
         )

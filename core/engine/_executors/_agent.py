@@ -20,6 +20,7 @@ from agentfn.errors import NotFound, StepFailed
 from agentfn.expressions import compile_template
 from agentfn.ports import ChatReply, ChatRequest, Message, ToolCall, Usage
 from agentfn.prompt_log import PromptRecord
+from agentfn.reply_cache import cacheable
 from agentfn.runs import StepOutcome, ToolFlag, key_part
 from agentfn.tool_calls import calling
 from agentfn.workflows import AgentNode
@@ -132,9 +133,27 @@ def _model_call(sc: StepContext, step: str, spec: AgentSpec, request: ChatReques
                     }
                 )
             )
-    model = ctx.model(spec.model)
     model_spec = ctx.blueprint.models[spec.model]
     request = request.model_copy(update={"model": model_spec.model})
+    caching = spec.cache_ttl_s is not None and cacheable(request, model_spec)
+    if caching:
+        hit = sc.replies.get(request, model_spec)
+        if hit is not None:
+            return prompts.record(
+                PromptRecord(
+                    run_id=run.id,
+                    step=step,
+                    agent=request.agent,
+                    model=hit.model or model_spec.model or spec.model,
+                    request=request,
+                    reply=hit.model_copy(update={"usage": Usage()}),
+                    latency_ms=0.0,
+                    cost_usd=0.0,
+                    at=sc.clock(),
+                    cached=True,
+                )
+            )
+    model = ctx.model(spec.model)
     started = time.perf_counter()
     with sc.observer.model_call(run.id, step, request.agent) as watch:
         reply = model.chat(request)
@@ -142,6 +161,9 @@ def _model_call(sc: StepContext, step: str, spec: AgentSpec, request: ChatReques
         model_name = reply.model or model_spec.model or model.name
         cost = ctx.prices.cost(model_name, reply.usage)
         watch.replied(reply.usage, cost, model_name)
+    if caching:
+        assert spec.cache_ttl_s is not None
+        sc.replies.put(request, model_spec, reply, spec.cache_ttl_s)
     return prompts.record(
         PromptRecord(
             run_id=run.id,
