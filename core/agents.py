@@ -20,6 +20,18 @@ from agentfn.errors import StepFailed, ToolError
 from agentfn.ports import ChatReply, ChatRequest, Message, ToolCall, ToolSpec
 
 
+class AgentMemory(BaseModel):
+    """Where an agent's ``remember`` / ``recall`` / ``forget`` tools keep its facts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scope: Literal["agent", "thread"] = "agent"
+    """``agent``: every run of the agent (in the tenant) shares the facts; ``thread``: only
+    runs on the same thread do (a run without a thread keeps them to itself)."""
+    ttl_s: float | None = Field(default=None, gt=0)
+    """Facts expire this many seconds after they are remembered; None: when forgotten."""
+
+
 class AgentSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -33,6 +45,12 @@ class AgentSpec(BaseModel):
     cache_ttl_s: float | None = Field(default=None, gt=0)
     """Opt-in: a request identical to one asked before at temperature 0 is answered with that
     reply for this many seconds (per tenant; no tokens, no cost)."""
+    history_tokens: int = Field(default=4000, ge=0, le=1_000_000)
+    """On a thread: the most of its earlier messages the agent starts from (estimated at four
+    characters a token); older ones are dropped, or summarised by ``history_summariser``."""
+    history_summariser: str | None = None
+    """An agent of the blueprint that condenses what ``history_tokens`` leaves out."""
+    memory: AgentMemory = Field(default_factory=AgentMemory)
     max_concurrency: int | None = Field(default=None, ge=1, le=1000)
     """At most this many of the agent's units (a node, a fan-out item, a loop part) at work
     at once in a run; the others wait, durably, in the run record (``Run.held``)."""

@@ -39,6 +39,7 @@ class WorkflowDay(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
+    cached_calls: int = 0  # model calls the reply cache answered
     run_seconds: float = 0.0  # summed: mean = run_seconds / runs
     agents: dict[str, AgentUsage] = Field(default_factory=dict)
 
@@ -56,6 +57,7 @@ class CostRow(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     cost_usd: float
+    cached_calls: int = 0  # of ``calls``: answered from the reply cache, at no cost
 
 
 class DayMetrics(BaseModel):
@@ -69,6 +71,7 @@ class DayMetrics(BaseModel):
     dead_letters: int
     tokens: int
     cost_usd: float
+    cached_calls: int = 0
     mean_run_seconds: float | None
 
 
@@ -100,6 +103,7 @@ class Ledger:
             wf.prompt_tokens += run.usage.prompt_tokens
             wf.completion_tokens += run.usage.completion_tokens
             wf.cost_usd += run.cost_usd
+            wf.cached_calls += run.cached_calls
             wf.run_seconds += max(0.0, (run.finished_at or self.clock()) - run.created_at)
             for agent, used in run.agent_usage.items():
                 had = wf.agents.get(agent) or AgentUsage()
@@ -108,6 +112,7 @@ class Ledger:
                     prompt_tokens=had.prompt_tokens + used.prompt_tokens,
                     completion_tokens=had.completion_tokens + used.completion_tokens,
                     cost_usd=had.cost_usd + used.cost_usd,
+                    cached_calls=had.cached_calls + used.cached_calls,
                 )
 
         self._change(day_of(run.finished_at or self.clock()), run.workflow, add)
@@ -164,6 +169,7 @@ class Ledger:
                     dead_letters=sum(w.dead_letters for w in wfs),
                     tokens=sum(w.prompt_tokens + w.completion_tokens for w in wfs),
                     cost_usd=sum(w.cost_usd for w in wfs),
+                    cached_calls=sum(w.cached_calls for w in wfs),
                     mean_run_seconds=sum(w.run_seconds for w in wfs) / runs if runs else None,
                 )
             )
@@ -185,6 +191,7 @@ class Ledger:
                             prompt_tokens=used.prompt_tokens,
                             completion_tokens=used.completion_tokens,
                             cost_usd=used.cost_usd,
+                            cached_calls=used.cached_calls,
                         )
                     )
         return rows
@@ -205,7 +212,7 @@ def costs_csv(rows: list[CostRow]) -> str:
     writer.writerow(list(CostRow.model_fields))
     for r in rows:
         fields = (r.day, r.workflow, r.agent, r.calls, r.prompt_tokens, r.completion_tokens)
-        writer.writerow([*fields, f"{r.cost_usd:.8f}"])
+        writer.writerow([*fields, f"{r.cost_usd:.8f}", r.cached_calls])
     return out.getvalue()
 
 

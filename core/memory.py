@@ -5,6 +5,9 @@ scopes them per tenant, the path per agent, and ``scope`` per thread when one is
 the agent's shared scope). A fact's key is the agent's (model-chosen, so untrusted): it is
 stored inside the record and the blob is named by its hash. A fact may expire; expired facts
 are never recalled and are removed when met.
+
+Recall by query matches words by default; a deployment may plug in a ``FactSearch`` (a vector
+index, say), which is told of every fact saved and forgotten and answers queries with keys.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from contextlib import suppress
 from pydantic import BaseModel, Field, ValidationError
 
 from agentfn.errors import CorruptRecord, NotFound, ValidationFailed
-from agentfn.ports import BlobStore
+from agentfn.ports import BlobStore, FactSearch
 from agentfn.threads import check_thread_id
 
 PREFIX = "memory/"
@@ -40,11 +43,22 @@ class Fact(BaseModel):
 
 
 class MemoryStore:
-    """Facts of one tenant's agents in ``blobs`` (the tenant's view of the store)."""
+    """Facts of one tenant's agents in ``blobs`` (the tenant's view of the store).
 
-    def __init__(self, blobs: BlobStore, *, clock: Callable[[], float] = time.time) -> None:
+    ``tenant`` names the tenant to a ``search`` index, which (unlike the store) is shared."""
+
+    def __init__(
+        self,
+        blobs: BlobStore,
+        *,
+        clock: Callable[[], float] = time.time,
+        search: FactSearch | None = None,
+        tenant: str = "default",
+    ) -> None:
         self.blobs = blobs
         self.clock = clock
+        self.search = search
+        self.tenant = tenant
 
     def remember(
         self,
@@ -73,6 +87,8 @@ class MemoryStore:
             field = ".".join(str(p) for p in first["loc"])
             raise ValidationFailed(f"{field}: {first['msg']}", field=field) from None
         self.blobs.put(self._blob(agent, thread, key), fact.model_dump_json().encode())
+        if self.search is not None:
+            self.search.index(self._space(agent, thread), key, f"{key}: {value}")
         return fact
 
     def recall(
@@ -89,6 +105,10 @@ class MemoryStore:
         if key is not None:
             fact = self._read(self._blob(agent, thread, key))
             return [] if fact is None else [fact]
+        if query is not None and self.search is not None:
+            keys = self.search.search(self._space(agent, thread), query, max(limit, 0))
+            found = (self._read(self._blob(agent, thread, k)) for k in keys)
+            return [f for f in found if f is not None][: max(limit, 0)]
         facts = list(self._facts(agent, thread))
         if query is not None:
             words = set(_WORD.findall(query.lower()))
@@ -104,7 +124,31 @@ class MemoryStore:
         blob_key = self._blob(agent, thread, key)
         existed = self._read(blob_key) is not None
         self.blobs.delete(blob_key)  # deleting a missing key is no error on any store
+        if self.search is not None:
+            self.search.remove(self._space(agent, thread), key)
         return existed
+
+    def forget_thread(self, thread: str) -> int:
+        """Forget every agent's facts remembered in ``thread`` (the thread is deleted);
+        returns how many there were."""
+        scope = f"/t.{check_thread_id(thread)}/"
+        doomed: list[str] = []
+        cursor: str | None = None
+        while True:
+            page = self.blobs.list(PREFIX, cursor=cursor)
+            doomed += [k for k in page.keys if scope in k]
+            if page.cursor is None:
+                break
+            cursor = page.cursor
+        for blob_key in doomed:
+            fact = self._read(blob_key)
+            self.blobs.delete(blob_key)
+            if fact is not None and self.search is not None:
+                self.search.remove(self._space(fact.agent, thread), fact.key)
+        return len(doomed)
+
+    def _space(self, agent: str, thread: str | None) -> str:
+        return f"{self.tenant}/{self._scope(agent, thread)}"
 
     def _facts(self, agent: str, thread: str | None) -> Iterator[Fact]:
         prefix = self._scope(agent, thread)

@@ -226,3 +226,24 @@ class Model(Protocol):
     name: str
 
     def chat(self, request: ChatRequest) -> ChatReply: ...
+
+
+# --------------------------------------------------------------------------- memory search
+
+
+@runtime_checkable
+class FactSearch(Protocol):
+    """A search index over remembered facts (a vector store, say) a deployment plugs in; by
+    default facts are recalled by simple text match instead.
+
+    A ``space`` names whose facts they are (tenant, agent and scope): the index keeps spaces
+    apart. ``index`` replaces what ``key`` had, ``remove`` of a missing key is no error, and
+    ``search`` returns keys of the space best first. The facts themselves stay in the
+    BlobStore: a key the index returns that is gone (forgotten, expired) is skipped.
+    """
+
+    def index(self, space: str, key: str, text: str) -> None: ...
+
+    def remove(self, space: str, key: str) -> None: ...
+
+    def search(self, space: str, query: str, limit: int) -> list[str]: ...

@@ -35,6 +35,9 @@ class PromptRecord(BaseModel):
     masked: bool = False
     cached: bool = False
     """Answered from the model-reply cache: no call made, no tokens, no cost."""
+    thread: str | None = None
+    """The thread the run continued: its request holds that thread's messages, so the entry
+    goes when the thread is deleted."""
 
     @property
     def reusable(self) -> bool:
@@ -73,6 +76,11 @@ class PromptLog:
         except PreconditionFailed:
             existing = self.get(entry.run_id, entry.step)
             return existing if existing is not None and existing.reusable else entry
+
+    def delete_run(self, run_id: str) -> None:
+        """Forget a run's model calls (the conversation they held is being deleted)."""
+        for key in list(iter_keys(self.blobs, f"runs/{run_id}/prompts/")):
+            self.blobs.delete(key)
 
     def entries(self, run_id: str) -> Iterator[PromptRecord]:
         for key in iter_keys(self.blobs, f"runs/{run_id}/prompts/"):

@@ -33,6 +33,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from agentfn.errors import CorruptRecord, NotFound, PreconditionFailed
 from agentfn.ports import BlobStore, Usage
+from agentfn.threads import RunThread
 from agentfn.workflows import LoadedBlueprint
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,8 @@ class Run(BaseModel):
     correlation_id: str = ""
     replay_of: str | None = None
     live_replay: bool = False
+    # The conversation thread the run continues, as it stood when the run started.
+    thread: RunThread | None = None
     # The frontier: step keys enqueued and not yet folded. A step is folded once, when it
     # leaves ``pending``; finished steps are not listed here (their records say so), so the
     # record is bounded by the blueprint and the frontier, never by the steps a run has taken.
@@ -104,6 +107,7 @@ class Run(BaseModel):
     waiting: dict[str, Waiting] = Field(default_factory=dict)
     usage: Usage = Field(default_factory=Usage)
     cost_usd: float = 0.0
+    cached_calls: int = 0  # model calls answered from the reply cache (no tokens, no cost)
     steps_run: int = 0
     # Tokens and cost per agent, for the tenant's cost ledger (``agentfn.ledger``).
     agent_usage: dict[str, AgentUsage] = Field(default_factory=dict)
@@ -140,6 +144,7 @@ class AgentUsage(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
+    cached_calls: int = 0  # of ``calls``: answered from the reply cache
 
 
 class ToolFlag(BaseModel):
@@ -174,7 +179,11 @@ class StepOutcome(BaseModel):
     fail_run: str | None = None
     usage: Usage = Field(default_factory=Usage)
     cost_usd: float = 0.0
+    cached_calls: int = 0  # model calls the reply cache answered
     flags: list[ToolFlag] = Field(default_factory=list)
+    # An agent node's last turn on a thread: its prompt and final answer, which the thread
+    # gets when the run completes.
+    exchange: list[dict[str, Any]] | None = None
 
 
 class StepRecord(BaseModel):

@@ -24,6 +24,8 @@ THREAD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 PREFIX = "threads/"
 MAX_CAS_ATTEMPTS = 64
 """Writers racing on one thread each win within this many rounds (one per concurrent writer)."""
+MAX_RUNS_KEPT = 1000
+"""Run ids a thread remembers having appended: a run's append redone later is a no-op."""
 
 
 class Thread(BaseModel):
@@ -33,10 +35,26 @@ class Thread(BaseModel):
     updated_at: float
     ttl_s: float | None = Field(default=None, gt=0)
     """Seconds the thread lives after its last append; None: until deleted."""
+    runs: list[str] = Field(default_factory=list)
+    """The runs whose messages were appended (the last ``MAX_RUNS_KEPT``), oldest first."""
 
     @property
     def expires_at(self) -> float | None:
         return None if self.ttl_s is None else self.updated_at + self.ttl_s
+
+
+class RunThread(BaseModel):
+    """The thread a run converses on, as it stood when the run started: its agents start from
+    those messages, so a redelivered turn (or a replay) sees the same history however the
+    thread has grown since."""
+
+    id: str
+    created_at: float | None = None
+    """The thread's creation time; None: it did not exist (the run starts it)."""
+    upto: int = Field(default=0, ge=0)
+    """How many of the thread's messages the run's agents start from."""
+    ttl_s: float | None = Field(default=None, gt=0)
+    """Set on the thread when the run's messages are appended."""
 
 
 def check_thread_id(thread_id: str) -> str:
@@ -49,11 +67,21 @@ def check_thread_id(thread_id: str) -> str:
 
 
 class ThreadStore:
-    """Threads in ``blobs`` (a tenant's view of the store, where tenants apply)."""
+    """Threads in ``blobs`` (a tenant's view of the store, where tenants apply).
 
-    def __init__(self, blobs: BlobStore, *, clock: Callable[[], float] = time.time) -> None:
+    ``on_delete`` hears of each thread deleted or found expired before its record goes, so
+    whatever refers to it (runs' prompt logs, facts remembered in it) can go too."""
+
+    def __init__(
+        self,
+        blobs: BlobStore,
+        *,
+        clock: Callable[[], float] = time.time,
+        on_delete: Callable[[str], None] | None = None,
+    ) -> None:
         self.blobs = blobs
         self.clock = clock
+        self.on_delete = on_delete
 
     def get(self, thread_id: str) -> Thread:
         """The thread; ``NotFound`` when it never was, was deleted or has expired."""
@@ -65,21 +93,33 @@ class ThreadStore:
         return thread
 
     def append(
-        self, thread_id: str, messages: Sequence[Message], *, ttl_s: float | None = None
+        self,
+        thread_id: str,
+        messages: Sequence[Message],
+        *,
+        ttl_s: float | None = None,
+        run_id: str | None = None,
     ) -> Thread:
         """Add ``messages`` at the end (creating the thread); ``ttl_s`` replaces the TTL when
-        given. Safe against concurrent appends: none is lost."""
+        given. Safe against concurrent appends: none is lost. With ``run_id``, an append the
+        thread already has from that run (a redelivered completion) changes nothing."""
         key = _key(check_thread_id(thread_id))
         for _ in range(MAX_CAS_ATTEMPTS):
             current, etag = self._read(thread_id)
             now = self.clock()
+            if current is None and etag is not None and self.on_delete is not None:
+                self.on_delete(thread_id)  # expired: what referred to it goes first
             if current is None:
                 current = Thread(id=thread_id, created_at=now, updated_at=now)
+            elif run_id is not None and run_id in current.runs:
+                return current
+            runs = current.runs if run_id is None else [*current.runs, run_id][-MAX_RUNS_KEPT:]
             updated = current.model_copy(
                 update={
                     "messages": [*current.messages, *messages],
                     "updated_at": now,
                     "ttl_s": ttl_s if ttl_s is not None else current.ttl_s,
+                    "runs": runs,
                 }
             )
             if write_json(self.blobs, key, updated.model_dump(mode="json"), etag):
@@ -87,9 +127,12 @@ class ThreadStore:
         raise Conflict(f"thread {thread_id}: too many concurrent appends, try again")
 
     def delete(self, thread_id: str) -> None:
-        """Gone for good; deleting a missing thread is not an error (``delete`` is
-        idempotent on every store)."""
-        self.blobs.delete(_key(check_thread_id(thread_id)))
+        """Gone for good, with what refers to it (``on_delete``); deleting a missing thread is
+        not an error (``delete`` is idempotent on every store)."""
+        key = _key(check_thread_id(thread_id))
+        if self.on_delete is not None:
+            self.on_delete(thread_id)
+        self.blobs.delete(key)
 
     def _read(self, thread_id: str) -> tuple[Thread | None, str | None]:
         """The live thread and its etag; an expired one is deleted and reads as missing (its

@@ -25,6 +25,7 @@ from agentfn.costs import Price
 from agentfn.errors import BlueprintError, ExpressionError, UserError
 from agentfn.expressions import compile_expression, compile_template
 from agentfn.http_tools import HttpTool, HttpToolSpec
+from agentfn.memory_tools import MEMORY_TOOLS
 from agentfn.model_policy import ModelPolicy
 from agentfn.model_spec import ModelSpec
 from agentfn.project_files import project_file
@@ -418,6 +419,13 @@ def validate_blueprint(
                 ("agents", name, "model"),
                 f"unknown model {agent.model!r} (declared: {_names(bp.models)})",
             )
+        summariser = agent.history_summariser
+        if summariser is not None and (summariser not in bp.agents or summariser == name):
+            raise source.error(
+                ("agents", name, "history_summariser"),
+                f"history_summariser {summariser!r} must be another agent of the blueprint "
+                f"(declared: {_names(bp.agents)})",
+            )
     for name, spec in bp.models.items():
         if model_policy is not None:
             try:
@@ -440,9 +448,15 @@ def validate_blueprint(
                 registry.register(HttpTool(http_tool))
         except UserError as exc:
             raise source.error(("tools",), exc.message) from None
+        shadowed = sorted(MEMORY_TOOLS.intersection(registry.names()))
+        if shadowed:
+            raise source.error(
+                ("tools",),
+                f"tool {shadowed[0]!r} is built in (agent memory): give yours another name",
+            )
         for name, agent in bp.agents.items():
             for j, tool_name in enumerate(agent.tools):
-                if tool_name not in registry:
+                if tool_name not in registry and tool_name not in MEMORY_TOOLS:
                     raise source.error(
                         ("agents", name, "tools", j),
                         f"unknown tool {tool_name!r} (known: {_names(registry.names())})",

@@ -13,18 +13,21 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from agentfn.agents import AgentSpec
+from agentfn.conversations import Conversations
 from agentfn.costs import PriceTable
 from agentfn.errors import ExpressionError, StepFailed
 from agentfn.expressions import compile_expression
 from agentfn.http_tools import HttpTool
+from agentfn.memory_tools import MEMORY_TOOLS, MemoryTool
 from agentfn.model_spec import ModelSpec
-from agentfn.ports import Model, Usage
+from agentfn.ports import Model, ToolSpec, Usage
 from agentfn.prompt_log import PromptLog
 from agentfn.reply_cache import ReplyCache
 from agentfn.runs import Run, RunStore, StepOutcome
 from agentfn.steps import StepKey
 from agentfn.telemetry import Observer
-from agentfn.tools import ToolRegistry, load_registry
+from agentfn.tools import Invocable, ToolRegistry, load_registry
 from agentfn.workflows import Blueprint, LoadedBlueprint
 
 ModelFactory = Callable[[ModelSpec, Path], Model]
@@ -106,6 +109,7 @@ class StepContext:
     store: RunStore
     prompts: PromptLog
     replies: ReplyCache
+    conversations: Conversations
     clock: Callable[[], float]
     observer: Observer
 
@@ -116,6 +120,25 @@ class StepContext:
     @property
     def tools(self) -> ToolRegistry:
         return self.context.tools
+
+    def agent_tool(self, agent: str, name: str) -> Invocable:
+        """The tool ``name`` as agent ``agent`` calls it: a memory tool is bound to the agent
+        and the run's thread, any other comes from the blueprint's registry."""
+        if name not in MEMORY_TOOLS:
+            return self.tools.get(name)
+        thread = self.run.thread
+        return MemoryTool(
+            name,
+            self.conversations.memory,
+            agent=agent,
+            settings=self.blueprint.agents[agent].memory,
+            thread=thread.id if thread is not None else None,
+            run_id=self.run.id,
+        )
+
+    def agent_tool_specs(self, agent: str) -> list[ToolSpec]:
+        spec: AgentSpec = self.blueprint.agents[agent]
+        return [self.agent_tool(agent, name).spec() for name in spec.tools]
 
     def names(self) -> dict[str, Any]:
         return expression_names(self.store, self.run)

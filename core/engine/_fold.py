@@ -64,8 +64,9 @@ def fold(
         completion_tokens=run.usage.completion_tokens + outcome.usage.completion_tokens,
     )
     run.cost_usd += outcome.cost_usd
+    run.cached_calls += outcome.cached_calls
     step = StepKey.parse(key)
-    if outcome.usage.total_tokens or outcome.cost_usd:
+    if outcome.usage.total_tokens or outcome.cost_usd or outcome.cached_calls:
         _charge(run, step_agent(bp, step) or "(none)", outcome)
     if outcome.flags:
         run.flags = [*run.flags, *outcome.flags][:MAX_FLAGS]
@@ -116,6 +117,7 @@ def _charge(run: Run, agent: str, outcome: StepOutcome) -> None:
         prompt_tokens=spent.prompt_tokens + outcome.usage.prompt_tokens,
         completion_tokens=spent.completion_tokens + outcome.usage.completion_tokens,
         cost_usd=spent.cost_usd + outcome.cost_usd,
+        cached_calls=spent.cached_calls + outcome.cached_calls,
     )
 
 
@@ -130,6 +132,7 @@ def marker_suffices(outcome: StepOutcome) -> bool:
         and outcome.cost_usd == 0
         and outcome.usage.prompt_tokens == 0
         and outcome.usage.completion_tokens == 0
+        and outcome.cached_calls == 0
         and not outcome.flags
     )
 

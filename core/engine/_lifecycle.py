@@ -18,6 +18,7 @@ from contextlib import ExitStack, contextmanager, suppress
 from typing import Any, Literal
 
 from agentfn.concurrency_keys import ConcurrencySpec, Slots
+from agentfn.conversations import Conversations
 from agentfn.correlation import bind, correlation_id
 from agentfn.delivery import Acker
 from agentfn.engine._context import ModelFactory, RunContext, StepContext, expression_names
@@ -49,8 +50,9 @@ from agentfn.errors import (
 )
 from agentfn.events.cloudevents import job_of, run_finished, run_requested, step_ready
 from agentfn.expressions import compile_template
+from agentfn.memory import MemoryStore
 from agentfn.pii import install_log_masking, masking
-from agentfn.ports import Batching, BlobStore, Doorbell, Queue, QueueMessage
+from agentfn.ports import Batching, BlobStore, Doorbell, FactSearch, Queue, QueueMessage
 from agentfn.prompt_log import PromptLog
 from agentfn.quotas import TenantQuotas
 from agentfn.replay import ReplayChanges
@@ -68,6 +70,7 @@ from agentfn.runs import (
 from agentfn.steps import StepKey
 from agentfn.telemetry import Observer, Observers, OtelObserver
 from agentfn.tenancy import DEFAULT_TENANT, check_tenant
+from agentfn.threads import RunThread, check_thread_id
 from agentfn.workflows import Blueprint, LoadedBlueprint, RetryPolicy, check_deployment_limits
 
 log = logging.getLogger("agentfn.engine")
@@ -100,6 +103,7 @@ class Engine:
         quotas: TenantQuotas | None = None,
         masks: Callable[[], bool] | None = None,
         observer: Observer | None = None,
+        memory_search: FactSearch | None = None,
     ) -> None:
         # ``blobs`` is this tenant's view of the store: the engine never sees another's keys.
         self.blobs = blobs
@@ -130,6 +134,10 @@ class Engine:
         self.prompts = PromptLog(blobs, masks=self.masks)
         # Replies an agent with `cache_ttl_s` may reuse, in the tenant's store.
         self.replies = ReplyCache(blobs, clock=clock)
+        # Threads runs continue, and the facts agents remember (a deployment's search index,
+        # if it plugs one in, answers recall queries).
+        memory = MemoryStore(blobs, clock=clock, search=memory_search, tenant=self.tenant)
+        self.conversations = Conversations(self.store, self.prompts, memory, clock=clock)
         self.model_factory = model_factory
         self.lease_s = lease_s
         self.worker = self.store.worker
@@ -162,19 +170,32 @@ class Engine:
         live: bool = False,
         priority: int = 0,
         actor: str = "engine",
+        thread: str | RunThread | None = None,
+        thread_ttl_s: float | None = None,
     ) -> Run:
         """Validate the input, record the run, and enqueue its first steps.
 
         ``actor`` (the API key starting it) is who the audit log names if a quota refuses it.
+        ``thread`` continues a conversation (its id; a replay passes its original's mark);
+        ``thread_ttl_s`` sets how long the thread lives after this run's messages are added.
         """
         bp = loaded.blueprint
         self.check_limits(bp)
         values = bp.bind_inputs(given)
+        if isinstance(thread, str):
+            check_thread_id(thread)
+        if thread_ttl_s is not None and thread_ttl_s <= 0:
+            raise UserError("thread_ttl_s: must be more than 0 seconds", field="thread_ttl_s")
         now = self.clock()
         run_id = new_run_id(now)
         if self.quotas is not None:
             self.quotas.check_tokens(actor)
             self.quotas.admit_run(run_id, self._running, actor)
+        mark = (
+            self.conversations.begin(thread, run_id, ttl_s=thread_ttl_s)
+            if isinstance(thread, str)
+            else thread
+        )
         with self._batch():
             run = Run(
                 id=run_id,
@@ -186,6 +207,7 @@ class Engine:
                 correlation_id=correlation_id or run_id,
                 replay_of=replay_of,
                 live_replay=live,
+                thread=mark,
             )
             first = seed(run, bp)
             self.store.create(run)
@@ -227,7 +249,14 @@ class Engine:
         loaded = self.store.load_blueprint(original.blueprint_key)
         if changes is not None and changes.any:
             loaded, live = changes.apply(loaded), True
-        return self.start(loaded, original.input, replay_of=original.id, live=live, actor=actor)
+        return self.start(
+            loaded,
+            original.input,
+            replay_of=original.id,
+            live=live,
+            actor=actor,
+            thread=original.thread,  # the same history; a replay adds nothing to the thread
+        )
 
     def cancel(self, run_id: str) -> Run:
         def change(run: Run) -> bool:
@@ -612,6 +641,7 @@ class Engine:
             store=self.store,
             prompts=self.prompts,
             replies=self.replies,
+            conversations=self.conversations,
             clock=self.clock,
             observer=self.observer,
         )
@@ -644,6 +674,10 @@ class Engine:
             return True
 
         run = self.store.update(run_id, change, current=current)
+        if run.thread is not None and run.status is RunStatus.completed:
+            # Every delivery that finds the run completed appends (the thread keeps one copy),
+            # so a worker dying between the two writes loses nothing.
+            self.conversations.finish(run)
         if added is not None:
             self._ended(run)
         return added, run

@@ -9,11 +9,13 @@ what it already paid for. Parallel nodes with an agent body use ``agent_turn`` p
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from agentfn import injection
 from agentfn.agents import AgentSpec, opening_messages, take_turn, tool_result_text
+from agentfn.conversations import SUMMARY_STEP, fit_history, transcript
 from agentfn.engine._context import StepContext
 from agentfn.engine._executors._registry import executor
 from agentfn.errors import NotFound, StepFailed
@@ -22,27 +24,54 @@ from agentfn.ports import ChatReply, ChatRequest, Message, ToolCall, Usage
 from agentfn.prompt_log import PromptRecord
 from agentfn.reply_cache import cacheable
 from agentfn.runs import StepOutcome, ToolFlag, key_part
+from agentfn.threads import RunThread
 from agentfn.tool_calls import calling
 from agentfn.workflows import AgentNode
 
 
 @executor(AgentNode)
 def agent_step(sc: StepContext, node: AgentNode) -> StepOutcome:
-    return agent_turn(sc, node.agent, node.prompt, sc.names())
+    return agent_turn(sc, node.agent, node.prompt, sc.names(), converses=True)
 
 
 def agent_turn(
-    sc: StepContext, agent_name: str, prompt: str, names: Mapping[str, Any]
+    sc: StepContext,
+    agent_name: str,
+    prompt: str,
+    names: Mapping[str, Any],
+    *,
+    converses: bool = False,
 ) -> StepOutcome:
-    """Take turn ``sc.step.turn`` of agent ``agent_name`` for the unit ``sc.step`` completes."""
+    """Take turn ``sc.step.turn`` of agent ``agent_name`` for the unit ``sc.step`` completes.
+
+    ``converses``: an agent node, which starts from the run's thread (if it has one) and gives
+    the thread its prompt and final answer."""
     run, step = sc.run, sc.step
     spec: AgentSpec = sc.blueprint.agents[agent_name]
+    thread = run.thread if converses else None
     turn = step.turn or 0
+    usage = Usage()
+    cost = 0.0
+    cached = 0
+
+    def spend(entry: PromptRecord) -> ChatReply:
+        nonlocal usage, cost, cached
+        if entry.replayed_from is None:
+            usage = Usage(
+                prompt_tokens=usage.prompt_tokens + entry.reply.usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens + entry.reply.usage.completion_tokens,
+            )
+            cost += entry.cost_usd
+            cached += entry.cached
+        return entry.reply
+
     asked: str | None = None  # the prompt, on the first turn: the step's input for people
     if turn == 0:
         text = compile_template(prompt).render(names)
         asked = text if isinstance(text, str) else tool_result_text(text)
         messages = opening_messages(spec, asked)
+        if thread is not None:
+            messages = _from_thread(sc, str(step), spec, thread, messages, spend)
     else:
         previous = sc.store.get_step(run.id, str(step.previous_turn()))
         if previous is None or previous[0].outcome is None:
@@ -53,16 +82,9 @@ def agent_turn(
             before.conversation if before.conversation is not None else before.output["messages"]
         )
         messages = [Message.model_validate(m) for m in history]
-    usage = Usage()
-    cost = 0.0
 
     def call_model(request: ChatRequest) -> ChatReply:
-        nonlocal usage, cost
-        entry = _model_call(sc, str(step), spec, request)
-        if entry.replayed_from is None:
-            usage = entry.reply.usage
-            cost = entry.cost_usd
-        return entry.reply
+        return spend(_model_call(sc, str(step), spec, request))
 
     flags: list[ToolFlag] = []
 
@@ -75,7 +97,8 @@ def agent_turn(
                 calling(run.id, str(step), index),
                 sc.observer.tool_call(run.id, str(step), call.name),
             ):
-                result = tool_result_text(sc.tools.get(call.name).invoke(call.arguments))
+                tool = sc.agent_tool(agent_name, call.name)
+                result = tool_result_text(tool.invoke(call.arguments))
             text = str(sc.store.record_once(key, result))
         found = injection.signals(text)  # from the recorded text: the same on every delivery
         if found:
@@ -90,7 +113,7 @@ def agent_turn(
         name=agent_name,
         spec=spec,
         messages=messages,
-        tools=sc.tools.specs(spec.tools) if spec.tools else [],
+        tools=sc.agent_tool_specs(agent_name) if spec.tools else [],
         turn=turn,
         call_model=call_model,
         call_tool=call_tool,
@@ -102,18 +125,69 @@ def agent_turn(
             continue_with=[str(step.next_turn())],
             usage=usage,
             cost_usd=cost,
+            cached_calls=cached,
             flags=flags,
             input=asked,
         )
     outcome = sc.complete(step.unit, result.final, usage=usage, cost_usd=cost)
     outcome.conversation = conversation
+    outcome.cached_calls = cached
     outcome.flags = flags
     outcome.input = asked
+    if thread is not None:
+        said = [
+            Message(role="user", content=asked if asked is not None else _prompt_of(sc)),
+            Message(role="assistant", content=result.reply.content or "", name=agent_name),
+        ]
+        outcome.exchange = [m.model_dump(mode="json", exclude_defaults=True) for m in said]
     return outcome
+
+
+def _prompt_of(sc: StepContext) -> str:
+    """The prompt an agent node's first turn was asked (recorded as that step's input)."""
+    first = replace(sc.step, turn=0)
+    found = sc.store.get_step(sc.run.id, str(first))
+    if found is None or found[0].outcome is None or found[0].outcome.input is None:
+        raise StepFailed(f"step {sc.step}: the first turn has no recorded prompt")
+    return str(found[0].outcome.input)
+
+
+def _from_thread(
+    sc: StepContext,
+    step: str,
+    spec: AgentSpec,
+    thread: RunThread,
+    opening: list[Message],
+    spend: Callable[[PromptRecord], ChatReply],
+) -> list[Message]:
+    """The opening messages with the thread's history between instructions and prompt: as
+    much as the agent's token budget holds, what it drops summarised when a summariser is
+    named (its call goes to the prompt log like any other, so a redelivery reuses it)."""
+    system, prompt = opening
+    kept, dropped = fit_history(sc.conversations.history(thread), spec.history_tokens)
+    name = spec.history_summariser
+    if dropped and name is not None:
+        summariser = sc.blueprint.agents[name]
+        request = ChatRequest(
+            messages=[
+                Message(role="system", content=summariser.instructions),
+                Message(role="user", content=transcript(dropped)),
+            ],
+            agent=name,
+            temperature=summariser.temperature,
+        )
+        summary = spend(_model_call(sc, step + SUMMARY_STEP, summariser, request)).content
+        text = f"{system.content}\n\n{SUMMARY_HEADING}\n{summary or ''}"
+        system = system.model_copy(update={"content": text})
+    return [system, *kept, prompt]
+
+
+SUMMARY_HEADING = "Earlier in this conversation (summarised):"
 
 
 def _model_call(sc: StepContext, step: str, spec: AgentSpec, request: ChatRequest) -> PromptRecord:
     run, ctx, prompts = sc.run, sc.context, sc.prompts
+    thread = run.thread.id if run.thread is not None else None
     recorded = prompts.get(run.id, step)
     if recorded is not None and recorded.reusable:  # paid for before a crash
         return recorded
@@ -151,6 +225,7 @@ def _model_call(sc: StepContext, step: str, spec: AgentSpec, request: ChatReques
                     cost_usd=0.0,
                     at=sc.clock(),
                     cached=True,
+                    thread=thread,
                 )
             )
     model = ctx.model(spec.model)
@@ -175,5 +250,6 @@ def _model_call(sc: StepContext, step: str, spec: AgentSpec, request: ChatReques
             latency_ms=latency,
             cost_usd=cost,
             at=sc.clock(),
+            thread=thread,
         )
     )

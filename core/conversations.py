@@ -1,0 +1,170 @@
+"""Runs on a thread: where a run's agents start from, what a finished run adds, and deleting a
+thread everywhere.
+
+A run that names a thread records how far the thread went when it started (``RunThread``); its
+agent nodes' first turns start from those messages, cut to each agent's token budget (the
+oldest dropped, or summarised by the agent the blueprint names). When the run completes, each
+agent node's prompt and final answer are appended, once however often the completion is
+redelivered. The runs that used a thread are marked under ``thread-runs/<thread>/``, so
+deleting the thread (or finding it expired) also deletes what holds its messages: those runs'
+prompt-log entries and turn conversations, and the facts remembered in it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+
+from agentfn.errors import Conflict, NotFound
+from agentfn.memory import MemoryStore
+from agentfn.ports import Message
+from agentfn.prompt_log import PromptLog
+from agentfn.runs import Run, RunStatus, RunStore, iter_keys
+from agentfn.threads import RunThread, Thread, ThreadStore, check_thread_id
+
+MARKS = "thread-runs/"
+SUMMARY_STEP = "/summary"
+"""Appended to a turn's step key: the prompt-log entry of the summary that turn started from."""
+
+
+def message_tokens(message: Message) -> int:
+    """A provider-neutral estimate (four characters a token, plus a few for the role): a
+    budget, not a bill."""
+    return 4 + math.ceil(len(message.content or "") / 4)
+
+
+def fit_history(
+    history: Sequence[Message], budget_tokens: int
+) -> tuple[list[Message], list[Message]]:
+    """The newest messages that fit ``budget_tokens`` and start with a user message (each
+    provider wants a conversation to open with one), and the older ones dropped."""
+    kept = 0
+    spent = 0
+    for message in reversed(history):
+        spent += message_tokens(message)
+        if spent > budget_tokens:
+            break
+        kept += 1
+    start = len(history) - kept
+    while start < len(history) and history[start].role != "user":
+        start += 1
+    return list(history[start:]), list(history[:start])
+
+
+def transcript(messages: Sequence[Message]) -> str:
+    """Messages as text for a summariser: one ``role: content`` paragraph each."""
+    return "\n\n".join(f"{m.name or m.role}: {m.content or ''}" for m in messages)
+
+
+class Conversations:
+    """One tenant's threads, as its runs use them (``store`` is the tenant's run store)."""
+
+    def __init__(
+        self,
+        store: RunStore,
+        prompts: PromptLog,
+        memory: MemoryStore,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.blobs = store.blobs
+        self.prompts = prompts
+        self.memory = memory
+        self.threads = ThreadStore(self.blobs, clock=clock, on_delete=self._purge)
+
+    def begin(self, thread_id: str, run_id: str, *, ttl_s: float | None = None) -> RunThread:
+        """Where a new run on ``thread_id`` starts from; marks the run as one of the thread's."""
+        check_thread_id(thread_id)
+        try:
+            thread = self.threads.get(thread_id)
+            mark = RunThread(
+                id=thread_id, created_at=thread.created_at, upto=len(thread.messages), ttl_s=ttl_s
+            )
+        except NotFound:
+            mark = RunThread(id=thread_id, ttl_s=ttl_s)
+        self.blobs.put(f"{MARKS}{thread_id}/{run_id}", b"")
+        return mark
+
+    def history(self, mark: RunThread) -> list[Message]:
+        """The messages the run's agents start from: the thread as the run found it (none if it
+        has been deleted, has expired or was started afresh since)."""
+        if mark.created_at is None or mark.upto == 0:
+            return []
+        try:
+            thread = self.threads.get(mark.id)
+        except NotFound:
+            return []
+        if thread.created_at != mark.created_at:
+            return []
+        return thread.messages[: mark.upto]
+
+    def finish(self, run: Run) -> Thread | None:
+        """Append a completed run's exchanges to its thread (a replay adds nothing). Safe to
+        repeat: the thread remembers the runs it has."""
+        mark = run.thread
+        if mark is None or run.replay_of is not None or run.status is not RunStatus.completed:
+            return None
+        said = [
+            (s.finished_at or s.started_at, s.key, s.outcome.exchange)
+            for s in self.store.steps(run.id)
+            if s.outcome is not None and s.outcome.exchange
+        ]
+        said.sort(key=lambda found: found[:2])
+        added = [Message.model_validate(m) for _, _, exchange in said for m in exchange]
+        return self.threads.append(mark.id, added, ttl_s=mark.ttl_s, run_id=run.id)
+
+    def get(self, thread_id: str) -> Thread:
+        return self.threads.get(thread_id)
+
+    def runs(self, thread_id: str) -> list[str]:
+        """The runs that used the thread (and are not yet purged with it), oldest first."""
+        prefix = f"{MARKS}{check_thread_id(thread_id)}/"
+        return [k[len(prefix) :] for k in iter_keys(self.blobs, prefix)]
+
+    def delete(self, thread_id: str) -> None:
+        """Delete a thread everywhere; refused while a run on it is still going (its
+        completion would bring the messages back)."""
+        for run_id in self.runs(thread_id):
+            try:
+                run = self.store.get(run_id)
+            except NotFound:
+                continue
+            if not run.status.terminal:
+                raise Conflict(
+                    f"thread {thread_id}: run {run_id} on it is {run.status.value}; cancel it "
+                    "or let it end before deleting the thread",
+                    field="thread",
+                )
+        self.threads.delete(thread_id)
+
+    def _purge(self, thread_id: str) -> None:
+        """Remove what holds the thread's messages outside its record. A run still going (met
+        when the thread expires) keeps its records and mark, for a later delete."""
+        self.memory.forget_thread(thread_id)
+        for run_id in self.runs(thread_id):
+            try:
+                run = self.store.get(run_id)
+            except NotFound:
+                run = None
+            if run is not None and not run.status.terminal:
+                continue
+            self.prompts.delete_run(run_id)
+            self._scrub_steps(run_id)
+            self.blobs.delete(f"{MARKS}{thread_id}/{run_id}")
+
+    def _scrub_steps(self, run_id: str) -> None:
+        """Drop the conversation an ended run's turns recorded (it opens with the thread)."""
+        for record in list(self.store.steps(run_id)):
+            outcome = record.outcome
+            if outcome is None or (outcome.conversation is None and outcome.exchange is None):
+                continue
+            found = self.store.get_step(run_id, record.key)
+            if found is None:
+                continue
+            current, etag = found
+            if current.outcome is None:
+                continue
+            scrubbed = current.outcome.model_copy(update={"conversation": None, "exchange": None})
+            self.store.put_step(run_id, current.model_copy(update={"outcome": scrubbed}), etag)
