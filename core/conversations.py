@@ -123,10 +123,17 @@ class Conversations:
         prefix = f"{MARKS}{check_thread_id(thread_id)}/"
         return [k[len(prefix) :] for k in iter_keys(self.blobs, prefix)]
 
-    def delete(self, thread_id: str) -> None:
+    def delete(self, thread_id: str) -> list[str]:
         """Delete a thread everywhere; refused while a run on it is still going (its
-        completion would bring the messages back)."""
-        for run_id in self.runs(thread_id):
+        completion would bring the messages back). Returns the runs cleared of it;
+        ``NotFound`` when there is nothing of the thread to delete."""
+        runs = self.runs(thread_id)
+        try:
+            self.threads.get(thread_id)
+        except NotFound:
+            if not runs:
+                raise
+        for run_id in runs:
             try:
                 run = self.store.get(run_id)
             except NotFound:
@@ -138,6 +145,7 @@ class Conversations:
                     field="thread",
                 )
         self.threads.delete(thread_id)
+        return runs
 
     def _purge(self, thread_id: str) -> None:
         """Remove what holds the thread's messages outside its record. A run still going (met

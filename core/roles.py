@@ -11,8 +11,9 @@ from enum import StrEnum
 
 
 class Permission(StrEnum):
-    read = "read"  # see runs, collaborations, the catalog and tools
-    run = "run"  # start, cancel, replay and signal runs and collaborations; call a tool
+    read = "read"  # see runs, collaborations, threads, the catalog and tools
+    run = "run"  # start, cancel, replay and signal runs and collaborations; call a tool;
+    # delete a conversation thread
     register = "register"  # store agents, workflows and HTTP tools
     admin = "admin"  # manage the tenant's API keys; read its usage and audit log
 

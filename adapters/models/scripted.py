@@ -2,8 +2,8 @@
 
 Demos and tests need a model that answers the same way every time, costs nothing and needs no
 network, yet exercises the whole agent loop (tool calls, tool results, usage, pricing). Rules
-are tried in order; the first whose ``agent``, ``match``, ``after_tool`` and ``instructions``
-conditions all hold
+are tried in order; the first whose ``agent``, ``match``, ``earlier``, ``after_tool`` and
+``instructions`` conditions all hold
 produces the reply.
 """
 
@@ -65,9 +65,14 @@ class Rule(BaseModel):
     instructions: str | None = None
     """``re.search`` (DOTALL, case-insensitive) on the system message: answers that depend
     on an agent's instructions, as a replay or a tuning grid changes them."""
+    earlier: str | None = None
+    """``re.search`` (DOTALL) on the conversation before the last user message (one line per
+    message, as ``role: content``): answers that depend on what was said before, such as a
+    thread's history; named groups become placeholders."""
     reply: ScriptReply
 
     _pattern: re.Pattern[str] | None = PrivateAttr(default=None)
+    _earlier: re.Pattern[str] | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _compile(self) -> Rule:
@@ -81,11 +86,20 @@ class Rule(BaseModel):
                 re.compile(self.instructions)
             except re.error as exc:
                 raise ValueError(f"invalid regex {self.instructions!r}: {exc}") from None
+        if self.earlier is not None:
+            try:
+                self._earlier = re.compile(self.earlier, re.DOTALL)
+            except re.error as exc:
+                raise ValueError(f"invalid regex {self.earlier!r}: {exc}") from None
         return self
 
     @property
     def pattern(self) -> re.Pattern[str] | None:
         return self._pattern
+
+    @property
+    def earlier_pattern(self) -> re.Pattern[str] | None:
+        return self._earlier
 
 
 class Script(BaseModel):
@@ -168,6 +182,10 @@ class ScriptedModel:
         last_user = next((m.content or "" for m in reversed(messages) if m.role == "user"), "")
         system = next((m.content or "" for m in messages if m.role == "system"), "")
         after_tool = bool(messages) and messages[-1].role == "tool"
+        last_at = max((i for i, m in enumerate(messages) if m.role == "user"), default=0)
+        earlier = "\n".join(
+            f"{m.role}: {m.content or ''}" for m in messages[:last_at] if m.role != "system"
+        )
         trailing_tools: list[str] = []
         for m in reversed(messages):
             if m.role != "tool":
@@ -189,13 +207,18 @@ class ScriptedModel:
                 rule.instructions, system, re.DOTALL | re.IGNORECASE
             ):
                 continue
-            if rule.pattern is not None:
-                found = rule.pattern.search(last_user)
-                if found is None:
+            groups: dict[str, str] = {}
+            for pattern, text in ((rule.pattern, last_user), (rule.earlier_pattern, earlier)):
+                if pattern is None:
                     continue
-                names.update({k: v or "" for k, v in found.groupdict().items()})
-            reply = rule.reply
-            break
+                found = pattern.search(text)
+                if found is None:
+                    break
+                groups.update({k: v or "" for k, v in found.groupdict().items()})
+            else:
+                names.update(groups)
+                reply = rule.reply
+                break
         if reply is None:
             raise ModelError(
                 f"scripted model {self.name!r}: no rule matches agent {request.agent!r} "

@@ -17,11 +17,12 @@ from agentfn.collaboration.planner import ComplexTask
 from agentfn.collaboration.status import CollaborationState
 from agentfn.errors import UserError
 from agentfn.ledger import CostRow, DayMetrics
-from agentfn.ports import Usage
+from agentfn.ports import Message, Usage
 from agentfn.replay import ReplayChanges
 from agentfn.roles import Role
 from agentfn.runs import Run, RunError, RunStatus, StepRecord, ToolFlag
 from agentfn.steps import StepKey
+from agentfn.threads import THREAD_ID, Thread
 from agentfn.workflows import Blueprint
 
 
@@ -35,7 +36,30 @@ class ErrorEnvelope(BaseModel):
     error: ErrorBody
 
 
-class CreateRun(BaseModel):
+class OnThread(BaseModel):
+    """A run may continue a conversation: its agent nodes start from the thread's messages,
+    and the thread gets the run's prompts and answers when it completes."""
+
+    thread: str | None = Field(
+        default=None,
+        pattern=THREAD_ID.pattern,
+        description="the conversation thread the run continues (created if new)",
+    )
+    thread_ttl_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="seconds the thread lives after this run's messages are added; "
+        "default: as it was (new threads: until deleted)",
+    )
+
+    @model_validator(mode="after")
+    def _ttl_needs_thread(self) -> OnThread:
+        if self.thread_ttl_s is not None and self.thread is None:
+            raise ValueError("thread_ttl_s needs a thread")
+        return self
+
+
+class CreateRun(OnThread):
     model_config = ConfigDict(extra="forbid")
 
     workflow: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="a stored workflow's name")
@@ -151,7 +175,9 @@ class RunSummary(BaseModel):
     steps: int
     tokens: int
     cost_usd: float
+    cached_calls: int = Field(description="model calls answered from the reply cache")
     replay_of: str | None
+    thread: str | None
 
     @classmethod
     def of(cls, run: Run) -> RunSummary:
@@ -164,7 +190,9 @@ class RunSummary(BaseModel):
             steps=run.steps_run,
             tokens=run.usage.total_tokens,
             cost_usd=run.cost_usd,
+            cached_calls=run.cached_calls,
             replay_of=run.replay_of,
+            thread=run.thread.id if run.thread is not None else None,
         )
 
 
@@ -313,7 +341,7 @@ class NameList(BaseModel):
     items: list[str]
 
 
-class AgentRun(BaseModel):
+class AgentRun(OnThread):
     model_config = ConfigDict(extra="forbid")
 
     prompt: str = Field(min_length=1, max_length=100_000, description="what to ask the agent")
@@ -322,3 +350,30 @@ class AgentRun(BaseModel):
         description="a stored workflow whose models, prices and tool modules the agent uses",
     )
     priority: int = Field(default=0, ge=-10, le=10)
+
+
+class ThreadView(BaseModel):
+    id: str
+    messages: list[Message]
+    created_at: float
+    updated_at: float
+    ttl_s: float | None
+    expires_at: float | None
+    runs: list[str] = Field(description="the runs whose messages the thread holds, oldest first")
+
+    @classmethod
+    def of(cls, thread: Thread) -> ThreadView:
+        return cls(
+            id=thread.id,
+            messages=thread.messages,
+            created_at=thread.created_at,
+            updated_at=thread.updated_at,
+            ttl_s=thread.ttl_s,
+            expires_at=thread.expires_at,
+            runs=thread.runs,
+        )
+
+
+class ThreadDeleted(BaseModel):
+    id: str
+    runs: list[str] = Field(description="the runs on the thread whose records were cleared of it")

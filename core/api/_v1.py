@@ -58,6 +58,8 @@ def create_run(services: Services, call: Call) -> Response:
             correlation_id=call.correlation_id,
             priority=body.priority,
             actor=call.actor,
+            thread=body.thread,
+            thread_ttl_s=body.thread_ttl_s,
         )
     except UserError as exc:
         raise ValidationFailed(exc.message, field=exc.field) from None
@@ -153,6 +155,36 @@ def signal_run(services: Services, call: Call) -> Response:
     body = call.body(m.Signal)
     run = services.engine.signal(call.params["run_id"], call.params["name"], body.payload)
     return json_response(202, m.RunSummary.of(run))
+
+
+# ------------------------------------------------------------------ threads
+
+
+@routes.route(
+    "GET",
+    "/v1/threads/{thread_id}",
+    permission=Permission.read,
+    summary="A conversation thread: its messages, the runs that added them, when it expires",
+    response=m.ThreadView,
+)
+def get_thread(services: Services, call: Call) -> Response:
+    thread = services.engine.conversations.get(call.params["thread_id"])
+    return json_response(200, m.ThreadView.of(thread))
+
+
+@routes.route(
+    "DELETE",
+    "/v1/threads/{thread_id}",
+    permission=Permission.run,
+    summary="Delete a thread everywhere: its messages, the prompt-log entries and turn "
+    "records of the runs that used it, the facts remembered in it (409 while a run on it is "
+    "going)",
+    response=m.ThreadDeleted,
+)
+def delete_thread(services: Services, call: Call) -> Response:
+    thread_id = call.params["thread_id"]
+    runs = services.engine.conversations.delete(thread_id)
+    return json_response(200, m.ThreadDeleted(id=thread_id, runs=runs))
 
 
 # ------------------------------------------------------------ collaborations
@@ -311,6 +343,8 @@ def run_agent(services: Services, call: Call) -> Response:
         correlation_id=call.correlation_id,
         priority=body.priority,
         actor=call.actor,
+        thread=body.thread,
+        thread_ttl_s=body.thread_ttl_s,
     )
     return json_response(202, m.RunSummary.of(run), {"location": f"/v1/runs/{run.id}"})
 

@@ -34,6 +34,7 @@ from agentfn.functions.local.progress import (
     watch,
 )
 from agentfn.functions.local.tenants_cli import costs, tenants_app
+from agentfn.functions.local.threads_cli import threads_app
 from agentfn.functions.local.workers import WorkerPool, serve_worker
 from agentfn.functions.runtime import build_engine
 from agentfn.runs import Run
@@ -57,6 +58,7 @@ runs_app = typer.Typer(help="Inspect runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 app.add_typer(keys_app, name="keys")
 app.add_typer(tenants_app, name="tenants")
+app.add_typer(threads_app, name="threads")
 app.command()(costs)
 app.command("eval")(evaluate)
 app.command()(tune)
@@ -259,12 +261,26 @@ def run(
     ] = 2,
     timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for the run.")] = 600,
     quiet: Annotated[bool, typer.Option(help="Only print the summary.")] = False,
+    thread: Annotated[
+        str | None,
+        typer.Option(help="Continue this conversation thread (created if new; see `threads`)."),
+    ] = None,
+    thread_ttl: Annotated[
+        float | None,
+        typer.Option(min=1, help="Seconds the thread lives after this run's messages."),
+    ] = None,
 ) -> None:
     """Run a workflow locally to completion, with a progress display."""
+    if thread_ttl is not None and thread is None:
+        raise fail("--thread-ttl needs --thread")
     loaded = load_blueprint(file)
     values = parse_inputs(input, input_json, loaded.blueprint.inputs)
     execute(
-        lambda e: e.start(loaded, values), loaded, workers=workers, timeout=timeout, quiet=quiet
+        lambda e: e.start(loaded, values, thread=thread, thread_ttl_s=thread_ttl),
+        loaded,
+        workers=workers,
+        timeout=timeout,
+        quiet=quiet,
     )
 
 

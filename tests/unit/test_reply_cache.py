@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from agentfn.ledger import Ledger, costs_csv
 from agentfn.model_spec import ModelSpec
 from agentfn.ports import ChatReply, ChatRequest, Message, Usage
 from agentfn.reply_cache import ReplyCache
@@ -37,6 +38,17 @@ def test_a_second_identical_call_is_served_from_the_cache_for_nothing(tmp_path: 
     assert not paid.cached and paid.reply.usage.total_tokens > 0 and paid.cost_usd > 0
     assert hit.cached and hit.reply.usage == Usage() and hit.cost_usd == 0
     assert second.usage.total_tokens == 0 and second.cost_usd == 0
+    # the hit is counted in the run's usage, per agent, and in the tenant's ledger
+    assert (first.cached_calls, second.cached_calls) == (0, 1)
+    assert second.agent_usage["cached"].cached_calls == 1
+    assert second.agent_usage["cached"].prompt_tokens == 0
+    ledger = Ledger(MemoryBlobStore(), clock=lambda: second.finished_at or 0.0)
+    ledger.record_run(first)
+    ledger.record_run(second)
+    [row] = ledger.costs(1)
+    assert (row.calls, row.cached_calls) == (2, 1)
+    assert ledger.metrics(1)[0].cached_calls == 1
+    assert costs_csv([row]).splitlines()[1].endswith(",1")
     # a replay of the cached run serves the recorded (cached) reply again
     again = drain(engine, engine.replay(second.id).id)
     assert again.output == second.output

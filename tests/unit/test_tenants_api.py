@@ -94,7 +94,9 @@ def populate(rt: Runtime, key: str) -> dict[str, str]:
     )
     assert call(rt, key, "PUT", "/v1/agents/helper", AGENT)[0] == 200
     assert call(rt, key, "POST", "/v1/tools", TOOL)[0] == 201
-    status, run = call(rt, key, "POST", "/v1/runs", {"workflow": "team", "input": {}})
+    status, run = call(
+        rt, key, "POST", "/v1/runs", {"workflow": "team", "input": {}, "thread": "support-1"}
+    )
     assert status == 202, run
     status, collab = call(rt, key, "POST", "/v1/collaborations", {"team": "team", "plan": PLAN})
     assert status == 202, collab
@@ -104,6 +106,7 @@ def populate(rt: Runtime, key: str) -> dict[str, str]:
         "run_id": run["id"],
         "collaboration_id": collab["id"],
         "key_id": made["id"],
+        "thread_id": "support-1",
     }
 
 
@@ -117,6 +120,8 @@ ISOLATION: dict[tuple[str, str], str] = {
     ("POST", "/v1/runs/{run_id}/cancel"): "404",
     ("POST", "/v1/runs/{run_id}/replay"): "404",
     ("POST", "/v1/runs/{run_id}/signals/{name}"): "404",
+    ("GET", "/v1/threads/{thread_id}"): "404",
+    ("DELETE", "/v1/threads/{thread_id}"): "404",
     ("POST", "/v1/collaborations"): "404",  # A's team is not B's
     ("GET", "/v1/collaborations/{collaboration_id}"): "404",
     ("GET", "/v1/collaborations/{collaboration_id}/agents"): "404",
@@ -193,6 +198,7 @@ def test_tenant_b_walks_every_route_against_tenant_a_and_sees_nothing_of_it(
         for path in (
             f"/v1/runs/{params['run_id']}",
             f"/v1/collaborations/{params['collaboration_id']}",
+            f"/v1/threads/{params['thread_id']}",
             "/v1/agents/helper",
             "/v1/workflows/team",
             "/v1/tools",
@@ -201,6 +207,8 @@ def test_tenant_b_walks_every_route_against_tenant_a_and_sees_nothing_of_it(
         )
     }
     a_secrets = json.dumps(before)
+    status, thread = before[f"/v1/threads/{params['thread_id']}"]
+    assert status == 200 and thread["runs"] == [params["run_id"]], thread
     assert call(runtime, b, "GET", "/v1/workflows")[1]["items"] == []  # A's "team" is not B's
     assert call(runtime, a, "GET", "/v1/workflows")[1]["items"] == ["team"]
 
@@ -271,7 +279,7 @@ def test_every_route_is_allowed_or_denied_by_the_role_table(runtime: Runtime, ro
     logged = [e for e in audit if e["action"] == "role.denied"]
     assert sorted(e["target"] for e in logged) == sorted(denied)
     assert all(e["actor"] == key.id and e["details"]["roles"] == [role] for e in logged)
-    expected_denials = {"viewer": 20, "developer": 10, "tenant_admin": 0}[role]
+    expected_denials = {"viewer": 21, "developer": 10, "tenant_admin": 0}[role]
     assert len(denied) == expected_denials
 
 
