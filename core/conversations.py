@@ -6,8 +6,9 @@ agent nodes' first turns start from those messages, cut to each agent's token bu
 oldest dropped, or summarised by the agent the blueprint names). When the run completes, each
 agent node's prompt and final answer are appended, once however often the completion is
 redelivered. The runs that used a thread are marked under ``thread-runs/<thread>/``, so
-deleting the thread (or finding it expired) also deletes what holds its messages: those runs'
-prompt-log entries and turn conversations, and the facts remembered in it.
+deleting the thread (or finding it expired) also deletes what holds its messages: those runs
+(records, steps, prompt log; their totals stay in the tenant's ledger) and the facts
+remembered in it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from collections.abc import Callable, Sequence
 from agentfn.errors import Conflict, NotFound
 from agentfn.memory import MemoryStore
 from agentfn.ports import Message
-from agentfn.prompt_log import PromptLog
 from agentfn.runs import Run, RunStatus, RunStore, iter_keys
 from agentfn.threads import RunThread, Thread, ThreadStore, check_thread_id
 
@@ -63,14 +63,12 @@ class Conversations:
     def __init__(
         self,
         store: RunStore,
-        prompts: PromptLog,
         memory: MemoryStore,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.blobs = store.blobs
-        self.prompts = prompts
         self.memory = memory
         self.threads = ThreadStore(self.blobs, clock=clock, on_delete=self._purge)
 
@@ -84,8 +82,13 @@ class Conversations:
             )
         except NotFound:
             mark = RunThread(id=thread_id, ttl_s=ttl_s)
-        self.blobs.put(f"{MARKS}{thread_id}/{run_id}", b"")
+        self.mark(mark.id, run_id)
         return mark
+
+    def mark(self, thread_id: str, run_id: str) -> None:
+        """Count ``run_id`` among the thread's runs (a replay's too: its prompts hold the
+        thread), so it goes when the thread does."""
+        self.blobs.put(f"{MARKS}{check_thread_id(thread_id)}/{run_id}", b"")
 
     def history(self, mark: RunThread) -> list[Message]:
         """The messages the run's agents start from: the thread as the run found it (none if it
@@ -125,7 +128,7 @@ class Conversations:
 
     def delete(self, thread_id: str) -> list[str]:
         """Delete a thread everywhere; refused while a run on it is still going (its
-        completion would bring the messages back). Returns the runs cleared of it;
+        completion would bring the messages back). Returns the runs deleted with it;
         ``NotFound`` when there is nothing of the thread to delete."""
         runs = self.runs(thread_id)
         try:
@@ -149,30 +152,13 @@ class Conversations:
 
     def _purge(self, thread_id: str) -> None:
         """Remove what holds the thread's messages outside its record. A run still going (met
-        when the thread expires) keeps its records and mark, for a later delete."""
+        when the thread expires) stays, with its mark, for a later delete."""
         self.memory.forget_thread(thread_id)
         for run_id in self.runs(thread_id):
             try:
-                run = self.store.get(run_id)
+                if not self.store.get(run_id).status.terminal:
+                    continue
             except NotFound:
-                run = None
-            if run is not None and not run.status.terminal:
-                continue
-            self.prompts.delete_run(run_id)
-            self._scrub_steps(run_id)
+                pass  # a delete cut short: finish it
+            self.store.delete(run_id)
             self.blobs.delete(f"{MARKS}{thread_id}/{run_id}")
-
-    def _scrub_steps(self, run_id: str) -> None:
-        """Drop the conversation an ended run's turns recorded (it opens with the thread)."""
-        for record in list(self.store.steps(run_id)):
-            outcome = record.outcome
-            if outcome is None or (outcome.conversation is None and outcome.exchange is None):
-                continue
-            found = self.store.get_step(run_id, record.key)
-            if found is None:
-                continue
-            current, etag = found
-            if current.outcome is None:
-                continue
-            scrubbed = current.outcome.model_copy(update={"conversation": None, "exchange": None})
-            self.store.put_step(run_id, current.model_copy(update={"outcome": scrubbed}), etag)

@@ -77,11 +77,6 @@ class PromptLog:
             existing = self.get(entry.run_id, entry.step)
             return existing if existing is not None and existing.reusable else entry
 
-    def delete_run(self, run_id: str) -> None:
-        """Forget a run's model calls (the conversation they held is being deleted)."""
-        for key in list(iter_keys(self.blobs, f"runs/{run_id}/prompts/")):
-            self.blobs.delete(key)
-
     def entries(self, run_id: str) -> Iterator[PromptRecord]:
         for key in iter_keys(self.blobs, f"runs/{run_id}/prompts/"):
             yield PromptRecord.model_validate_json(self.blobs.get(key).data)

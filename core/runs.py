@@ -250,6 +250,24 @@ class RunStore:
         inverted = 10**13 - int(run.created_at * 1000)
         self.blobs.put(f"{_INDEX}{inverted:013d}_{run.id}", b"")
 
+    def delete(self, run_id: str) -> None:
+        """Delete a run and everything under it (steps, outputs, prompt log); its record goes
+        last, so a delete cut short can be done again. The blueprint snapshot, shared, stays."""
+        try:
+            run = self.get(run_id)
+        except NotFound:
+            run = None
+        if run is not None:
+            inverted = 10**13 - int(run.created_at * 1000)
+            self.blobs.delete(f"{_INDEX}{inverted:013d}_{run.id}")
+        record = f"runs/{run_id}/run.json"
+        for key in list(iter_keys(self.blobs, f"runs/{run_id}/")):
+            if key != record:
+                self.blobs.delete(key)
+        self.blobs.delete(record)
+        with self._inputs_lock:
+            self._inputs.pop(run_id, None)
+
     def get(self, run_id: str) -> Run:
         return self.read(run_id)[0]
 

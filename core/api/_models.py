@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from agentfn.api_keys import ApiKeyView
 from agentfn.collaboration import AgentLoad, Plan, SubtaskView
@@ -52,11 +59,12 @@ class OnThread(BaseModel):
         "default: as it was (new threads: until deleted)",
     )
 
-    @model_validator(mode="after")
-    def _ttl_needs_thread(self) -> OnThread:
-        if self.thread_ttl_s is not None and self.thread is None:
-            raise ValueError("thread_ttl_s needs a thread")
-        return self
+    @field_validator("thread_ttl_s")
+    @classmethod
+    def _ttl_needs_thread(cls, ttl: float | None, info: ValidationInfo) -> float | None:
+        if ttl is not None and info.data.get("thread") is None:
+            raise ValueError("a TTL needs a thread")
+        return ttl
 
 
 class CreateRun(OnThread):

@@ -137,7 +137,7 @@ class Engine:
         # Threads runs continue, and the facts agents remember (a deployment's search index,
         # if it plugs one in, answers recall queries).
         memory = MemoryStore(blobs, clock=clock, search=memory_search, tenant=self.tenant)
-        self.conversations = Conversations(self.store, self.prompts, memory, clock=clock)
+        self.conversations = Conversations(self.store, memory, clock=clock)
         self.model_factory = model_factory
         self.lease_s = lease_s
         self.worker = self.store.worker
@@ -191,11 +191,12 @@ class Engine:
         if self.quotas is not None:
             self.quotas.check_tokens(actor)
             self.quotas.admit_run(run_id, self._running, actor)
-        mark = (
-            self.conversations.begin(thread, run_id, ttl_s=thread_ttl_s)
-            if isinstance(thread, str)
-            else thread
-        )
+        mark: RunThread | None = None
+        if isinstance(thread, str):
+            mark = self.conversations.begin(thread, run_id, ttl_s=thread_ttl_s)
+        elif thread is not None:  # a replay: same history, and it goes with the thread
+            mark = thread
+            self.conversations.mark(thread.id, run_id)
         with self._batch():
             run = Run(
                 id=run_id,

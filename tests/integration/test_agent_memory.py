@@ -154,6 +154,7 @@ def test_a_three_run_conversation_remembers_the_first_message(
     [served] = engine.prompts.entries(replayed.id)
     assert served.replayed_from == second.id  # the same conversation, served from the log
     assert len(engine.conversations.get("chat-1").messages) == 6
+    assert replayed.id in engine.conversations.runs("chat-1")  # its prompts hold the thread
 
 
 def test_a_redelivered_completion_appends_once(engine: Engine, tmp_path: Path) -> None:
@@ -233,10 +234,10 @@ def test_a_thread_past_its_ttl_is_gone_with_what_held_its_messages(
     time.sleep(1.7)
     with pytest.raises(NotFound):
         engine.conversations.get("short")
+    with pytest.raises(NotFound):  # the run that held its messages went with it
+        engine.store.get(first.id)
     assert list(engine.prompts.entries(first.id)) == []
-    assert all(
-        s.outcome is None or s.outcome.conversation is None for s in engine.store.steps(first.id)
-    )
+    assert list(engine.store.steps(first.id)) == []
     # a run on it now starts a new conversation, without the old one
     again = say(engine, loaded, "What is my name?", thread="short")
     assert again.output == {"answer": "I do not know your name."}
@@ -258,19 +259,18 @@ def test_a_deleted_thread_is_gone_everywhere(engine: Engine, tmp_path: Path) -> 
     assert sorted(engine.conversations.delete("doomed")) == sorted([first.id, kept.id, going.id])
     with pytest.raises(NotFound):
         engine.conversations.get("doomed")
-    for run in (first, kept):
+    # the runs on it went with it: records, steps, prompt log, their place in the listing
+    for run in (first, kept, going):
+        with pytest.raises(NotFound):
+            engine.store.get(run.id)
         assert list(engine.prompts.entries(run.id)) == []
-        for step in engine.store.steps(run.id):
-            assert step.outcome is None or (step.outcome.conversation, step.outcome.exchange) == (
-                None,
-                None,
-            )
+        assert list(engine.store.blobs.list(f"runs/{run.id}/").keys) == []
+    listed, _ = engine.store.list_runs(limit=100)
+    assert not {first.id, kept.id, going.id} & {r.id for r in listed}
     assert engine.conversations.memory.recall("thread_keeper", thread="doomed") == []
     assert engine.conversations.runs("doomed") == []
     with pytest.raises(NotFound):  # nothing of it left to delete
         engine.conversations.delete("doomed")
-    # the run records themselves stay (their totals are the tenant's accounts)
-    assert engine.store.get(first.id).status is RunStatus.completed
     again = say(engine, loaded, "What is my name?", thread="doomed")
     assert again.output == {"answer": "I do not know your name."}
 
