@@ -121,6 +121,18 @@ class Conversations:
     def get(self, thread_id: str) -> Thread:
         return self.threads.get(thread_id)
 
+    def visible(self, run: Run, swept: dict[str, bool] | None = None) -> bool:
+        """Whether an ended run still stands: one whose thread has expired goes with it, found
+        as it is read (nothing sweeps between requests). ``swept`` remembers each thread's
+        answer across a listing."""
+        mark = run.thread
+        if mark is None or not run.status.terminal:
+            return True
+        seen = {} if swept is None else swept
+        if mark.id not in seen:
+            seen[mark.id] = self.threads.sweep(mark.id)
+        return not seen[mark.id]
+
     def runs(self, thread_id: str) -> list[str]:
         """The runs that used the thread (and are not yet purged with it), oldest first."""
         prefix = f"{MARKS}{check_thread_id(thread_id)}/"

@@ -92,6 +92,14 @@ class ThreadStore:
             raise NotFound(f"thread {thread_id} not found")
         return thread
 
+    def sweep(self, thread_id: str) -> bool:
+        """Delete the thread if it has expired (with what refers to it); whether it had."""
+        thread, etag = self._read(check_thread_id(thread_id))
+        if thread is None and etag is not None:
+            self.delete(thread_id)
+            return True
+        return False
+
     def append(
         self,
         thread_id: str,

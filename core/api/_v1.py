@@ -79,7 +79,7 @@ def list_runs(services: Services, call: Call) -> Response:
     cursor = call.request.query.get("cursor") or None
     if cursor is not None and not re.fullmatch(r"index/runs/[0-9]{13}_run_[0-9a-f]{23}", cursor):
         raise ValidationFailed("cursor is not one this API returned", field="cursor")
-    runs, next_cursor = services.engine.store.list_runs(cursor=cursor, limit=limit)
+    runs, next_cursor = services.engine.runs(cursor=cursor, limit=limit)
     page = m.RunPage(items=[m.RunSummary.of(r) for r in runs], next_cursor=next_cursor)
     return json_response(200, page)
 
@@ -93,7 +93,7 @@ def list_runs(services: Services, call: Call) -> Response:
 )
 def get_run(services: Services, call: Call) -> Response:
     store = services.engine.store
-    run = store.get(call.params["run_id"])
+    run = services.engine.run(call.params["run_id"])
     steps = list(store.steps(run.id))
     blueprint = store.load_blueprint(run.blueprint_key).blueprint
     return json_response(200, m.RunView.full(run, steps, blueprint))
@@ -138,8 +138,12 @@ def replay_run(services: Services, call: Call) -> Response:
     response=RunDiff,
 )
 def diff_run(services: Services, call: Call) -> Response:
-    store = services.engine.store
-    return json_response(200, diff_runs(store, call.params["run_id"], call.params["other_id"]))
+    engine = services.engine
+    for run_id in (call.params["run_id"], call.params["other_id"]):
+        engine.run(run_id)  # both must still stand (see Engine.run)
+    return json_response(
+        200, diff_runs(engine.store, call.params["run_id"], call.params["other_id"])
+    )
 
 
 @routes.route(

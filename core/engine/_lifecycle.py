@@ -220,6 +220,19 @@ class Engine:
         self.observer.run_started(run, self.tenant)
         return run
 
+    def run(self, run_id: str) -> Run:
+        """A run as users see it: one that went with its expired thread is not found."""
+        run = self.store.get(run_id)
+        if not self.conversations.visible(run):
+            raise NotFound(f"run {run_id!r} not found", field="run_id")
+        return run
+
+    def runs(self, *, cursor: str | None = None, limit: int = 50) -> tuple[list[Run], str | None]:
+        """A page of runs, newest first, as users see them (see ``run``)."""
+        page, next_cursor = self.store.list_runs(cursor=cursor, limit=limit)
+        swept: dict[str, bool] = {}
+        return [r for r in page if self.conversations.visible(r, swept)], next_cursor
+
     def _running(self, run_id: str) -> bool:
         try:
             return not self.store.get(run_id).status.terminal
@@ -246,7 +259,7 @@ class Engine:
         identical (so a replay is deterministic and free), unless ``live`` asks for new calls.
         ``changes`` (another model, temperature, instructions) always call the models again.
         """
-        original = self.store.get(run_id)
+        original = self.run(run_id)
         loaded = self.store.load_blueprint(original.blueprint_key)
         if changes is not None and changes.any:
             loaded, live = changes.apply(loaded), True

@@ -628,7 +628,7 @@ def runs_list(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per run.")] = False,
 ) -> None:
     """List runs, newest first (ids in full; any unique prefix works where a run id goes)."""
-    runs, _ = build_engine(State.settings()).store.list_runs(limit=limit)
+    runs, _ = build_engine(State.settings()).runs(limit=limit)
     if as_json:
         for r in runs:
             sys.stdout.write(r.model_dump_json() + "\n")
@@ -658,7 +658,7 @@ def runs_show(
     """Show a run: status, every step, tokens, cost and output."""
     engine = build_engine(State.settings())
     run_id = resolve_run(engine, run_id)
-    record = engine.store.get(run_id)
+    record = engine.run(run_id)
     steps = sorted(engine.store.steps(run_id), key=lambda s: s.started_at)
     if as_json:
         doc = {

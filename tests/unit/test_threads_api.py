@@ -27,7 +27,9 @@ def runtime(tmp_path: Path) -> Runtime:
 @pytest.fixture
 def key(runtime: Runtime) -> str:
     key = admin_of(runtime, "acme").key
-    status, _ = call(runtime, key, "PUT", "/v1/workflows/team", TEAM, content_type="application/yaml")
+    status, _ = call(
+        runtime, key, "PUT", "/v1/workflows/team", TEAM, content_type="application/yaml"
+    )
     assert status == 200
     return key
 
@@ -60,7 +62,13 @@ def test_runs_continue_a_thread_that_get_shows_and_delete_removes(
     assert thread["runs"] == [first["id"], second["id"]]
     assert [m["role"] for m in thread["messages"]] == ["user", "assistant"] * 2
     assert thread["messages"][-2:] == [
-        {"role": "user", "content": "And then?", "tool_calls": [], "tool_call_id": None, "name": None},
+        {
+            "role": "user",
+            "content": "And then?",
+            "tool_calls": [],
+            "tool_call_id": None,
+            "name": None,
+        },
         {
             "role": "assistant",
             "content": "done: And then?",
@@ -88,9 +96,20 @@ def test_a_thread_past_its_ttl_is_gone_from_every_route(runtime: Runtime, key: s
     status, thread = call(runtime, key, "GET", "/v1/threads/brief")
     assert status == 200 and thread["ttl_s"] == 1 and thread["expires_at"] is not None
     time.sleep(1.2)
-    for path in ("/v1/threads/brief", f"/v1/runs/{run['id']}"):
-        assert call(runtime, key, "GET", path)[0] == 404, path
+    # the listing first, then the run, then the thread: whichever is read first finds it gone
     assert call(runtime, key, "GET", "/v1/runs")[1]["items"] == []
+    for path in (f"/v1/runs/{run['id']}", "/v1/threads/brief"):
+        assert call(runtime, key, "GET", path)[0] == 404, path
+
+
+def test_a_run_on_an_expired_thread_is_gone_when_read_first(runtime: Runtime, key: str) -> None:
+    run = start(runtime, key, thread="brief", thread_ttl_s=1)
+    work(runtime)
+    time.sleep(1.2)
+    status, reply = call(runtime, key, "GET", f"/v1/runs/{run['id']}")
+    assert status == 404 and reply["error"]["code"] == "not_found", reply
+    assert call(runtime, key, "POST", f"/v1/runs/{run['id']}/replay", {})[0] == 404
+    assert call(runtime, key, "GET", "/v1/threads/brief")[0] == 404
 
 
 def test_a_thread_with_a_run_going_cannot_be_deleted(runtime: Runtime, key: str) -> None:
