@@ -39,6 +39,7 @@ class Settings:
     tool_modules: tuple[str, ...] = ()
     model_secrets: tuple[str, ...] = DEFAULT_MODEL_SECRETS
     model_hosts: tuple[str, ...] = DEFAULT_MODEL_HOSTS
+    memory_search: str = ""  # file.py:factory of the project: the facts' search index
 
     @classmethod
     def from_env(
@@ -58,6 +59,7 @@ class Settings:
             tool_modules=_names(env.get("AGENTFN_TOOL_MODULES", "")),
             model_secrets=_names(env.get("AGENTFN_MODEL_SECRETS", ",".join(DEFAULT_MODEL_SECRETS))),
             model_hosts=_names(env.get("AGENTFN_MODEL_HOSTS", ",".join(DEFAULT_MODEL_HOSTS))),
+            memory_search=env.get("AGENTFN_MEMORY_SEARCH", "").strip(),
         )
 
     def as_env(self) -> dict[str, str]:
@@ -74,6 +76,7 @@ class Settings:
             "AGENTFN_TOOL_MODULES": ",".join(self.tool_modules),
             "AGENTFN_MODEL_SECRETS": ",".join(self.model_secrets),
             "AGENTFN_MODEL_HOSTS": ",".join(self.model_hosts),
+            "AGENTFN_MEMORY_SEARCH": self.memory_search,
         }
 
     @property

@@ -14,6 +14,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Protocol, get_type_hints, overload
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create_model
@@ -159,16 +160,23 @@ _module_lock = threading.Lock()
 
 def load_tool_module(path: Path) -> list[Tool]:
     """Import a Python file by path (once per process) and return the tools it defines."""
+    module = import_file(path, "tool module", field="tools")
+    return [v for v in vars(module).values() if isinstance(v, Tool)]
+
+
+def import_file(path: Path, what: str, *, field: str) -> ModuleType:
+    """Import a Python file of the project by path, once per process; a file that is missing
+    or fails to import is a ``UserError`` naming it."""
     path = path.resolve()
     if not path.is_file():
-        raise UserError(f"tool module {str(path)!r} does not exist", field="tools")
+        raise UserError(f"{what} {str(path)!r} does not exist", field=field)
     mod_name = "agentfn_tools_" + hashlib.sha256(str(path).encode()).hexdigest()[:16]
     with _module_lock:
         module = sys.modules.get(mod_name)
         if module is None:
             spec = importlib.util.spec_from_file_location(mod_name, path)
             if spec is None or spec.loader is None:
-                raise UserError(f"cannot import tool module {str(path)!r}", field="tools")
+                raise UserError(f"cannot import {what} {str(path)!r}", field=field)
             module = importlib.util.module_from_spec(spec)
             sys.modules[mod_name] = module
             try:
@@ -176,10 +184,10 @@ def load_tool_module(path: Path) -> list[Tool]:
             except Exception as exc:
                 del sys.modules[mod_name]
                 raise UserError(
-                    f"tool module {path.name} failed to import: {type(exc).__name__}: {exc}",
-                    field="tools",
+                    f"{what} {path.name} failed to import: {type(exc).__name__}: {exc}",
+                    field=field,
                 ) from None
-    return [v for v in vars(module).values() if isinstance(v, Tool)]
+    return module
 
 
 def load_registry(paths: Iterable[Path]) -> ToolRegistry:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from agentfn.engine import Engine
     from agentfn.ledger import Ledger
     from agentfn.model_spec import ModelSpec
-    from agentfn.ports import BlobStore, Model, Queue, QueueMessage, SecretStore
+    from agentfn.ports import BlobStore, FactSearch, Model, Queue, QueueMessage, SecretStore
     from agentfn.quotas import TenantQuotas
     from agentfn.telemetry import Observer
     from agentfn.tenant_settings import TenantSettings
@@ -97,6 +97,16 @@ class Runtime:
             if services is None:
                 services = self._tenants[tenant] = TenantServices(self, check_tenant(tenant))
             return services
+
+    @cached_property
+    def memory_search(self) -> FactSearch | None:
+        """The deployment's index of remembered facts, if it plugs one in (one per process:
+        its spaces keep tenants apart)."""
+        if not self.settings.memory_search:
+            return None
+        from agentfn.memory_search import load_fact_search
+
+        return load_fact_search(self.settings.memory_search, self.settings.project)
 
     @cached_property
     def keys(self) -> KeyStore:
@@ -180,6 +190,7 @@ class TenantServices:
             engines=lambda tenant: rt.for_tenant(tenant).engine,
             quotas=quotas,
             masks=lambda: self.tenant_settings.get().mask_pii,
+            memory_search=rt.memory_search,
             observer=Observers(
                 OtelObserver(), LedgerObserver(self.ledger), *(make() for make in OBSERVERS)
             ),

@@ -66,3 +66,34 @@ def test_bad_names_are_refused(
     with pytest.raises(ValidationFailed) as refused:
         MemoryStore(blobstore).remember(agent, key, "v", thread=thread)
     assert refused.value.field == field
+
+
+def test_a_plugged_in_search_index_answers_queries(blobstore: BlobStore) -> None:
+    from tests.support.fact_index import SynonymIndex
+
+    now = [100.0]
+    index = SynonymIndex()
+    memory = MemoryStore(
+        TenantBlobs(blobstore, "acme"), search=index, tenant="acme", clock=lambda: now[0]
+    )
+    plain = MemoryStore(TenantBlobs(blobstore, "acme"), clock=lambda: now[0])
+    memory.remember("support", "favourite colour", "green")
+    memory.remember("support", "plan", "premium", ttl_s=10)
+    # the index finds what the word match cannot
+    assert [f.value for f in memory.recall("support", query="hue")] == ["green"]
+    assert plain.recall("support", query="hue") == []
+    # the index keeps tenant, agent and scope apart in its spaces
+    spaces = {space for op, space, _ in index.calls if op == "index"}
+    assert spaces == {"acme/memory/support/_shared/"}
+    memory.remember("support", "colour", "blue", thread="t-9")
+    assert ("index", "acme/memory/support/t.t-9/", "colour") in index.calls
+    # a key the index returns whose fact expired or is gone is skipped
+    now[0] = 200.0
+    assert memory.recall("support", query="premium plan") == []
+    assert memory.forget("support", "favourite colour")
+    assert ("remove", "acme/memory/support/_shared/", "favourite colour") in index.calls
+    assert memory.recall("support", query="hue") == []
+    # a thread's facts leave the index with the thread
+    assert memory.forget_thread("t-9") == 1
+    assert ("remove", "acme/memory/support/t.t-9/", "colour") in index.calls
+    assert memory.recall("support", thread="t-9") == []

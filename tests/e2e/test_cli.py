@@ -378,3 +378,47 @@ def test_collaborate_refuses_a_planners_unsound_plan_with_the_tasks_line(tmp_pat
         agentfn("collaborate", str(planned(tmp_path, plan)), home=tmp_path / "home")
     )
     assert "task.yaml:2: task: planner 'planner' gave an unsound plan: subtask 'a' needs" in line
+
+
+def test_a_conversation_on_a_thread_then_shown_and_deleted(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    rules = tmp_path / "chat" / "rules.yaml"
+    rules.parent.mkdir()
+    rules.write_text(
+        "rules:\n"
+        "  - match: 'my name\\?'\n"
+        "    earlier: 'name is (?P<name>\\w+)'\n"
+        "    reply: {content: 'You are {name}.'}\n"
+        "default: {content: 'Noted.'}\n"
+    )
+    flow = rules.parent / "chat.yaml"
+    flow.write_text(
+        "name: chat\n"
+        "models: {default: {provider: scripted, rules: rules.yaml}}\n"
+        "agents: {helper: {instructions: Help.}}\n"
+        "inputs: {say: {type: string}}\n"
+        "nodes: [{id: reply, type: agent, agent: helper, prompt: '{{ input.say }}'}]\n"
+    )
+
+    def say(text: str, *extra: str) -> subprocess.CompletedProcess[str]:
+        return agentfn("run", str(flow), "-i", f"say={text}", "--workers", "0", *extra, home=home)
+
+    assert say("My name is Ada.", "--thread", "t1", "--thread-ttl", "3600").returncode == 0
+    answered = say("What is my name?", "--thread", "t1")
+    assert answered.returncode == 0 and "You are Ada." in answered.stdout, answered.stdout
+    assert "You are Ada." not in say("What is my name?").stdout  # no thread, no history
+
+    shown = agentfn("threads", "show", "t1", home=home)
+    assert shown.returncode == 0, shown.stderr
+    assert "4 messages from 2 run(s)" in shown.stdout and "helper: You are Ada." in shown.stdout
+    doc = json.loads(agentfn("threads", "show", "t1", "--json", home=home).stdout)
+    assert doc["ttl_s"] == 3600 and len(doc["runs"]) == 2
+
+    deleted = agentfn("threads", "delete", "t1", home=home)
+    assert deleted.returncode == 0 and "2 run(s)" in deleted.stdout, deleted.stderr
+    assert "not found" in one_error_line(agentfn("threads", "show", "t1", home=home))
+    listed = agentfn("runs", "list", "--json", home=home).stdout.splitlines()
+    assert len(listed) == 1  # only the run without a thread is left
+    assert "thread" in one_error_line(agentfn("threads", "show", "../x", home=home))
+    assert "--thread" in one_error_line(say("hi", "--thread-ttl", "60"))
+    assert "thread" in one_error_line(say("hi", "--thread", "no/slash"))
