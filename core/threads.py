@@ -14,7 +14,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, computed_field
 
 from agentfn.cas_json import read_json, write_json
 from agentfn.errors import Conflict, CorruptRecord, NotFound, ValidationFailed
@@ -38,6 +38,7 @@ class Thread(BaseModel):
     runs: list[str] = Field(default_factory=list)
     """The runs whose messages were appended (the last ``MAX_RUNS_KEPT``), oldest first."""
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def expires_at(self) -> float | None:
         return None if self.ttl_s is None else self.updated_at + self.ttl_s

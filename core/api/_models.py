@@ -24,12 +24,12 @@ from agentfn.collaboration.planner import ComplexTask
 from agentfn.collaboration.status import CollaborationState
 from agentfn.errors import UserError
 from agentfn.ledger import CostRow, DayMetrics
-from agentfn.ports import Message, Usage
+from agentfn.ports import Usage
 from agentfn.replay import ReplayChanges
 from agentfn.roles import Role
 from agentfn.runs import Run, RunError, RunStatus, StepRecord, ToolFlag
 from agentfn.steps import StepKey
-from agentfn.threads import THREAD_ID, Thread
+from agentfn.threads import THREAD_ID
 from agentfn.workflows import Blueprint
 
 
@@ -358,28 +358,6 @@ class AgentRun(OnThread):
         description="a stored workflow whose models, prices and tool modules the agent uses",
     )
     priority: int = Field(default=0, ge=-10, le=10)
-
-
-class ThreadView(BaseModel):
-    id: str
-    messages: list[Message]
-    created_at: float
-    updated_at: float
-    ttl_s: float | None
-    expires_at: float | None
-    runs: list[str] = Field(description="the runs whose messages the thread holds, oldest first")
-
-    @classmethod
-    def of(cls, thread: Thread) -> ThreadView:
-        return cls(
-            id=thread.id,
-            messages=thread.messages,
-            created_at=thread.created_at,
-            updated_at=thread.updated_at,
-            ttl_s=thread.ttl_s,
-            expires_at=thread.expires_at,
-            runs=thread.runs,
-        )
 
 
 class ThreadDeleted(BaseModel):

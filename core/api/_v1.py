@@ -28,6 +28,7 @@ from agentfn.errors import ToolError, UnsupportedMediaType, UserError, Validatio
 from agentfn.http_tools import HttpTool, HttpToolSpec
 from agentfn.replay import ReplayChanges, RunDiff, diff_runs
 from agentfn.roles import Permission
+from agentfn.threads import Thread
 from agentfn.tools import ToolRegistry, load_registry
 
 if TYPE_CHECKING:
@@ -169,11 +170,10 @@ def signal_run(services: Services, call: Call) -> Response:
     "/v1/threads/{thread_id}",
     permission=Permission.read,
     summary="A conversation thread: its messages, the runs that added them, when it expires",
-    response=m.ThreadView,
+    response=Thread,
 )
 def get_thread(services: Services, call: Call) -> Response:
-    thread = services.engine.conversations.get(call.params["thread_id"])
-    return json_response(200, m.ThreadView.of(thread))
+    return json_response(200, services.engine.conversations.get(call.params["thread_id"]))
 
 
 @routes.route(

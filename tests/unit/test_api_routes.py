@@ -93,7 +93,7 @@ def test_the_document_keeps_the_registry_order() -> None:
 
 def test_every_handler_is_a_function_and_no_two_routes_share_method_and_path() -> None:
     routes = REGISTRY.routes()
-    assert len(routes) == 36
+    assert len(routes) == 38
     for route in routes:
         assert inspect.isfunction(route.handler), route
         assert route.handler.__module__.startswith("agentfn.api."), route
