@@ -47,6 +47,12 @@ variable "bedrock_models" {
   default = null # the module's default: none
 }
 
+# e.g. --var memory_search=search.py:build, a file of the project (docs/memory.md)
+variable "memory_search" {
+  type    = string
+  default = null # the module's default: none (recall matches text)
+}
+
 provider "aws" {
   region = var.region
 }
@@ -63,6 +69,7 @@ module "agentfn" {
   worker_concurrency = var.worker_concurrency
   log_retention_days = var.log_retention_days
   bedrock_models     = var.bedrock_models
+  memory_search      = var.memory_search
 }
 
 output "api_url" {

@@ -42,6 +42,12 @@ variable "openai_account" {
   default = null # the module's default: none
 }
 
+# e.g. --var memory_search=search.py:build, a file of the project (docs/memory.md)
+variable "memory_search" {
+  type    = string
+  default = null # the module's default: none (recall matches text)
+}
+
 provider "azurerm" {
   features {}
 }
@@ -56,6 +62,7 @@ module "agentfn" {
   artifact     = var.artifact
 
   openai_account = var.openai_account
+  memory_search  = var.memory_search
 }
 
 output "api_url" {

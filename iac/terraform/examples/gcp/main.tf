@@ -56,6 +56,12 @@ variable "vertex_location" {
   default = null # the region
 }
 
+# e.g. --var memory_search=search.py:build, a file of the project (docs/memory.md)
+variable "memory_search" {
+  type    = string
+  default = null # the module's default: none (recall matches text)
+}
+
 terraform {
   required_providers {
     google = {
@@ -84,6 +90,7 @@ module "agentfn" {
   log_retention_days = var.log_retention_days
   vertex_ai          = var.vertex_ai
   vertex_location    = var.vertex_location
+  memory_search      = var.memory_search
 }
 
 output "api_url" {

@@ -32,6 +32,7 @@ locals {
     AGENTFN_PROJECT         = local.project_dir
     AGENTFN_TOOL_MODULES    = "tools.py"
     AGENTFN_MODEL_HOSTS     = local.model_hosts
+    AGENTFN_MEMORY_SEARCH   = var.memory_search # the facts' search index; "" is none (text match)
     AGENTFN_MAX_ATTEMPTS    = tostring(var.max_attempts)
     AGENTFN_LEASE_S         = tostring(var.timeout_s)
     AGENTFN_STEP_TIMEOUT_S  = tostring(var.timeout_s - 5) # a step ends before its function

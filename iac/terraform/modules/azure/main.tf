@@ -28,6 +28,7 @@ locals {
     AGENTFN_SECRETS                                            = "keyvault://${azurerm_key_vault.main.name}"
     AGENTFN_PROJECT                                            = "/home/site/wwwroot/project"
     AGENTFN_TOOL_MODULES                                       = "tools.py"
+    AGENTFN_MEMORY_SEARCH                                      = var.memory_search # the facts' search index; "" is none (text match)
     AGENTFN_MODEL_HOSTS                                        = local.model_hosts
     AZURE_OPENAI_ENDPOINT                                      = local.openai_endpoint
     AGENTFN_MAX_ATTEMPTS                                       = tostring(var.max_attempts)

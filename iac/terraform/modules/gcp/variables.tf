@@ -81,3 +81,18 @@ variable "vertex_location" {
     error_message = "vertex_location must be a Google Cloud region such as us-central1, or global."
   }
 }
+
+variable "memory_search" {
+  description = "\"file.py:factory\" of the deployed project: the search index (e.g. a vector store client) agents' recall queries use, as AGENTFN_MEMORY_SEARCH; \"\" (default): simple text match (docs/memory.md)."
+  type        = string
+  nullable    = false # null (an unset input of the example) takes the default
+  default     = ""
+  validation {
+    # A file inside the project folder (no "..", not absolute) and a function name in it.
+    condition = var.memory_search == "" || (
+      can(regex("^[A-Za-z0-9_][A-Za-z0-9_./-]*\\.py:[A-Za-z_][A-Za-z0-9_]*$", var.memory_search)) &&
+      !strcontains(var.memory_search, "..")
+    )
+    error_message = "memory_search must be \"\" or file.py:factory, a Python file inside the project folder (no \"..\") and a function in it, e.g. search.py:build."
+  }
+}
