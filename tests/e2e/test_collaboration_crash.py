@@ -112,7 +112,10 @@ def test_killing_every_worker_mid_collaboration_loses_nothing(tmp_path: Path) ->
 
     assert results(engine, run.id) == expected
     entries = lines()
-    for i in range(12):  # every tool call finished once; a killed one started again
-        assert entries.count(f"end:{i}") == 1, entries
-        assert 1 <= entries.count(f"start:{i}") <= 2, entries
+    # Every tool call finished; one killed mid-flight started once more. Tool side effects are
+    # at least once (docs/engine.md): a kill landing after a call ended but before its result
+    # was recorded runs it again, so an end may repeat — never more often than its start.
+    for i in range(12):
+        starts, ends = entries.count(f"start:{i}"), entries.count(f"end:{i}")
+        assert 1 <= ends <= starts <= 2, (i, entries)
     assert engine.queue.dead_letters() == []
