@@ -15,6 +15,9 @@ offline (``make test`` runs it; it is the only step that needs the network).
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -114,9 +117,49 @@ def _wheelhouse() -> Path:
     return WHEELHOUSE
 
 
-def build_artifact(cloud: str, out_dir: Path, project: Path | None = None) -> Artifact:
-    """``agentfn package`` for the target platform, offline from the wheelhouse."""
-    return package(cloud, out_dir, project, wheelhouse=_wheelhouse())
+_BUILT: dict[tuple[str, str], Artifact] = {}
+
+
+def build_artifact(
+    cloud: str, out_dir: Path, project: Path | None = None, *, fresh: bool = False
+) -> Artifact:
+    """``agentfn package`` for the target platform, offline from the wheelhouse, in
+    ``out_dir``.
+
+    A build takes seconds (bytecode for every module, a deterministic zip), and many tests
+    load the same one: each cloud's artifact of a given project (by its content) is built once
+    per session and copied into ``out_dir``, so every test still has its own. ``fresh`` builds
+    anew (a test of the build itself)."""
+    if fresh:
+        return package(cloud, out_dir, project, wheelhouse=_wheelhouse())
+    key = (cloud, _fingerprint(project))
+    built = _BUILT.get(key)
+    if built is None:
+        scratch = Path(tempfile.mkdtemp(prefix=f"agentfn-artifact-{cloud}-"))
+        built = _BUILT[key] = package(cloud, scratch, project, wheelhouse=_wheelhouse())
+    return _copy_artifact(built, out_dir)
+
+
+def _fingerprint(project: Path | None) -> str:
+    """What a build of ``project`` depends on: its files' paths and bytes."""
+    if project is None:
+        return ""
+    digest = hashlib.sha256(str(project.resolve()).encode())
+    for path in sorted(project.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(project)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _copy_artifact(built: Artifact, out_dir: Path) -> Artifact:
+    source = built.archive.parent
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(built.archive, out_dir / built.archive.name)
+    path = out_dir / built.path.relative_to(source)
+    if built.path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+        shutil.copytree(built.path, path, symlinks=True)
+    return dataclasses.replace(built, path=path, archive=out_dir / built.archive.name)
 
 
 def platform_path(cloud: str, artifact: Artifact, scratch: Path) -> list[Path]:
