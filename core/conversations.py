@@ -78,7 +78,7 @@ class Conversations:
         try:
             thread = self.threads.get(thread_id)
             mark = RunThread(
-                id=thread_id, created_at=thread.created_at, upto=len(thread.messages), ttl_s=ttl_s
+                id=thread_id, created_at=thread.created_at, upto=thread.appended, ttl_s=ttl_s
             )
         except NotFound:
             mark = RunThread(id=thread_id, ttl_s=ttl_s)
@@ -101,7 +101,7 @@ class Conversations:
             return []
         if thread.created_at != mark.created_at:
             return []
-        return thread.messages[: mark.upto]
+        return thread.messages[: max(0, mark.upto - thread.trimmed)]
 
     def finish(self, run: Run) -> Thread | None:
         """Append a completed run's exchanges to its thread (a replay adds nothing). Safe to

@@ -26,6 +26,10 @@ MAX_CAS_ATTEMPTS = 64
 """Writers racing on one thread each win within this many rounds (one per concurrent writer)."""
 MAX_RUNS_KEPT = 1000
 """Run ids a thread remembers having appended: a run's append redone later is a no-op."""
+MAX_MESSAGES_KEPT = 1000
+"""A thread keeps its newest messages up to this many: every run on it reads the record and
+every completion rewrites it, so it stays bounded (an agent sees at most its token budget of
+it anyway, and a summariser condenses what that leaves out)."""
 
 
 class Thread(BaseModel):
@@ -37,6 +41,13 @@ class Thread(BaseModel):
     """Seconds the thread lives after its last append; None: until deleted."""
     runs: list[str] = Field(default_factory=list)
     """The runs whose messages were appended (the last ``MAX_RUNS_KEPT``), oldest first."""
+    trimmed: int = Field(default=0, ge=0)
+    """How many of its oldest messages were dropped to keep it within its bound."""
+
+    @property
+    def appended(self) -> int:
+        """Messages ever appended: a position in the thread that trimming does not move."""
+        return self.trimmed + len(self.messages)
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -53,7 +64,8 @@ class RunThread(BaseModel):
     created_at: float | None = None
     """The thread's creation time; None: it did not exist (the run starts it)."""
     upto: int = Field(default=0, ge=0)
-    """How many of the thread's messages the run's agents start from."""
+    """The thread's messages the run's agents start from: those before this position
+    (``Thread.appended`` when the run started)."""
     ttl_s: float | None = Field(default=None, gt=0)
     """Set on the thread when the run's messages are appended."""
 
@@ -79,10 +91,12 @@ class ThreadStore:
         *,
         clock: Callable[[], float] = time.time,
         on_delete: Callable[[str], None] | None = None,
+        max_messages: int = MAX_MESSAGES_KEPT,
     ) -> None:
         self.blobs = blobs
         self.clock = clock
         self.on_delete = on_delete
+        self.max_messages = max_messages
 
     def get(self, thread_id: str) -> Thread:
         """The thread; ``NotFound`` when it never was, was deleted or has expired."""
@@ -123,9 +137,11 @@ class ThreadStore:
             elif run_id is not None and run_id in current.runs:
                 return current
             runs = current.runs if run_id is None else [*current.runs, run_id][-MAX_RUNS_KEPT:]
+            kept, cut = _bounded([*current.messages, *messages], self.max_messages)
             updated = current.model_copy(
                 update={
-                    "messages": [*current.messages, *messages],
+                    "messages": kept,
+                    "trimmed": current.trimmed + cut,
                     "updated_at": now,
                     "ttl_s": ttl_s if ttl_s is not None else current.ttl_s,
                     "runs": runs,
@@ -158,6 +174,15 @@ class ThreadStore:
         if expires is not None and expires <= self.clock():
             return None, etag
         return thread, etag
+
+
+def _bounded(messages: list[Message], most: int) -> tuple[list[Message], int]:
+    """The newest ``most`` messages at the most, starting with a user message; and how many
+    were cut."""
+    cut = max(0, len(messages) - most)
+    while cut and cut < len(messages) and messages[cut].role != "user":
+        cut += 1
+    return messages[cut:], cut
 
 
 def _key(thread_id: str) -> str:
