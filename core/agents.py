@@ -19,6 +19,10 @@ from agentfn.concurrency_keys import ConcurrencySpec
 from agentfn.errors import StepFailed, ToolError
 from agentfn.ports import ChatReply, ChatRequest, Message, ToolCall, ToolSpec
 
+MEMORY_TOOLS = frozenset({"remember", "recall", "forget"})
+"""The built-in tools an agent may name in ``tools`` (``agentfn.memory_tools``): reserved, so
+no project tool may take these names."""
+
 
 class AgentMemory(BaseModel):
     """Where an agent's ``remember`` / ``recall`` / ``forget`` tools keep its facts."""

@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from agentfn.errors import CorruptRecord, NotFound, ValidationFailed
 from agentfn.ports import BlobStore, FactSearch
+from agentfn.runs import iter_keys
 from agentfn.threads import check_thread_id
 
 PREFIX = "memory/"
@@ -112,9 +113,10 @@ class MemoryStore:
         facts = list(self._facts(agent, thread))
         if query is not None:
             words = set(_WORD.findall(query.lower()))
-            scored = [(len(words & _words(f)), f) for f in facts]
-            facts = [f for score, f in scored if score]
-            facts.sort(key=lambda f: (len(words & _words(f)), f.saved_at), reverse=True)
+            scored = [(len(words & _words(f)), f.saved_at, f) for f in facts]
+            scored = [s for s in scored if s[0]]
+            scored.sort(key=lambda s: s[:2], reverse=True)
+            facts = [f for _, _, f in scored]
         else:
             facts.sort(key=lambda f: f.saved_at, reverse=True)
         return facts[: max(limit, 0)]
@@ -132,14 +134,7 @@ class MemoryStore:
         """Forget every agent's facts remembered in ``thread`` (the thread is deleted);
         returns how many there were."""
         scope = f"/t.{check_thread_id(thread)}/"
-        doomed: list[str] = []
-        cursor: str | None = None
-        while True:
-            page = self.blobs.list(PREFIX, cursor=cursor)
-            doomed += [k for k in page.keys if scope in k]
-            if page.cursor is None:
-                break
-            cursor = page.cursor
+        doomed = [k for k in iter_keys(self.blobs, PREFIX) if scope in k]
         for blob_key in doomed:
             fact = self._read(blob_key)
             self.blobs.delete(blob_key)
@@ -151,17 +146,10 @@ class MemoryStore:
         return f"{self.tenant}/{self._scope(agent, thread)}"
 
     def _facts(self, agent: str, thread: str | None) -> Iterator[Fact]:
-        prefix = self._scope(agent, thread)
-        cursor: str | None = None
-        while True:
-            page = self.blobs.list(prefix, cursor=cursor)
-            for blob_key in page.keys:
-                fact = self._read(blob_key)
-                if fact is not None:
-                    yield fact
-            if page.cursor is None:
-                return
-            cursor = page.cursor
+        for blob_key in iter_keys(self.blobs, self._scope(agent, thread)):
+            fact = self._read(blob_key)
+            if fact is not None:
+                yield fact
 
     def _read(self, blob_key: str) -> Fact | None:
         try:

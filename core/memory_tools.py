@@ -8,11 +8,12 @@ proposes: the scope comes from the run, never from the call.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agentfn.agents import AgentMemory
+from agentfn.agents import MEMORY_TOOLS, AgentMemory
 from agentfn.errors import ToolError, UserError
 from agentfn.memory import MAX_KEY_CHARS, MAX_VALUE_CHARS, MemoryStore
 from agentfn.ports import ToolSpec
@@ -44,10 +45,12 @@ class _Forget(BaseModel):
 
 
 _ARGS: dict[str, type[BaseModel]] = {"remember": _Remember, "recall": _Recall, "forget": _Forget}
-MEMORY_TOOLS = frozenset(_ARGS)
+assert set(_ARGS) == MEMORY_TOOLS
 
 
+@functools.cache
 def memory_tool_spec(name: str) -> ToolSpec:
+    """What a model sees of the tool (built once: every turn of such an agent asks)."""
     model = _ARGS[name]
     schema = model.model_json_schema()
     schema.pop("title", None)

@@ -19,13 +19,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from agentfn.agents import AgentSpec
+from agentfn.agents import MEMORY_TOOLS, AgentSpec
 from agentfn.concurrency_keys import ConcurrencySpec
 from agentfn.costs import Price
 from agentfn.errors import BlueprintError, ExpressionError, UserError
 from agentfn.expressions import compile_expression, compile_template
 from agentfn.http_tools import HttpTool, HttpToolSpec
-from agentfn.memory_tools import MEMORY_TOOLS
 from agentfn.model_policy import ModelPolicy
 from agentfn.model_spec import ModelSpec
 from agentfn.project_files import project_file

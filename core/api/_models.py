@@ -362,4 +362,4 @@ class AgentRun(OnThread):
 
 class ThreadDeleted(BaseModel):
     id: str
-    runs: list[str] = Field(description="the runs on the thread whose records were cleared of it")
+    runs: list[str] = Field(description="the runs that continued the thread, deleted with it")

@@ -180,9 +180,8 @@ def get_thread(services: Services, call: Call) -> Response:
     "DELETE",
     "/v1/threads/{thread_id}",
     permission=Permission.run,
-    summary="Delete a thread everywhere: its messages, the prompt-log entries and turn "
-    "records of the runs that used it, the facts remembered in it (409 while a run on it is "
-    "going)",
+    summary="Delete a thread everywhere: its messages, the runs that continued it (records, "
+    "steps, prompt log), the facts remembered in it (409 while a run on it is going)",
     response=m.ThreadDeleted,
 )
 def delete_thread(services: Services, call: Call) -> Response:

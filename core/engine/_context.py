@@ -13,13 +13,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from agentfn.agents import AgentSpec
+from agentfn.agents import MEMORY_TOOLS, AgentSpec
 from agentfn.conversations import Conversations
 from agentfn.costs import PriceTable
 from agentfn.errors import ExpressionError, StepFailed
 from agentfn.expressions import compile_expression
 from agentfn.http_tools import HttpTool
-from agentfn.memory_tools import MEMORY_TOOLS, MemoryTool
+from agentfn.memory_tools import MemoryTool
 from agentfn.model_spec import ModelSpec
 from agentfn.ports import Model, ToolSpec, Usage
 from agentfn.prompt_log import PromptLog

@@ -58,7 +58,7 @@ def threads_show(
 @threads_app.command("delete")
 @user_errors
 def threads_delete(thread_id: ThreadId, tenant: Tenant = DEFAULT_TENANT) -> None:
-    """Delete a thread everywhere: its messages, the prompt-log entries and turn records of
-    the runs that used it, and the facts agents remembered in it."""
+    """Delete a thread everywhere: its messages, the runs that continued it (records, steps,
+    prompt log), and the facts agents remembered in it."""
     runs = _conversations(tenant).delete(thread_id)
-    out.print(f"deleted thread {escape(thread_id)} ({len(runs)} run(s) cleared of it)")
+    out.print(f"deleted thread {escape(thread_id)} with its {len(runs)} run(s)")

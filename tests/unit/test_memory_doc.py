@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from agentfn.memory_tools import MEMORY_TOOLS, memory_tool_spec
+from agentfn.agents import MEMORY_TOOLS
+from agentfn.memory_tools import memory_tool_spec
 from agentfn.workflows import load_blueprint
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "memory.md"
